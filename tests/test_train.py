@@ -1,0 +1,177 @@
+"""End to end: `python -m training.train` on the bundled sample, the folder it writes, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY_FLAGS, run_module, run_python
+
+from training import artifacts
+from training.data import SAMPLE_CSV, sha256_of
+
+TRICKY_TEXTS = [
+    "",
+    "   \t\n ",
+    "😀",
+    "Great movie!<br /><br />Loved it... 10/10",
+    "<script>alert('x')</script> <b>bold</b> &amp; more",
+    "ÉCOLE Straße naïve café — “quotes” 電影 很好",
+    "don't WON'T it's-a-me, (parens) [brackets] {braces} under_score",
+    "non\u00a0breaking\u2003em space\ttab\nnewline",
+    " ".join(["the"] * 100),
+]
+
+
+def test_folder_is_complete(tiny_model: Path) -> None:
+    for name in (*artifacts.REQUIRED_FILES, artifacts.HISTORY, artifacts.CURVES_PLOT, artifacts.CONFUSION_PLOT,
+                 artifacts.CARD):
+        assert (tiny_model / name).is_file(), name
+    artifacts.check_folder(tiny_model)
+    assert not list(tiny_model.parent.glob(".tiny.*")), "a staging folder was left behind"
+    for plot in (artifacts.CURVES_PLOT, artifacts.CONFUSION_PLOT):
+        assert (tiny_model / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_training_config_records_the_run(tiny_model: Path) -> None:
+    config = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())
+    assert config["hyperparameters"]["vocab_size"] == 500 and config["hyperparameters"]["seed"] == 42
+    assert config["labels"] == ["negative", "positive"]
+    assert config["data"]["file"] == SAMPLE_CSV.name
+    assert config["data"]["sha256"] == sha256_of(SAMPLE_CSV)
+    rows = config["data"]["rows"]
+    assert rows["rows_read"] == 400
+    assert rows["train"] + rows["val"] + rows["test"] == rows["rows_used"] == 400 - rows["duplicates_dropped"]
+    assert {"tensorflow", "keras", "scikit-learn"} <= set(config["versions"])
+
+
+def test_metrics_and_history(tiny_model: Path) -> None:
+    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())
+    rows = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["data"]["rows"]
+    for model in ("lstm", "baseline"):
+        m = metrics[model]
+        assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
+        assert sum(map(sum, m["confusion_matrix"])) == m["examples"] == rows["test"]
+        tn, fp = m["confusion_matrix"][0]
+        fn, tp = m["confusion_matrix"][1]
+        assert m["accuracy"] == pytest.approx((tn + tp) / m["examples"])
+    with open(tiny_model / artifacts.HISTORY) as f:
+        history = list(csv.DictReader(f))
+    assert len(history) == metrics["training"]["epochs_run"] == 2
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+
+
+def test_tokenizer_json_matches_the_model(tiny_model: Path, tmp_path: Path) -> None:
+    """The ids a non-Keras user computes from tokenizer.json equal the ids inside the saved model."""
+    spec = json.loads((tiny_model / artifacts.TOKENIZER).read_text(encoding="utf-8"))
+    code = f"""
+import json, keras, tensorflow as tf
+model = keras.saving.load_model({str(tiny_model)!r}, safe_mode=True)
+ids = model.get_layer("tokenizer")(tf.constant({TRICKY_TEXTS!r})).numpy().tolist()
+print(json.dumps(ids))
+"""
+    result = run_python(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    model_ids = json.loads(result.stdout.strip().splitlines()[-1])
+    assert model_ids == [reference_ids(text, spec) for text in TRICKY_TEXTS]
+
+
+def reference_ids(text: str, spec: dict) -> list[int]:
+    """Token ids from tokenizer.json alone, written from its documented settings."""
+    assert spec["lowercase"] == "ascii" and spec["split"] == "ascii_whitespace" and spec["padding"] == "post"
+    text = text.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))
+    text = re.sub(spec["strip_regex"], "", text)
+    index = {word: i for i, word in enumerate(spec["vocabulary"])}
+    ids = [index.get(word, spec["oov_id"]) for word in re.split(r"[ \t\n\r\f\v]+", text) if word]
+    length = spec["sequence_length"]
+    return (ids + [spec["pad_id"]] * length)[:length]
+
+
+def test_plain_keras_loads_the_folder_and_scores_raw_strings(tiny_model: Path, tmp_path: Path) -> None:
+    """A fresh process with only Keras and TensorFlow (our code not importable) scores any string."""
+    code = f"""
+import json, keras, numpy as np, tensorflow as tf
+try:
+    import training
+    raise SystemExit("the project is importable here; the test would prove nothing")
+except ImportError:
+    pass
+model = keras.saving.load_model({str(tiny_model)!r}, safe_mode=True)
+texts = {TRICKY_TEXTS!r} + ["word " * 50_000]
+p = model.predict(tf.constant(texts), verbose=0)
+print(json.dumps({{"shape": list(p.shape), "values": p[:, 0].tolist()}}))
+"""
+    result = run_python(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["shape"] == [len(TRICKY_TEXTS) + 1, 1]
+    assert all(0.0 <= v <= 1.0 for v in out["values"])
+
+
+def test_refuses_to_overwrite_and_overwrite_replaces(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous model")
+    refused = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1")
+    assert refused.returncode == 2
+    assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    replaced = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert not (out / "keep.txt").exists()
+    artifacts.check_folder(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def bad_csv(kind: str, folder: Path) -> Path:
+    path = folder / f"{kind}.csv"
+    if kind == "missing":
+        return path
+    if kind == "not-csv":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "columns":
+        path.write_text("text,stars\nnice,5\n")
+    elif kind == "latin-1":
+        path.write_bytes("review,sentiment\nun film \xe9mouvant,positive\n".encode("latin-1"))
+    elif kind == "few-rows":
+        pd.DataFrame({"review": ["good", "bad"], "sentiment": ["positive", "negative"]}).to_csv(path, index=False)
+    elif kind == "one-class":
+        pd.DataFrame({"review": [f"nice {i}" for i in range(50)], "sentiment": "positive"}).to_csv(path, index=False)
+    elif kind == "labels":
+        pd.DataFrame({"review": [f"r {i}" for i in range(50)], "sentiment": ["pos", "neg"] * 24 + ["great", "3"]}
+                     ).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("missing", "not found"),
+        ("not-csv", "not a readable CSV"),
+        ("columns", "found: 'text', 'stars'"),
+        ("latin-1", "not UTF-8"),
+        ("few-rows", "at least 20"),
+        ("one-class", "both classes"),
+        ("labels", "rows [50, 51]"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, kind: str, expected: str) -> None:
+    data = bad_csv(kind, tmp_path)
+    out = tmp_path / "out" / "model"
+    result = run_module("training.train", "--data", str(data), "--out", str(out), *TINY_FLAGS)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bad_hyperparameter_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_module("training.train", "--out", str(tmp_path / "m"), "--no-mask-padding")
+    assert result.returncode == 2
+    assert "--bucket-by-length needs --mask-padding" in result.stderr
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,81 @@
+"""The model folder: the names of its files, writing it whole or not at all, and checking it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Keras' unzipped model layout (`model.save(DIR, zipped=False)`).
+KERAS_CONFIG = "config.json"
+KERAS_METADATA = "metadata.json"
+KERAS_WEIGHTS = "model.weights.h5"
+# Ours.
+TOKENIZER = "tokenizer.json"
+TRAINING_CONFIG = "training_config.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+CURVES_PLOT = "training_curves.png"
+CONFUSION_PLOT = "confusion_matrix.png"
+CARD = "README.md"
+
+REQUIRED_FILES = (KERAS_CONFIG, KERAS_METADATA, KERAS_WEIGHTS, TOKENIZER, TRAINING_CONFIG, METRICS)
+JSON_FILES = (KERAS_CONFIG, KERAS_METADATA, TOKENIZER, TRAINING_CONFIG, METRICS)
+# An HDF5 file starts with this signature; a truncated copy usually still has it, so the size is checked too.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class FolderError(ValueError):
+    """A model folder is missing, incomplete or would be overwritten; the message says which."""
+
+
+def check_destination(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work is done, to replace an existing folder without `overwrite`."""
+    if out.exists() and not overwrite:
+        raise FolderError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise FolderError(f"{out} exists and is not a folder")
+
+
+@contextmanager
+def staged_folder(out: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield an empty folder beside `out`; on success it replaces `out` in one rename, on error it is removed."""
+    check_destination(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    stage.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+    try:
+        yield stage
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(stage, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def check_folder(folder: Path) -> None:
+    """Raise FolderError unless `folder` holds a complete, readable model folder."""
+    if not folder.is_dir():
+        raise FolderError(f"{folder} is not a folder")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FolderError(f"{folder} is incomplete: missing {', '.join(missing)}")
+    for name in JSON_FILES:
+        try:
+            json.loads((folder / name).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise FolderError(f"{folder / name} is not valid JSON") from None
+    expected = json.loads((folder / TRAINING_CONFIG).read_text(encoding="utf-8")).get("weights_bytes")
+    weights = folder / KERAS_WEIGHTS
+    with open(weights, "rb") as f:
+        signature = f.read(len(HDF5_SIGNATURE))
+    if signature != HDF5_SIGNATURE or (expected is not None and weights.stat().st_size != expected):
+        raise FolderError(f"{weights} is damaged or truncated; train again or copy the folder again")

@@ -1,0 +1,122 @@
+"""Hyperparameters: two named presets, and every field a command-line flag that overrides its preset."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the weights, stored next to the model as `training_config.json`."""
+
+    preset: str = "default"
+    seed: int = 42
+    test_size: float = 0.25  # as in the original tutorial
+    val_size: float = 0.1  # carved from what the test part leaves
+    max_rows: int = 0  # 0: every row; otherwise the first N rows, for quick runs
+    vocab_size: int = 20_000
+    sequence_length: int = 400
+    embedding_dim: int = 64
+    lstm_units: int = 64
+    dense_units: int = 32
+    dropout: float = 0.3
+    mask_padding: bool = True
+    pool_over_time: bool = True
+    bucket_by_length: bool = True
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    epochs: int = 10
+    patience: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    # Our design: masked padding, longer window, max over time, dropout, length-bucketed batches.
+    "default": TrainConfig(),
+    # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
+    "seed": TrainConfig(
+        preset="seed",
+        vocab_size=10_000,
+        sequence_length=200,
+        embedding_dim=16,
+        lstm_units=32,
+        dense_units=10,
+        dropout=0.0,
+        mask_padding=False,
+        pool_over_time=False,
+        bucket_by_length=False,
+        batch_size=64,
+        learning_rate=1e-3,
+        epochs=10,
+        patience=2,
+    ),
+}
+
+HELP = {
+    "seed": "random seed for the split, the weight initialisation and the shuffling",
+    "test_size": "fraction of the reviews held out as the test part",
+    "val_size": "fraction of the remaining reviews used for validation (early stopping)",
+    "max_rows": "use only the first N rows of the CSV (0: all)",
+    "vocab_size": "tokenizer vocabulary size, padding and out-of-vocabulary ids included",
+    "sequence_length": "tokens per review the model reads; longer reviews are cut at the end",
+    "embedding_dim": "size of the word embedding",
+    "lstm_units": "units of each direction of the bidirectional LSTM",
+    "dense_units": "units of the hidden dense layer",
+    "dropout": "dropout rate before the dense head (0: none)",
+    "mask_padding": "mask padding so the LSTM skips it",
+    "pool_over_time": "max-pool the LSTM outputs over all steps instead of using the final states",
+    "bucket_by_length": "batch reviews of similar length together (needs --mask-padding)",
+    "batch_size": "reviews per training step",
+    "learning_rate": "Adam learning rate",
+    "epochs": "maximum number of epochs",
+    "patience": "epochs without a better validation loss before stopping",
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per hyperparameter; unset flags keep the preset's value."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="starting hyperparameters")
+    for field in fields(TrainConfig):
+        if field.name == "preset":
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(PRESETS["default"], field.name)
+        seed_value = getattr(PRESETS["seed"], field.name)
+        help_text = f"{HELP[field.name]} (default: {default}; seed preset: {seed_value})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=type(default), default=None, help=help_text, metavar="N")
+
+
+class ConfigError(ValueError):
+    """A hyperparameter is out of its range; the message names it."""
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Raise ConfigError for values that would fail late or silently train nonsense."""
+    positive = ("vocab_size", "sequence_length", "embedding_dim", "lstm_units", "dense_units", "batch_size", "epochs")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if config.vocab_size < 3:
+        raise ConfigError("--vocab-size must be at least 3 (padding, out-of-vocabulary and one word)")
+    for name in ("test_size", "val_size"):
+        if not 0 < getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if not 0 <= config.dropout < 1:
+        raise ConfigError("--dropout must be in [0, 1)")
+    if config.learning_rate <= 0 or config.patience < 0 or config.max_rows < 0:
+        raise ConfigError("--learning-rate must be positive; --patience and --max-rows must not be negative")
+    if config.bucket_by_length and not config.mask_padding:
+        raise ConfigError("--bucket-by-length needs --mask-padding: unmasked padding changes the predictions")
+    return config
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The chosen preset with every flag given on the command line applied on top."""
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "preset"}
+    return validate(replace(PRESETS[args.preset], **{k: v for k, v in overrides.items() if v is not None}))

@@ -1,0 +1,163 @@
+"""Fit the bidirectional LSTM on prepared splits and write a complete, Hub-ready model folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from training import artifacts, card, evaluate
+from training.config import TrainConfig
+from training.data import LABELS, Splits, sha256_of
+from training.model import build_classifier, end_to_end, make_tokenizer, write_tokenizer_json
+
+log = logging.getLogger("training")
+# Max over time does not need the mask: masked LSTM steps output zeros. Keras warns all the same.
+warnings.filterwarnings("ignore", message=".*does not support masking.*")
+
+TOKENIZE_CHUNK = 4096
+BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less than this
+
+
+def tokenize(tokenizer: keras.layers.TextVectorization, texts: pd.Series) -> np.ndarray:
+    """Token ids of shape (n, sequence_length), computed in chunks to bound memory."""
+    chunks = [tokenizer(tf.constant(texts.iloc[i : i + TOKENIZE_CHUNK].tolist())).numpy()
+              for i in range(0, len(texts), TOKENIZE_CHUNK)]
+    return np.concatenate(chunks)
+
+
+def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
+    """Batches of (ids, label); with bucketing, each batch is only as long as its longest review."""
+    data = tf.data.Dataset.from_tensor_slices((ids, labels))
+    if config.bucket_by_length:
+        # Padding is post and masked, so dropping the trailing zeros changes nothing but the cost.
+        data = data.map(lambda x, y: (x[: tf.math.count_nonzero(x, dtype=tf.int32)], y))
+    if shuffle:
+        data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+    if config.bucket_by_length:
+        boundaries = list(range(BUCKET_WIDTH, config.sequence_length, BUCKET_WIDTH))
+        data = data.bucket_by_sequence_length(
+            lambda x, y: tf.shape(x)[0], boundaries, [config.batch_size] * (len(boundaries) + 1)
+        )
+    else:
+        data = data.batch(config.batch_size)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def library_versions() -> dict[str, str]:
+    import huggingface_hub
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "scikit-learn": sklearn.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+        "huggingface_hub": huggingface_hub.__version__,
+    }
+
+
+def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path, overwrite: bool = False) -> dict:
+    """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+
+    # The tokenizer sees the training part only.
+    tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
+    train_ids, val_ids = tokenize(tokenizer, splits.train["text"]), tokenize(tokenizer, splits.val["text"])
+    train_data = make_dataset(train_ids, splits.train["label"].to_numpy(), config, shuffle=True)
+    val_data = make_dataset(val_ids, splits.val["label"].to_numpy(), config, shuffle=False)
+
+    classifier = build_classifier(
+        vocab_size=tokenizer.vocabulary_size(),
+        embedding_dim=config.embedding_dim,
+        lstm_units=config.lstm_units,
+        dense_units=config.dense_units,
+        dropout=config.dropout,
+        mask_padding=config.mask_padding,
+        pool_over_time=config.pool_over_time,
+    )
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+
+    with artifacts.staged_folder(out, overwrite) as folder:
+        best_weights = folder / "best.weights.h5"
+        fit_started = time.perf_counter()
+        classifier.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            shuffle=False,  # the dataset shuffles itself, seeded
+            verbose=1 if sys.stdout.isatty() else 2,
+            callbacks=[
+                # Model selection looks at the validation part only.
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+                keras.callbacks.ModelCheckpoint(
+                    best_weights, monitor="val_loss", save_best_only=True, save_weights_only=True
+                ),
+                keras.callbacks.CSVLogger(folder / artifacts.HISTORY),
+            ],
+        )
+        fit_seconds = time.perf_counter() - fit_started
+        classifier.load_weights(best_weights)
+        best_weights.unlink()
+        history = pd.read_csv(folder / artifacts.HISTORY)
+
+        # What ships is the end-to-end model; the test part is scored once, through it.
+        model = end_to_end(tokenizer, classifier)
+        test_texts, test_labels = splits.test["text"].tolist(), splits.test["label"].to_numpy()
+        lstm_scores = model.predict(tf.constant(test_texts), batch_size=256, verbose=0)[:, 0]
+        baseline = evaluate.train_baseline(splits.train["text"], splits.train["label"], config.seed)
+        baseline_scores = baseline.predict_proba(splits.test["text"])[:, 1]
+
+        model.save(folder, zipped=False)
+        write_tokenizer_json(tokenizer, folder / artifacts.TOKENIZER)
+        metrics = {
+            "lstm": evaluate.classification_metrics(test_labels, lstm_scores),
+            "baseline": {"name": evaluate.BASELINE_NAME,
+                         **evaluate.classification_metrics(test_labels, baseline_scores)},
+            "training": {
+                "epochs_run": len(history),
+                "best_epoch": int(history["val_loss"].idxmin()) + 1,
+                "best_val_loss": float(history["val_loss"].min()),
+                "fit_seconds": round(fit_seconds, 1),
+                "seconds_per_epoch": round(fit_seconds / len(history), 1),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+            },
+            "model": {
+                "parameters": int(model.count_params()),
+                "weights_bytes": (folder / artifacts.KERAS_WEIGHTS).stat().st_size,
+                "vocabulary": tokenizer.vocabulary_size(),
+                "sequence_length": config.sequence_length,
+            },
+        }
+        training_config = {
+            "hyperparameters": config.to_dict(),
+            "labels": list(LABELS),
+            "data": {"file": data_path.name, "sha256": sha256_of(data_path), "rows": splits.counts},
+            "versions": library_versions(),
+        }
+        for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):
+            (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        evaluate.plot_history(history, folder / artifacts.CURVES_PLOT)
+        evaluate.plot_confusion(metrics["lstm"]["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
+        card.write_card(folder)
+        artifacts.check_folder(folder)
+    return metrics
