@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hub_server import FakeHub
 
 # Before anything imports gradio or huggingface_hub: no telemetry, no analytics, quiet TensorFlow.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -24,18 +26,18 @@ TINY_FLAGS = [
 
 
 def run_module(module: str, *args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m module args` in a fresh interpreter, as a user would, and capture its output."""
+    """Run `python -m module args` in a fresh interpreter (environment `env`, default ours) and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600,
+        cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True, timeout=600,
     )
 
 
 def run_python(code: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter whose working folder is `cwd` (outside the repo: nothing of ours importable)."""
+    """Run `code` in a fresh interpreter in `cwd` (outside the repo: nothing of ours importable); `env` as above."""
     return subprocess.run(
         [sys.executable, "-c", code],
-        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600,
+        cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True, timeout=600,
     )
 
 
@@ -46,3 +48,23 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    """A Hub-compatible server on 127.0.0.1, empty, for one test."""
+    with FakeHub() as server:
+        yield server
+
+
+def hub_env(hub: FakeHub, home: Path, token: str | None = None) -> dict[str, str]:
+    """Environment for a fresh process whose huggingface_hub talks to `hub`, with its own empty HF_HOME.
+
+    token: None sends the hub's valid token, "" sends none, anything else is sent as is.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_"))}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1",
+               HF_HUB_DISABLE_PROGRESS_BARS="1")
+    if token != "":
+        env["HF_TOKEN"] = hub.token if token is None else token
+    return env

@@ -15,6 +15,7 @@ from pathlib import Path
 from training import artifacts
 from training.config import ConfigError, add_config_flags, config_from_args
 from training.data import SAMPLE_CSV, DataError, load_splits
+from training.push import add_push_flags, push
 
 log = logging.getLogger("training")
 
@@ -26,13 +27,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m training.train",
         description="Train the IMDB sentiment BiLSTM and write a model folder (Keras model, tokenizer, "
         "metrics, plots, model card).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--data", type=Path, default=SAMPLE_CSV,
                         help="CSV or .csv.gz with 'review' and 'sentiment' columns (default: the bundled sample)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to create")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to create (default: artifacts/model)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    add_config_flags(parser)
+    add_push_flags(parser.add_argument_group("publishing (optional)"), "--push-to-hub")
+    add_config_flags(parser.add_argument_group("hyperparameters (override the preset)"))
     return parser.parse_args(argv)
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model folder: {args.out}")
     print(f"test accuracy: BiLSTM {lstm['accuracy']:.4f}, baseline {baseline['accuracy']:.4f} "
           f"({run['epochs_run']} epochs, {run['wall_seconds']:.0f} s)")
-    return 0
+    return push(args.out, args.push_to_hub, args) if args.push_to_hub else 0
 
 
 if __name__ == "__main__":

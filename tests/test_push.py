@@ -1,0 +1,124 @@
+"""Publishing a model folder to a local Hub-compatible server, loading it back, and the model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from conftest import REPO, hub_env, run_module, run_python
+from huggingface_hub import ModelCard
+from hub_server import FakeHub
+
+from training import artifacts
+from training.card import render_card
+
+REPO_ID = f"{FakeHub.user}/imdb-bilstm"
+TEXTS = ["A moving, beautifully acted film.", "Two hours I will never get back.", "", "😀"]
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def push(folder: Path, env: dict, *extra: str):
+    return run_module("training.push", "--model-dir", str(folder), "--repo-id", REPO_ID, *extra, env=env)
+
+
+def test_push_then_load_with_keras_and_pinned_revision(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    env = hub_env(hub, tmp_path / "home")
+    first = push(folder, env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    commit = first.stdout.split("commit: ")[1].split()[0]
+    assert f"{hub.url}/{REPO_ID}" in first.stdout
+    assert hub.commits(REPO_ID)[-1] == commit
+    assert set(hub.files(REPO_ID)) >= set(artifacts.REQUIRED_FILES) | {artifacts.CARD}
+    assert f'load_model("hf://{REPO_ID}")' in hub.files(REPO_ID)[artifacts.CARD].decode()
+
+    # Unchanged folder: no new commit.
+    commits = hub.commits(REPO_ID)
+    again = push(folder, env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert hub.commits(REPO_ID) == commits
+    assert f"commit: {commit}" in again.stdout
+
+    code = f"""
+import json, keras, tensorflow as tf
+from training.hub import load_from_hub
+texts = tf.constant({TEXTS!r})
+local = keras.saving.load_model({str(folder)!r}, safe_mode=True).predict(texts, verbose=0)
+from_hub = keras.saving.load_model("hf://{REPO_ID}", safe_mode=True).predict(texts, verbose=0)
+pinned = load_from_hub("{REPO_ID}", revision="{commit}").predict(texts, verbose=0)
+print(json.dumps([local[:, 0].tolist(), from_hub[:, 0].tolist(), pinned[:, 0].tolist()]))
+"""
+    result = run_python(code, cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    local, from_hub, pinned = json.loads(result.stdout.strip().splitlines()[-1])
+    assert local == from_hub == pinned
+
+
+def test_push_to_a_branch(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    result = push(tiny_model, hub_env(hub, tmp_path / "home"), "--revision", "dev", "--private")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert artifacts.KERAS_WEIGHTS in hub.files(REPO_ID, revision="dev")
+    assert artifacts.KERAS_WEIGHTS not in hub.files(REPO_ID, revision="main")
+
+
+def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    before = fingerprint(folder)
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(tiny_model, incomplete)
+    (incomplete / artifacts.TOKENIZER).unlink()
+
+    no_token = push(folder, hub_env(hub, tmp_path / "home", token=""))
+    assert no_token.returncode == 2 and "error: no Hugging Face token" in no_token.stderr
+    closed = {**hub_env(hub, tmp_path / "home"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    unreachable = push(folder, closed)
+    assert unreachable.returncode == 2 and "error: cannot reach the Hub" in unreachable.stderr
+    missing = push(incomplete, hub_env(hub, tmp_path / "home"))
+    assert missing.returncode == 2 and f"missing {artifacts.TOKENIZER}" in missing.stderr
+
+    for result in (no_token, unreachable, missing):
+        assert "Traceback" not in result.stderr
+    assert fingerprint(folder) == before
+    assert REPO_ID not in str(hub.requests)
+
+
+def test_made_up_token_never_reaches_output_or_files(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    token = "hf_madeUpTokenThatMustNeverLeak0123"
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    result = push(folder, hub_env(hub, tmp_path / "home", token=token))
+    assert result.returncode == 2 and "token was refused" in result.stderr
+    assert token not in result.stdout + result.stderr
+    for path in [*folder.rglob("*"), *(tmp_path / "home").rglob("*")]:
+        assert not path.is_file() or token.encode() not in path.read_bytes()
+
+
+def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    text = (folder / artifacts.CARD).read_text(encoding="utf-8")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["library_name"] == "keras" and meta["pipeline_tag"] == "text-classification"
+    assert meta["language"] == "en" and meta["license"] and meta["datasets"] == ["stanfordnlp/imdb"]
+    metrics = json.loads((folder / artifacts.METRICS).read_text())
+    results = meta["model-index"][0]["results"][0]
+    assert results["task"]["type"] == "text-classification"
+    values = {m["type"]: m["value"] for m in results["metrics"]}
+    assert values == {"accuracy": round(metrics["lstm"]["accuracy"], 4), "f1": round(metrics["lstm"]["f1"], 4)}
+    assert ModelCard(text).data.eval_results[0].metric_value == values["accuracy"]
+
+    metrics["lstm"]["accuracy"] = 0.9876
+    metrics["baseline"]["accuracy"] = 0.5432
+    (folder / artifacts.METRICS).write_text(json.dumps(metrics))
+    card = str(render_card(folder, repo_id="someone/else"))
+    assert "**98.76%**" in card and "0.5432" in card and "value: 0.9876" in card
+    assert 'load_model("hf://someone/else")' in card

@@ -1,0 +1,87 @@
+"""Publish a model folder to the Hugging Face Hub, and load one back at a pinned revision.
+
+The token comes from `HF_TOKEN` or the saved login (`hf auth login`), through `huggingface_hub`
+itself; this module never reads, prints or stores it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2  # the HTTP client huggingface_hub uses; its errors are the transport failures
+from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
+from training import artifacts, card
+
+MODEL_REPO_URL = "{endpoint}/{repo_id}"
+
+
+class HubError(RuntimeError):
+    """The Hub refused or could not be reached; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    url: str
+    commit_id: str
+
+
+def _login_check(api: HfApi) -> None:
+    """Fail early, before anything is changed, when there is no usable token or no Hub."""
+    try:
+        api.whoami()
+    except LocalTokenNotFoundError:
+        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`") from None
+    except HfHubHTTPError as err:
+        if err.response is not None and err.response.status_code == 401:
+            raise HubError("the Hugging Face token was refused (401): check HF_TOKEN or log in again") from None
+        raise HubError(f"the Hub answered an error: {_first_line(err)}") from None
+    except (httpx2.HTTPError, OSError) as err:
+        raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
+                       "check the network or HF_ENDPOINT") from None
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def push_folder(
+    folder: Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> PushResult:
+    """Upload a complete model folder to `repo_id`; an unchanged folder makes no new commit."""
+    artifacts.check_folder(folder)
+    api = HfApi()
+    _login_check(api)
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        # The card's usage examples name the repo, so it is rendered for this one.
+        card.write_card(folder, repo_id=repo_id)
+        commit = api.upload_folder(
+            folder_path=folder,
+            repo_id=repo_id,
+            repo_type="model",
+            revision=revision,
+            commit_message=commit_message or f"Upload model folder {folder.name}",
+        )
+    except HfHubHTTPError as err:
+        raise HubError(f"the Hub refused the push: {_first_line(err)}") from None
+    except (httpx2.HTTPError, OSError) as err:
+        raise HubError(f"the push to {repo_id} was interrupted ({type(err).__name__}); "
+                       "the local folder is intact; run the same command again") from None
+    return PushResult(url=MODEL_REPO_URL.format(endpoint=constants.ENDPOINT, repo_id=repo_id), commit_id=commit.oid)
+
+
+def load_from_hub(repo_id: str, revision: str | None = None):
+    """Download `repo_id` at `revision` (a branch, tag or commit id) into the local cache and load it safely."""
+    import keras  # only loading needs TensorFlow; pushing does not
+
+    folder = snapshot_download(repo_id, revision=revision)
+    return keras.saving.load_model(folder, safe_mode=True)
