@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -175,3 +176,37 @@ def test_bad_hyperparameter_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--bucket-by-length needs --mask-padding" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated-weights", "missing-tokenizer", "config-not-json"])
+def test_damaged_folders_are_refused(tiny_model: Path, tmp_path: Path, damage: str) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    if damage == "truncated-weights":
+        weights = folder / artifacts.KERAS_WEIGHTS
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "missing-tokenizer":
+        (folder / artifacts.TOKENIZER).unlink()
+    else:
+        (folder / artifacts.KERAS_CONFIG).write_text("{ not json")
+    with pytest.raises(artifacts.FolderError) as err:
+        artifacts.check_folder(folder)
+    expected = {"truncated-weights": "truncated", "missing-tokenizer": "missing tokenizer.json",
+                "config-not-json": "config.json is not valid JSON"}[damage]
+    assert expected in str(err.value)
+
+
+def test_vocabulary_survives_unicode_line_separators(tmp_path: Path) -> None:
+    """Words may hold characters that Python treats as line breaks; the saved vocabulary must not split them."""
+    import keras
+    import tensorflow as tf
+
+    from training.model import make_tokenizer
+
+    texts = ["hello world\u2028x", "foo\x85bar baz\x1cqux", "plain words here"]
+    tokenizer = make_tokenizer(texts, vocab_size=50, sequence_length=6)
+    text = keras.Input(shape=(), dtype="string")
+    keras.Model(text, tokenizer(text)).save(tmp_path / "m", zipped=False)
+    loaded = keras.saving.load_model(tmp_path / "m", safe_mode=True)
+    assert loaded.get_layer("tokenizer").get_vocabulary() == tokenizer.get_vocabulary()
+    assert (loaded(tf.constant(texts)).numpy() == tokenizer(tf.constant(texts)).numpy()).all()

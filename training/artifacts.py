@@ -22,6 +22,7 @@ HISTORY = "history.csv"
 CURVES_PLOT = "training_curves.png"
 CONFUSION_PLOT = "confusion_matrix.png"
 CARD = "README.md"
+BENCHMARK = "benchmark.md"  # only in folders made by training.benchmark
 
 REQUIRED_FILES = (KERAS_CONFIG, KERAS_METADATA, KERAS_WEIGHTS, TOKENIZER, TRAINING_CONFIG, METRICS)
 JSON_FILES = (KERAS_CONFIG, KERAS_METADATA, TOKENIZER, TRAINING_CONFIG, METRICS)
@@ -73,7 +74,7 @@ def check_folder(folder: Path) -> None:
             json.loads((folder / name).read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise FolderError(f"{folder / name} is not valid JSON") from None
-    expected = json.loads((folder / TRAINING_CONFIG).read_text(encoding="utf-8")).get("weights_bytes")
+    expected = json.loads((folder / METRICS).read_text(encoding="utf-8")).get("model", {}).get("weights_bytes")
     weights = folder / KERAS_WEIGHTS
     with open(weights, "rb") as f:
         signature = f.read(len(HDF5_SIGNATURE))

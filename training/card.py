@@ -59,6 +59,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
     """The card for the model folder `folder`, with usage examples for `repo_id` if known."""
     metrics = json.loads((folder / artifacts.METRICS).read_text(encoding="utf-8"))
     config = json.loads((folder / artifacts.TRAINING_CONFIG).read_text(encoding="utf-8"))
+    benchmark = folder / artifacts.BENCHMARK
     test_share = config["hyperparameters"]["test_size"]
     split_name = f"held-out {test_share:.0%} of the de-duplicated reviews"
     return ModelCard.from_template(
@@ -75,6 +76,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         tutorial_accuracy=TUTORIAL_ACCURACY,
         dataset_id=DATASET_ID,
         files=artifacts,
+        benchmark=benchmark.read_text(encoding="utf-8") if benchmark.is_file() else None,
     )
 
 

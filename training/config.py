@@ -18,6 +18,8 @@ class TrainConfig:
     vocab_size: int = 20_000
     sequence_length: int = 400
     embedding_dim: int = 64
+    pretrain_embeddings: bool = True
+    embedding_dropout: float = 0.2
     lstm_units: int = 64
     dense_units: int = 32
     dropout: float = 0.3
@@ -34,7 +36,8 @@ class TrainConfig:
 
 
 PRESETS = {
-    # Our design: masked padding, longer window, max over time, dropout, length-bucketed batches.
+    # Our design: pre-trained embedding, masked padding, longer window, max over time, dropout,
+    # length-bucketed batches.
     "default": TrainConfig(),
     # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
     "seed": TrainConfig(
@@ -42,6 +45,8 @@ PRESETS = {
         vocab_size=10_000,
         sequence_length=200,
         embedding_dim=16,
+        pretrain_embeddings=False,
+        embedding_dropout=0.0,
         lstm_units=32,
         dense_units=10,
         dropout=0.0,
@@ -63,6 +68,9 @@ HELP = {
     "vocab_size": "tokenizer vocabulary size, padding and out-of-vocabulary ids included",
     "sequence_length": "tokens per review the model reads; longer reviews are cut at the end",
     "embedding_dim": "size of the word embedding",
+    "pretrain_embeddings": "start the embedding from word vectors computed without labels (PPMI + SVD) "
+    "on the training part and --unlabeled",
+    "embedding_dropout": "rate of whole embedding channels dropped during training (0: none)",
     "lstm_units": "units of each direction of the bidirectional LSTM",
     "dense_units": "units of the hidden dense layer",
     "dropout": "dropout rate before the dense head (0: none)",
@@ -107,8 +115,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in ("test_size", "val_size"):
         if not 0 < getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
-    if not 0 <= config.dropout < 1:
-        raise ConfigError("--dropout must be in [0, 1)")
+    for name in ("dropout", "embedding_dropout"):
+        if not 0 <= getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1)")
     if config.learning_rate <= 0 or config.patience < 0 or config.max_rows < 0:
         raise ConfigError("--learning-rate must be positive; --patience and --max-rows must not be negative")
     if config.bucket_by_length and not config.mask_padding:

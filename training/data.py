@@ -84,6 +84,21 @@ def parse_labels(values: pd.Series) -> pd.Series:
     return labels.astype("int64")
 
 
+def read_unlabeled(path: Path) -> pd.Series:
+    """Review texts of a CSV with a `review` column (labels, if any, are ignored), line breaks as spaces."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"unlabeled data file not found: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError):
+        raise DataError(f"{path} is not a readable UTF-8 CSV file") from None
+    if TEXT_COLUMN not in frame.columns:
+        raise DataError(f"{path} lacks a {TEXT_COLUMN!r} column; found: {', '.join(map(repr, frame.columns[:10]))}")
+    text = frame[TEXT_COLUMN].str.replace(LINE_BREAK, " ", regex=False).str.strip()
+    return text[text != ""]
+
+
 def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Turn line breaks into spaces, drop empty reviews and exact duplicates; return rows and counts."""
     counts = {"rows_read": len(frame)}

@@ -22,6 +22,7 @@ from training import artifacts, card, evaluate
 from training.config import TrainConfig
 from training.data import LABELS, Splits, sha256_of
 from training.model import build_classifier, end_to_end, make_tokenizer, write_tokenizer_json
+from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
 # Max over time does not need the mask: masked LSTM steps output zeros. Keras warns all the same.
@@ -71,8 +72,19 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path, overwrite: bool = False) -> dict:
-    """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics."""
+def fit_and_save(
+    config: TrainConfig,
+    splits: Splits,
+    data_path: Path,
+    out: Path,
+    overwrite: bool = False,
+    unlabeled: pd.Series | None = None,
+    unlabeled_path: Path | None = None,
+) -> dict:
+    """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics.
+
+    `unlabeled` texts (read from `unlabeled_path`) only feed the embedding's pre-training.
+    """
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 
@@ -85,12 +97,17 @@ def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path
     classifier = build_classifier(
         vocab_size=tokenizer.vocabulary_size(),
         embedding_dim=config.embedding_dim,
+        embedding_dropout=config.embedding_dropout,
         lstm_units=config.lstm_units,
         dense_units=config.dense_units,
         dropout=config.dropout,
         mask_padding=config.mask_padding,
         pool_over_time=config.pool_over_time,
     )
+    if config.pretrain_embeddings:
+        corpus = train_ids if unlabeled is None else np.concatenate([train_ids, tokenize(tokenizer, unlabeled)])
+        vectors = word_vectors(corpus, tokenizer.vocabulary_size(), config.embedding_dim, config.seed)
+        classifier.get_layer("embedding").set_weights([vectors])
     classifier.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="binary_crossentropy",
@@ -100,6 +117,7 @@ def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path
     with artifacts.staged_folder(out, overwrite) as folder:
         best_weights = folder / "best.weights.h5"
         fit_started = time.perf_counter()
+        epoch_ends = []
         classifier.fit(
             train_data,
             validation_data=val_data,
@@ -113,6 +131,7 @@ def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path
                     best_weights, monitor="val_loss", save_best_only=True, save_weights_only=True
                 ),
                 keras.callbacks.CSVLogger(folder / artifacts.HISTORY),
+                keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())),
             ],
         )
         fit_seconds = time.perf_counter() - fit_started
@@ -138,7 +157,8 @@ def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path
                 "best_epoch": int(history["val_loss"].idxmin()) + 1,
                 "best_val_loss": float(history["val_loss"].min()),
                 "fit_seconds": round(fit_seconds, 1),
-                "seconds_per_epoch": round(fit_seconds / len(history), 1),
+                # The median: the first epoch also pays for tracing the graphs.
+                "seconds_per_epoch": round(float(np.median(np.diff([fit_started, *epoch_ends]))), 1),
                 "wall_seconds": round(time.perf_counter() - started, 1),
             },
             "model": {
@@ -152,6 +172,8 @@ def fit_and_save(config: TrainConfig, splits: Splits, data_path: Path, out: Path
             "hyperparameters": config.to_dict(),
             "labels": list(LABELS),
             "data": {"file": data_path.name, "sha256": sha256_of(data_path), "rows": splits.counts},
+            "unlabeled_data": None if unlabeled_path is None else {
+                "file": unlabeled_path.name, "sha256": sha256_of(unlabeled_path), "rows": len(unlabeled)},
             "versions": library_versions(),
         }
         for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):

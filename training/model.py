@@ -23,16 +23,14 @@ OOV_TOKEN = "[UNK]"
 
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
     """Fit the tokenizer's vocabulary on `texts` (the training part only)."""
-    tokenizer = layers.TextVectorization(
-        max_tokens=vocab_size,
-        standardize=STANDARDIZE,
-        split=SPLIT,
-        output_mode="int",
-        output_sequence_length=sequence_length,
-        name="tokenizer",
-    )
-    tokenizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
-    return tokenizer
+    settings = dict(max_tokens=vocab_size, standardize=STANDARDIZE, split=SPLIT, output_mode="int",
+                    output_sequence_length=sequence_length)
+    counter = layers.TextVectorization(**settings)
+    counter.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
+    # Given as an argument, the vocabulary is saved in config.json as JSON. (An adapted layer saves it
+    # as a text file of lines instead, which words holding a Unicode line separator would corrupt.)
+    vocabulary = counter.get_vocabulary(include_special_tokens=False)
+    return layers.TextVectorization(**settings, vocabulary=vocabulary, name="tokenizer")
 
 
 def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
@@ -59,6 +57,7 @@ def write_tokenizer_json(tokenizer: layers.TextVectorization, path: Path) -> Non
 def build_classifier(
     vocab_size: int,
     embedding_dim: int,
+    embedding_dropout: float,
     lstm_units: int,
     dense_units: int,
     dropout: float,
@@ -68,6 +67,9 @@ def build_classifier(
     """Token ids in, P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(sigmoid)."""
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=mask_padding, name="embedding")(ids)
+    if embedding_dropout:
+        # Drops whole channels, not single numbers, so a word cannot be recognised from a few of them.
+        x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
     if pool_over_time:
         # Max over every step sees the whole review, not just what the last state remembers.
         x = layers.Bidirectional(layers.LSTM(lstm_units, return_sequences=True), name="bilstm")(x)
