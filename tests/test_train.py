@@ -6,11 +6,15 @@ import csv
 import json
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_FLAGS, run_module, run_python
+from conftest import REPO, TINY_FLAGS, run_module, run_python
 
 from training import artifacts
 from training.data import SAMPLE_CSV, sha256_of
@@ -210,3 +214,31 @@ def test_vocabulary_survives_unicode_line_separators(tmp_path: Path) -> None:
     loaded = keras.saving.load_model(tmp_path / "m", safe_mode=True)
     assert loaded.get_layer("tokenizer").get_vocabulary() == tokenizer.get_vocabulary()
     assert (loaded(tf.constant(texts)).numpy() == tokenizer(tf.constant(texts)).numpy()).all()
+
+
+def test_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    flags = ["--out", str(out), *TINY_FLAGS, "--max-rows", "1500", "--sequence-length", "120",
+             "--epochs", "4", "--patience", "9"]
+    state_history = artifacts.training_state(out) / artifacts.HISTORY
+    process = subprocess.Popen([sys.executable, "-m", "training.train", *flags], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    # Kill it in the middle of the second epoch: the first has been logged, the second not yet.
+    while not (state_history.is_file() and len(state_history.read_text().splitlines()) >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists(), "a killed run must leave no model folder"
+
+    fresh = run_module("training.train", *flags)
+    assert fresh.returncode == 2 and "--resume" in fresh.stderr
+
+    resumed = run_module("training.train", *flags, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    artifacts.check_folder(out)
+    epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / artifacts.HISTORY))]
+    assert epochs == [0, 1, 2, 3]
+    assert not artifacts.training_state(out).exists()

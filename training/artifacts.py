@@ -34,6 +34,24 @@ class FolderError(ValueError):
     """A model folder is missing, incomplete or would be overwritten; the message says which."""
 
 
+def training_state(out: Path) -> Path:
+    """The folder beside `out` where a run keeps what `--resume` needs; it is removed when the run succeeds."""
+    return out.parent / f".{out.name}.training"
+
+
+def prepare_training_state(out: Path, settings: dict, resume: bool) -> Path:
+    """Create the state folder, or, with `resume`, reuse one whose run had exactly these settings."""
+    state = training_state(out)
+    recorded = state / "settings.json"
+    if state.exists() and not resume:
+        raise FolderError(f"an interrupted run left {state}: pass --resume to continue it, or delete it to start over")
+    if recorded.is_file() and json.loads(recorded.read_text(encoding="utf-8")) != settings:
+        raise FolderError(f"{state} holds a run with other settings or data; delete it to start over")
+    state.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    return state
+
+
 def check_destination(out: Path, overwrite: bool) -> None:
     """Refuse, before any work is done, to replace an existing folder without `overwrite`."""
     if out.exists() and not overwrite:

@@ -19,6 +19,7 @@ class TrainConfig:
     sequence_length: int = 400
     embedding_dim: int = 64
     pretrain_embeddings: bool = True
+    freeze_embeddings: bool = False
     embedding_dropout: float = 0.2
     lstm_units: int = 64
     dense_units: int = 32
@@ -46,6 +47,7 @@ PRESETS = {
         sequence_length=200,
         embedding_dim=16,
         pretrain_embeddings=False,
+        freeze_embeddings=False,
         embedding_dropout=0.0,
         lstm_units=32,
         dense_units=10,
@@ -70,6 +72,7 @@ HELP = {
     "embedding_dim": "size of the word embedding",
     "pretrain_embeddings": "start the embedding from word vectors computed without labels (PPMI + SVD) "
     "on the training part and --unlabeled",
+    "freeze_embeddings": "keep the pre-trained word vectors fixed while the rest trains",
     "embedding_dropout": "rate of whole embedding channels dropped during training (0: none)",
     "lstm_units": "units of each direction of the bidirectional LSTM",
     "dense_units": "units of the hidden dense layer",
@@ -120,6 +123,8 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1)")
     if config.learning_rate <= 0 or config.patience < 0 or config.max_rows < 0:
         raise ConfigError("--learning-rate must be positive; --patience and --max-rows must not be negative")
+    if config.freeze_embeddings and not config.pretrain_embeddings:
+        raise ConfigError("--freeze-embeddings needs --pretrain-embeddings: random vectors would stay random")
     if config.bucket_by_length and not config.mask_padding:
         raise ConfigError("--bucket-by-length needs --mask-padding: unmasked padding changes the predictions")
     return config

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -80,10 +81,12 @@ def fit_and_save(
     overwrite: bool = False,
     unlabeled: pd.Series | None = None,
     unlabeled_path: Path | None = None,
+    resume: bool = False,
 ) -> dict:
     """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics.
 
-    `unlabeled` texts (read from `unlabeled_path`) only feed the embedding's pre-training.
+    `unlabeled` texts (read from `unlabeled_path`) only feed the embedding's pre-training. With `resume`,
+    an interrupted run with the same settings goes on from its last completed epoch.
     """
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -97,6 +100,7 @@ def fit_and_save(
     classifier = build_classifier(
         vocab_size=tokenizer.vocabulary_size(),
         embedding_dim=config.embedding_dim,
+        freeze_embeddings=config.freeze_embeddings,
         embedding_dropout=config.embedding_dropout,
         lstm_units=config.lstm_units,
         dense_units=config.dense_units,
@@ -114,31 +118,38 @@ def fit_and_save(
         metrics=["accuracy"],
     )
 
-    with artifacts.staged_folder(out, overwrite) as folder:
-        best_weights = folder / "best.weights.h5"
-        fit_started = time.perf_counter()
-        epoch_ends = []
-        classifier.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=config.epochs,
-            shuffle=False,  # the dataset shuffles itself, seeded
-            verbose=1 if sys.stdout.isatty() else 2,
-            callbacks=[
-                # Model selection looks at the validation part only.
-                keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
-                keras.callbacks.ModelCheckpoint(
-                    best_weights, monitor="val_loss", save_best_only=True, save_weights_only=True
-                ),
-                keras.callbacks.CSVLogger(folder / artifacts.HISTORY),
-                keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())),
-            ],
-        )
-        fit_seconds = time.perf_counter() - fit_started
-        classifier.load_weights(best_weights)
-        best_weights.unlink()
-        history = pd.read_csv(folder / artifacts.HISTORY)
+    # Training state lives beside the output so that a killed run can go on with --resume.
+    state = artifacts.training_state(out)
+    state.mkdir(parents=True, exist_ok=True)
+    history_csv = state / artifacts.HISTORY
+    resuming = resume and history_csv.is_file()
+    best_so_far = pd.read_csv(history_csv)["val_loss"].min() if resuming else None
+    best_weights = state / "best.weights.h5"
+    fit_started = time.perf_counter()
+    epoch_ends = []
+    classifier.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        shuffle=False,  # the dataset shuffles itself, seeded
+        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[
+            # Restores weights, optimizer and epoch counter after a kill; saved after every epoch.
+            keras.callbacks.BackupAndRestore(state / "backup"),
+            # Model selection looks at the validation part only.
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+            keras.callbacks.ModelCheckpoint(best_weights, monitor="val_loss", save_best_only=True,
+                                            save_weights_only=True, initial_value_threshold=best_so_far),
+            keras.callbacks.CSVLogger(history_csv, append=resuming),
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())),
+        ],
+    )
+    fit_seconds = time.perf_counter() - fit_started
+    classifier.load_weights(best_weights)
+    history = pd.read_csv(history_csv)
 
+    with artifacts.staged_folder(out, overwrite) as folder:
+        shutil.copy(history_csv, folder / artifacts.HISTORY)
         # What ships is the end-to-end model; the test part is scored once, through it.
         model = end_to_end(tokenizer, classifier)
         test_texts, test_labels = splits.test["text"].tolist(), splits.test["label"].to_numpy()
@@ -182,4 +193,5 @@ def fit_and_save(
         evaluate.plot_confusion(metrics["lstm"]["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
         card.write_card(folder)
         artifacts.check_folder(folder)
+    shutil.rmtree(state)
     return metrics

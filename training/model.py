@@ -57,6 +57,7 @@ def write_tokenizer_json(tokenizer: layers.TextVectorization, path: Path) -> Non
 def build_classifier(
     vocab_size: int,
     embedding_dim: int,
+    freeze_embeddings: bool,
     embedding_dropout: float,
     lstm_units: int,
     dense_units: int,
@@ -66,7 +67,8 @@ def build_classifier(
 ) -> keras.Model:
     """Token ids in, P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(sigmoid)."""
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=mask_padding, name="embedding")(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=mask_padding, trainable=not freeze_embeddings,
+                         name="embedding")(ids)
     if embedding_dropout:
         # Drops whole channels, not single numbers, so a word cannot be recognised from a few of them.
         x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)

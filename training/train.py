@@ -14,7 +14,7 @@ from pathlib import Path
 
 from training import artifacts
 from training.config import ConfigError, add_config_flags, config_from_args
-from training.data import SAMPLE_CSV, DataError, load_splits, read_unlabeled
+from training.data import SAMPLE_CSV, DataError, load_splits, read_unlabeled, sha256_of
 from training.push import add_push_flags, push
 
 log = logging.getLogger("training")
@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CSV or .csv.gz with 'review' and 'sentiment' columns (default: the bundled sample)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to create (default: artifacts/model)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run with the same settings from its last completed epoch")
     parser.add_argument("--unlabeled", type=Path, metavar="CSV",
                         help="optional CSV of unlabeled reviews ('review' column) that only feeds the pre-training "
                         "of the word vectors, e.g. the unsupervised part of the IMDB dataset")
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         # Cleaned and de-duplicated before a deterministic, stratified split.
         splits = load_splits(args.data, config.test_size, config.val_size, config.seed, config.max_rows)
         unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else None
+        settings = {"hyperparameters": config.to_dict(), "data": sha256_of(args.data),
+                    "unlabeled": sha256_of(args.unlabeled) if args.unlabeled else None}
+        artifacts.prepare_training_state(args.out, settings, args.resume)
     except (ConfigError, DataError, artifacts.FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: TensorFlow takes seconds to start and its start-up messages would bury an input error.
     from training.fit import fit_and_save
 
-    metrics = fit_and_save(config, splits, args.data, args.out, args.overwrite, unlabeled, args.unlabeled)
+    metrics = fit_and_save(config, splits, args.data, args.out, args.overwrite, unlabeled, args.unlabeled, args.resume)
     lstm, baseline, run = metrics["lstm"], metrics["baseline"], metrics["training"]
     print(f"model folder: {args.out}")
     print(f"test accuracy: BiLSTM {lstm['accuracy']:.4f}, baseline {baseline['accuracy']:.4f} "
