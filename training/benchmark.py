@@ -27,6 +27,7 @@ import numpy as np
 from training import artifacts
 from training.config import PRESETS, TrainConfig
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
+from training.score import compiled_scorer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
@@ -70,25 +71,6 @@ def throughput(score, texts: list[str]) -> float:
     return float(np.median(rates))
 
 
-def lstm_scorer(folder: Path):
-    """The compiled serving call on a saved folder: tokenizer, then the classifier on the real length only."""
-    import keras
-    import tensorflow as tf
-
-    model = keras.saving.load_model(folder, safe_mode=True)
-    tokenizer, classifier = model.get_layer("tokenizer"), model.get_layer("bilstm_classifier")
-    masked = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]["mask_padding"]
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def score(texts):
-        ids = tokenizer(texts)
-        if masked:  # trailing padding is masked, so cutting it changes nothing but the cost
-            ids = ids[:, : tf.maximum(tf.reduce_max(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32)), 1)]
-        return classifier(ids)
-
-    return lambda texts: score(tf.constant(texts)).numpy()
-
-
 def bench_preset(name: str, config: TrainConfig, splits, args, unlabeled, out: Path) -> dict:
     """Train one preset into out/name and measure it."""
     from training.fit import fit_and_save
@@ -98,7 +80,7 @@ def bench_preset(name: str, config: TrainConfig, splits, args, unlabeled, out: P
     metrics = fit_and_save(config, splits, args.data, out / name, True, unlabeled, args.unlabeled)
     train_seconds = time.perf_counter() - started
     train_peak = peak_rss_mb()
-    score = lstm_scorer(out / name)
+    score = compiled_scorer(out / name)
     texts = splits.test["text"].tolist()
     return {
         "model": f"BiLSTM `{name}`",
