@@ -50,8 +50,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_reviews(path: Path) -> pd.DataFrame:
-    """Read a CSV or gzip'd CSV with `review` and `sentiment` columns; raise DataError if unusable."""
+def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV or gzip'd CSV and keep `columns`; raise DataError if it is missing or unusable."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
@@ -62,11 +62,27 @@ def read_reviews(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path} is not a readable CSV file ({first_line})") from None
-    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         found = ", ".join(repr(c) for c in frame.columns[:10]) or "none"
         raise DataError(f"{path} lacks column(s) {', '.join(map(repr, missing))}; found: {found}")
-    return frame[[TEXT_COLUMN, LABEL_COLUMN]]
+    return frame[list(columns)]
+
+
+def read_reviews(path: Path) -> pd.DataFrame:
+    """The labelled reviews: `review` and `sentiment` columns."""
+    return read_csv(path, (TEXT_COLUMN, LABEL_COLUMN))
+
+
+def read_unlabeled(path: Path) -> pd.Series:
+    """Review texts of a CSV with a `review` column (other columns are ignored), cleaned, empty ones dropped."""
+    text = normalize_text(read_csv(path, (TEXT_COLUMN,))[TEXT_COLUMN])
+    return text[text != ""]
+
+
+def normalize_text(text: pd.Series) -> pd.Series:
+    """Line breaks of the IMDB dump become spaces; surrounding whitespace goes."""
+    return text.str.replace(LINE_BREAK, " ", regex=False).str.strip()
 
 
 def parse_labels(values: pd.Series) -> pd.Series:
@@ -84,25 +100,10 @@ def parse_labels(values: pd.Series) -> pd.Series:
     return labels.astype("int64")
 
 
-def read_unlabeled(path: Path) -> pd.Series:
-    """Review texts of a CSV with a `review` column (labels, if any, are ignored), line breaks as spaces."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"unlabeled data file not found: {path}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError):
-        raise DataError(f"{path} is not a readable UTF-8 CSV file") from None
-    if TEXT_COLUMN not in frame.columns:
-        raise DataError(f"{path} lacks a {TEXT_COLUMN!r} column; found: {', '.join(map(repr, frame.columns[:10]))}")
-    text = frame[TEXT_COLUMN].str.replace(LINE_BREAK, " ", regex=False).str.strip()
-    return text[text != ""]
-
-
 def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Turn line breaks into spaces, drop empty reviews and exact duplicates; return rows and counts."""
     counts = {"rows_read": len(frame)}
-    text = frame[TEXT_COLUMN].str.replace(LINE_BREAK, " ", regex=False).str.strip()
+    text = normalize_text(frame[TEXT_COLUMN])
     data = pd.DataFrame({"text": text, "label": parse_labels(frame[LABEL_COLUMN])})
     data = data[data["text"] != ""]
     counts["empty_dropped"] = counts["rows_read"] - len(data)
