@@ -122,3 +122,23 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
     card = str(render_card(folder, repo_id="someone/else"))
     assert "**98.76%**" in card and "0.5432" in card and "value: 0.9876" in card
     assert 'load_model("hf://someone/else")' in card
+
+
+def test_loading_helper_refuses_a_model_with_code_in_it(hub: FakeHub, tmp_path: Path) -> None:
+    """A `Lambda` layer carries Python code; with safe_mode on it must not be deserialized."""
+    code = f"""
+import keras, tensorflow as tf
+from huggingface_hub import HfApi
+from training.hub import load_from_hub
+inputs = keras.Input(shape=(3,))
+keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save("lambda_model", zipped=False)
+HfApi().create_repo("{REPO_ID}")
+HfApi().upload_folder(folder_path="lambda_model", repo_id="{REPO_ID}")
+try:
+    load_from_hub("{REPO_ID}")
+except ValueError as err:
+    print("REFUSED", err)
+"""
+    result = run_python(code, cwd=tmp_path, env={**hub_env(hub, tmp_path / "home"), "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REFUSED" in result.stdout and "safe_mode" in result.stdout
