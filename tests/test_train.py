@@ -242,3 +242,21 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / artifacts.HISTORY))]
     assert epochs == [0, 1, 2, 3]
     assert not artifacts.training_state(out).exists()
+
+
+def test_mirrored_strategy_over_two_cpu_replicas(tmp_path: Path) -> None:
+    """`--distribute mirrored` trains data-parallel; two logical CPUs stand in for two GPUs."""
+    out = tmp_path / "model"
+    code = f"""
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, {str(REPO)!r})
+from training.train import main
+sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r}, "--epochs", "1"]))
+"""
+    result = run_python(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    artifacts.check_folder(out)
+    recorded = json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"]
+    assert recorded == {"strategy": "mirrored", "replicas": 2}

@@ -58,6 +58,14 @@ def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuff
     return data.prefetch(tf.data.AUTOTUNE)
 
 
+def make_strategy(distribute: str) -> tf.distribute.Strategy:
+    """`none`: the default device; `mirrored`: data-parallel over every local GPU (or every CPU device)."""
+    if distribute == "none":
+        return tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
 def library_versions() -> dict[str, str]:
     import huggingface_hub
     import sklearn
@@ -82,6 +90,7 @@ def fit_and_save(
     unlabeled: pd.Series | None = None,
     unlabeled_path: Path | None = None,
     resume: bool = False,
+    distribute: str = "none",
 ) -> dict:
     """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics.
 
@@ -97,26 +106,29 @@ def fit_and_save(
     train_data = make_dataset(train_ids, splits.train["label"].to_numpy(), config, shuffle=True)
     val_data = make_dataset(val_ids, splits.val["label"].to_numpy(), config, shuffle=False)
 
-    classifier = build_classifier(
-        vocab_size=tokenizer.vocabulary_size(),
-        embedding_dim=config.embedding_dim,
-        freeze_embeddings=config.freeze_embeddings,
-        embedding_dropout=config.embedding_dropout,
-        lstm_units=config.lstm_units,
-        dense_units=config.dense_units,
-        dropout=config.dropout,
-        mask_padding=config.mask_padding,
-        pool_over_time=config.pool_over_time,
-    )
-    if config.pretrain_embeddings:
-        corpus = train_ids if unlabeled is None else np.concatenate([train_ids, tokenize(tokenizer, unlabeled)])
-        vectors = word_vectors(corpus, tokenizer.vocabulary_size(), config.embedding_dim, config.seed)
-        classifier.get_layer("embedding").set_weights([vectors])
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
+    strategy = make_strategy(distribute)
+    log.info("training on %d replica(s)", strategy.num_replicas_in_sync)
+    with strategy.scope():
+        classifier = build_classifier(
+            vocab_size=tokenizer.vocabulary_size(),
+            embedding_dim=config.embedding_dim,
+            freeze_embeddings=config.freeze_embeddings,
+            embedding_dropout=config.embedding_dropout,
+            lstm_units=config.lstm_units,
+            dense_units=config.dense_units,
+            dropout=config.dropout,
+            mask_padding=config.mask_padding,
+            pool_over_time=config.pool_over_time,
+        )
+        if config.pretrain_embeddings:
+            corpus = train_ids if unlabeled is None else np.concatenate([train_ids, tokenize(tokenizer, unlabeled)])
+            vectors = word_vectors(corpus, tokenizer.vocabulary_size(), config.embedding_dim, config.seed)
+            classifier.get_layer("embedding").set_weights([vectors])
+        classifier.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
 
     # Training state lives beside the output so that a killed run can go on with --resume.
     state = artifacts.training_state(out)
@@ -185,6 +197,7 @@ def fit_and_save(
             "data": {"file": data_path.name, "sha256": sha256_of(data_path), "rows": splits.counts},
             "unlabeled_data": None if unlabeled_path is None else {
                 "file": unlabeled_path.name, "sha256": sha256_of(unlabeled_path), "rows": len(unlabeled)},
+            "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync},
             "versions": library_versions(),
         }
         for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same settings from its last completed epoch")
+    parser.add_argument("--distribute", choices=("none", "mirrored"), default="none",
+                        help="mirrored: data-parallel training over every local GPU (tf.distribute.MirroredStrategy)")
     parser.add_argument("--unlabeled", type=Path, metavar="CSV",
                         help="optional CSV of unlabeled reviews ('review' column) that only feeds the pre-training "
                         "of the word vectors, e.g. the unsupervised part of the IMDB dataset")
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: TensorFlow takes seconds to start and its start-up messages would bury an input error.
     from training.fit import fit_and_save
 
-    metrics = fit_and_save(config, splits, args.data, args.out, args.overwrite, unlabeled, args.unlabeled, args.resume)
+    metrics = fit_and_save(config, splits, args.data, args.out, args.overwrite, unlabeled, args.unlabeled, args.resume,
+                           args.distribute)
     lstm, baseline, run = metrics["lstm"], metrics["baseline"], metrics["training"]
     print(f"model folder: {args.out}")
     print(f"test accuracy: BiLSTM {lstm['accuracy']:.4f}, baseline {baseline['accuracy']:.4f} "

@@ -1,0 +1,57 @@
+"""Shared by the Space's tests: the Space's modules on the path, a clean environment, the app as a server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
+QUIET = {
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+}
+STARTUP_TIMEOUT_S = 120
+
+# The Space's modules are top-level modules of space/, as on Spaces.
+if str(SPACE_DIR) not in sys.path:
+    sys.path.insert(0, str(SPACE_DIR))
+os.environ.update(QUIET)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without Hugging Face settings or a login, plus the quiet settings and `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_", "MODEL_", "SPACE_"))}
+    return {**env, **QUIET, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(model_repo: Path | str, log: Path) -> tuple[subprocess.Popen, str]:
+    """`python space/app.py` on a free port of 127.0.0.1, once it answers; the caller terminates it."""
+    port = free_port()
+    env = clean_env(MODEL_REPO=str(model_repo), GRADIO_SERVER_PORT=str(port), HF_HOME=str(log.parent / "hf-home"))
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, str(SPACE_DIR / "app.py")], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/", timeout=5):
+                return server, url
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"the app did not start:\n{log.read_text(errors='replace')[-3000:]}") from None
+            time.sleep(0.2)

@@ -1,0 +1,289 @@
+"""The Space in-process: scoring, occlusion, the page's answers to bad input, the CSV tab, model problems."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import space_support  # noqa: F401  (puts space/ on the path)
+
+import gradio as gr  # noqa: E402  (after space_support set the telemetry variables)
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import batch  # noqa: E402
+import inference  # noqa: E402
+from review_text import LINE_BREAK, clean  # noqa: E402
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model: Path) -> Path:
+    return tiny_model
+
+
+@pytest.fixture(scope="module")
+def window(model_dir: Path) -> int:
+    return json.loads((model_dir / "tokenizer.json").read_text())["sequence_length"]
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir: Path) -> inference.Predictor:
+    return inference.load_predictor(model_dir)
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> keras.Model:
+    return keras.saving.load_model(model_dir, safe_mode=True)
+
+
+@pytest.fixture(scope="module")
+def app(model_dir: Path):
+    """The app module, imported fresh with MODEL_REPO pointing at the tiny folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_REPO", str(model_dir))
+        patch.delenv("SPACE_ID", raising=False)
+        sys.modules.pop("app", None)
+        yield importlib.import_module("app")
+
+
+def reference(model: keras.Model, texts: list[str]) -> np.ndarray:
+    """What the saved model itself says, through Keras, on the Space's cleaned text."""
+    return model(tf.constant([clean(t) for t in texts])).numpy()[:, 0]
+
+
+def words(n: int) -> str:
+    pool = "the film was great but the plot felt thin and the acting was wooden , sadly".split()
+    return " ".join(pool[i % len(pool)] for i in range(n))
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def test_scores_match_the_saved_model(predictor, model, window: int) -> None:
+    texts = [
+        "A wonderful, moving film.",
+        f"Awful.{LINE_BREAK}{LINE_BREAK}Boring and far too long.",
+        "!!! ... -- ?",  # words that are all punctuation give no token
+        words(window + 25),  # cut at the window
+        "tab\tand\x0bvertical\x0cform feed\rbreaks\x1cand\u00a0others\u2028too",
+        "",
+    ]
+    np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+
+
+def test_window_and_labels_come_from_the_folder(predictor, model_dir: Path) -> None:
+    assert predictor.window_size == json.loads((model_dir / "tokenizer.json").read_text())["sequence_length"]
+    assert predictor.labels == tuple(json.loads((model_dir / "training_config.json").read_text())["labels"])
+
+
+def test_labels_are_read_not_assumed(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "renamed"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "training_config.json").read_text())
+    config["labels"] = ["thumbs down", "thumbs up"]
+    (folder / "training_config.json").write_text(json.dumps(config))
+    assert inference.load_predictor(folder).labels == ("thumbs down", "thumbs up")
+
+
+def test_long_text_reads_only_the_window(predictor, model, window: int) -> None:
+    text = words(window) + " " + "terrible " * 50
+    read = predictor.window(text)
+    assert read.truncated and len([w for w in read.read.split() if w != ","]) == window
+    # Whatever follows the window changes nothing.
+    assert predictor.probabilities([text])[0] == pytest.approx(predictor.probabilities([read.read])[0], abs=1e-6)
+    assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [text])[0], abs=1e-5)
+
+
+@pytest.mark.parametrize("past_window", [None, -30, 0, 3])
+def test_occlusion_is_the_change_when_a_word_is_left_out(predictor, model, window: int, past_window) -> None:
+    # One word, a short text, exactly the window, and a longer text whose next word moves in.
+    text = "great" if past_window is None else "Sadly , " + words(window + past_window - 1)
+    explanation = predictor.explain(text)
+    spans = explanation.window.spans[: predictor.window_size]
+    assert len(explanation.effects) == len(spans)
+    assert explanation.probability == pytest.approx(predictor.probabilities([text])[0], abs=1e-6)
+    # Check against the saved model on the literal text with each word cut out.
+    without = [text[:start] + text[end:] for start, end in spans]
+    expected = reference(model, [text])[0] - reference(model, without)
+    np.testing.assert_allclose(explanation.effects, expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the page's answers
+
+
+def test_classify_answers_with_both_labels(app) -> None:
+    confidences, probability, highlights, note = app.classify("A wonderful, moving film.")
+    negative, positive = app.PREDICTOR.labels
+    assert confidences[positive] == pytest.approx(probability)
+    assert confidences[negative] == pytest.approx(1 - probability)
+    assert 0 <= probability <= 1 and note == ""
+    assert "".join(piece for piece, _ in highlights) == "A wonderful, moving film."
+    scores = [score for _, score in highlights if score is not None]
+    assert len(scores) == 4 and max(abs(s) for s in scores) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "\n\t ", None])
+def test_empty_review_gets_a_friendly_message(app, empty) -> None:
+    assert app.classify(empty) == (None, None, [], app.EMPTY_REVIEW)
+    with pytest.raises(gr.Error, match="empty"):
+        app.probability(empty)
+
+
+def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: int) -> None:
+    _, probability, highlights, note = app.classify("great " * 200_000)
+    assert 0 <= probability <= 1
+    assert f"first {window} words" in note
+    assert sum(score is not None for _, score in highlights) == window
+
+
+def test_html_is_kept_as_text(app) -> None:
+    review = 'Fine <script>alert("x")</script> <img src=x onerror=alert(1)> film'
+    _, _, highlights, _ = app.classify(review)
+    assert "".join(piece for piece, _ in highlights) == review
+
+
+@FUZZ
+@given(text=st.text(alphabet=st.characters(exclude_categories=()), max_size=300) | st.just("\ud800 lone \udfff surrogates"))
+def test_any_unicode_gives_a_probability(app, text: str) -> None:
+    assert 0 <= app.PREDICTOR.probabilities([text])[0] <= 1
+    confidences, probability, _, note = app.classify(text)
+    assert (probability is None and note == app.EMPTY_REVIEW) or 0 <= probability <= 1
+
+
+def test_api_endpoints(app) -> None:
+    confidences = app.predict("Not bad at all.")
+    assert set(confidences) == set(app.PREDICTOR.labels)
+    assert sum(confidences.values()) == pytest.approx(1)
+    assert app.probability("Not bad at all.") == pytest.approx(confidences[app.PREDICTOR.labels[1]])
+    names = {dep.api_name for dep in app.demo.fns.values()}
+    assert {"predict", "probability", "score_csv"} <= names
+
+
+def test_clean_keeps_text_and_fixes_what_cannot_be_encoded() -> None:
+    assert clean(f"one{LINE_BREAK}two") == "one two"
+    assert clean("a\ud800b") == "a\ufffdb"
+    assert clean("\U0001f600 \x00") == "\U0001f600 \x00"
+
+
+@pytest.mark.parametrize(
+    ("space_id", "asked", "expected"),
+    [(None, None, "127.0.0.1"), ("owner/space", None, "0.0.0.0"), (None, "0.0.0.0", "0.0.0.0")],
+)
+def test_binds_localhost_unless_on_spaces_or_asked(app, monkeypatch, space_id, asked, expected) -> None:
+    for name, value in (("SPACE_ID", space_id), ("GRADIO_SERVER_NAME", asked)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert app.server_name() == expected
+
+
+# ---------------------------------------------------------------- the CSV tab
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
+    reviews = ["A wonderful film.", "=HYPERLINK(\"http://x\",\"click\")", "", "+1 terrible", "@SUM(A1)", "-bad"]
+    upload = write_csv(tmp_path / "in.csv", pd.DataFrame({"id": ["=1", "2", "3", "4", "5", "6"], "review": reviews}))
+    path, message = app.score_csv(upload)
+    assert "Scored 5 review(s)" in message and "1 empty" in message
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["id", "review", "probability", "label"]
+    assert out["review"].tolist() == ["A wonderful film.", "'" + reviews[1], "", "'+1 terrible", "'@SUM(A1)", "'-bad"]
+    assert out["id"][0] == "'=1"
+    scores = app.PREDICTOR.probabilities(["A wonderful film.", reviews[1]])
+    assert float(out["probability"][0]) == pytest.approx(scores[0], abs=1e-5)
+    assert float(out["probability"][1]) == pytest.approx(scores[1], abs=1e-5)
+    assert out["label"][0] == app.PREDICTOR.labels[int(scores[0] >= 0.5)]
+    assert out["probability"][2] == "" and out["label"][2] == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"text,stars\nfine,5\n", "column named `review`"),
+        (b"", "empty"),
+        (b"review\n\xff\xfe\x00bad bytes\x9c\n", "UTF-8"),
+        (bytes(range(256)) * 20, "UTF-8"),
+        (b'review,stars\n"an unterminated quote,5\n', "readable CSV"),
+    ],
+)
+def test_bad_csv_gets_a_clear_message(app, tmp_path: Path, content: bytes, expected: str) -> None:
+    upload = tmp_path / "bad.csv"
+    upload.write_bytes(content)
+    path, message = app.score_csv(str(upload))
+    assert path is None and expected in message
+
+
+def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:
+    upload = write_csv(tmp_path / "rows.csv", pd.DataFrame({"review": ["good"] * 30}))
+    monkeypatch.setattr(batch, "MAX_ROWS", 20)
+    assert app.score_csv(upload) == (None, "The CSV has more than 20 rows; split it into smaller files.")
+    monkeypatch.setattr(batch, "MAX_BYTES", 100)
+    path, message = app.score_csv(upload)
+    assert path is None and "larger than" in message
+    assert app.score_csv(None)[0] is None
+
+
+# ---------------------------------------------------------------- model problems
+
+
+def test_no_model_configured_says_which_variable_to_set() -> None:
+    with pytest.raises(inference.ModelUnavailable, match="MODEL_REPO"):
+        inference.model_folder(None)
+
+
+def test_bad_repo_id_is_explained() -> None:
+    with pytest.raises(inference.ModelUnavailable, match="neither an existing folder nor a valid Hub repo id"):
+        inference.model_folder("not a/valid/repo id")
+
+
+def damage(model_dir: Path, tmp_path: Path, how: str) -> Path:
+    folder = tmp_path / how
+    shutil.copytree(model_dir, folder)
+    if how == "truncated-weights":
+        weights = folder / "model.weights.h5"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "no-tokenizer":
+        (folder / "tokenizer.json").unlink()
+    elif how == "config-not-json":
+        (folder / "config.json").write_text("{not json")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("truncated-weights", "could not be loaded"),
+        ("no-tokenizer", "tokenizer.json missing"),
+        ("config-not-json", "could not be loaded"),
+    ],
+)
+def test_damaged_folder_is_refused_with_a_message(model_dir: Path, tmp_path: Path, how: str, message: str) -> None:
+    with pytest.raises(inference.ModelUnavailable, match=message):
+        inference.load_predictor(damage(model_dir, tmp_path, how))
+
+
+def test_safe_mode_refuses_a_lambda_layer(model, model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "with-lambda"
+    text = keras.Input(shape=(), dtype="string")
+    keras.Model(text, keras.layers.Lambda(lambda p: p * 1.0)(model(text))).save(folder, zipped=False)
+    for name in ("tokenizer.json", "training_config.json"):
+        shutil.copy(model_dir / name, folder / name)
+    with pytest.raises(inference.ModelUnavailable, match="Lambda"):
+        inference.load_predictor(folder)

@@ -1,0 +1,113 @@
+"""The Space in a real browser: headless Chromium types a review, clicks Classify and reads the probability,
+both on the app's own page and in a third-party page that embeds it with the <gradio-app> web component.
+
+Needs Debian's `chromium` (apt-get install -y chromium) and the `playwright` Python package; no
+Playwright browser download. Screenshots go to $SPACE_SCREENSHOT_DIR if set, else to pytest's tmp dir.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from space_support import start_app
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+# Without these, Chromium waits on the network for updates, sync and QUIC, and hangs on a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TESTS_DIR = Path(__file__).resolve().parent
+TIMEOUT_MS = 60_000
+REVIEW = 'A moving film <script>window.pwned = 1</script><img src=x onerror="window.pwned = 1"> with great acting.'
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server, url = start_app(tiny_model, tmp_path_factory.mktemp("browser-app") / "app.log")
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def embed_url(app_url: str) -> Iterator[str]:
+    """tests/embed.html served over HTTP from another port: a page of another origin, as on a blog."""
+    handler = functools.partial(QuietHandler, directory=str(TESTS_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/embed.html?src={app_url}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SPACE_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def api_probability(app_url: str, review: str) -> float:
+    """The same review through the app's /probability endpoint (one-shot POST)."""
+    request = urllib.request.Request(f"{app_url}/gradio_api/run/probability", method="POST",
+                                     data=json.dumps({"data": [review]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["data"][0]
+
+
+@pytest.mark.parametrize("where", ["embedded", "own-page"])
+def test_classify_in_a_browser(browser, app_url: str, embed_url: str, screenshots: Path, where: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(embed_url if where == "embedded" else app_url, timeout=TIMEOUT_MS)
+        if where == "embedded":
+            sync_api.expect(page.locator("#embed-status")).to_have_text("embedded", timeout=TIMEOUT_MS)
+        review = page.locator("gradio-app #review textarea")
+        review.wait_for(timeout=TIMEOUT_MS)
+        review.fill(REVIEW)
+        page.locator("gradio-app #classify").click()
+
+        shown = page.locator("gradio-app #probability input")
+        sync_api.expect(shown).to_have_value(re.compile(r"^(0\.\d+|1)$"), timeout=TIMEOUT_MS)
+        assert float(shown.input_value()) == pytest.approx(api_probability(app_url, REVIEW), abs=1e-4)
+        # The review's HTML is shown as text and never run.
+        sync_api.expect(page.locator("gradio-app #highlights")).to_contain_text("<script>window.pwned", timeout=TIMEOUT_MS)
+        assert page.evaluate("window.pwned") is None
+        assert not errors
+    finally:
+        path = screenshots / f"space-{where}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        page.close()

@@ -1,0 +1,145 @@
+"""The Space against the local Hub look-alike: publishing it, and loading its model from the Hub or the cache.
+
+huggingface_hub reads HF_ENDPOINT when it is imported, so every client runs in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hub_server import FakeHub
+from space_support import SPACE_DIR, clean_env
+
+MODEL_REPO = f"{FakeHub.user}/imdb-sentiment-bilstm"
+SPACE_REPO = f"{FakeHub.user}/imdb-sentiment"
+# A port nothing listens on: the Hub is "unreachable".
+DEAD_ENDPOINT = "http://127.0.0.1:9"
+
+
+def run(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run Python `code` in space/ (as on Spaces); its last stdout line is JSON."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=SPACE_DIR, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def last_json(result: subprocess.CompletedProcess):
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def hub_env(hub_url: str, home: Path, token: str | None, **extra: str) -> dict[str, str]:
+    env = clean_env(HF_ENDPOINT=hub_url, HF_HOME=str(home), **extra)
+    if token:
+        env["HF_TOKEN"] = token
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model: Path) -> Path:
+    return tiny_model
+
+
+def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path) -> None:
+    with FakeHub(token="hf_publish_secret_123") as hub:
+        env = hub_env(hub.url, tmp_path / "home", hub.token)
+        command = [sys.executable, str(SPACE_DIR / "publish.py"), "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+
+        files = hub.files(SPACE_REPO, repo_type="space")
+        assert {"app.py", "inference.py", "review_text.py", "batch.py", "examples.py",
+                "requirements.txt", "README.md"} <= set(files)
+        assert not {"publish.py", "benchmark.py"} & set(files)
+        assert not any("__pycache__" in name for name in files)
+        assert files["app.py"] == (SPACE_DIR / "app.py").read_bytes()
+        card = yaml.safe_load(files["README.md"].decode().split("---")[1])
+        assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
+        assert card["models"] == [MODEL_REPO]
+        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO}
+        # Publishing the same files again makes no new commit.
+        assert len(hub.commits(SPACE_REPO, repo_type="space")) == 2
+        for output in (first, second):
+            assert hub.token not in output.stdout + output.stderr
+            assert hub.url in output.stdout
+
+
+def test_publish_without_a_token_fails_clearly(tmp_path: Path) -> None:
+    with FakeHub() as hub:
+        result = subprocess.run(
+            [sys.executable, str(SPACE_DIR / "publish.py"), "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO],
+            env=hub_env(hub.url, tmp_path / "home", None), capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the Hub refused the request")
+
+
+LOAD_FROM_ENV = """
+    import json, os, sys
+    import inference
+    answers = []
+    for revision in sys.argv[1:] or [""]:
+        os.environ["MODEL_REVISION"] = revision
+        try:
+            predictor = inference.load_from_environment()
+            answers.append({"labels": predictor.labels, "p": float(predictor.probabilities(["A fine film."])[0])})
+        except inference.ModelUnavailable as problem:
+            answers.append({"problem": str(problem)})
+    print(json.dumps(answers))
+"""
+
+APP_PAGE = """
+    import json
+    import app
+    print(json.dumps({"problem": app.PROBLEM, "note": app.classify("A fine film.")[3],
+                      "page": json.dumps(app.demo.get_config_file())}))
+"""
+
+
+def test_the_model_comes_from_the_hub_then_from_the_cache(model_dir: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    relabelled = tmp_path / "relabelled"
+    relabelled.mkdir()
+    config = json.loads((model_dir / "training_config.json").read_text())
+    (relabelled / "training_config.json").write_text(json.dumps({**config, "labels": ["bad", "good"]}))
+    local = run(LOAD_FROM_ENV, clean_env(MODEL_REPO=str(model_dir), HF_HOME=str(home)))
+    expected = last_json(local)[0]["p"]
+
+    with FakeHub() as hub:
+        upload = """
+            import sys
+            from huggingface_hub import HfApi
+            api = HfApi()
+            api.create_repo(sys.argv[1], exist_ok=True)
+            first = api.upload_folder(repo_id=sys.argv[1], folder_path=sys.argv[2]).oid
+            api.upload_folder(repo_id=sys.argv[1], folder_path=sys.argv[3])
+            print(f'"{first}"')
+        """
+        first_commit = last_json(run(upload, hub_env(hub.url, tmp_path / "pusher", hub.token),
+                                     MODEL_REPO, str(model_dir), str(relabelled)))
+        online = hub_env(hub.url, home, None, MODEL_REPO=MODEL_REPO)
+        pinned, latest = last_json(run(LOAD_FROM_ENV, online, first_commit, ""))
+        downloaded = [path for _, path, _ in hub.requests if "/resolve/" in path]
+    assert pinned == {"labels": ["negative", "positive"], "p": pytest.approx(expected, abs=1e-6)}
+    assert latest["labels"] == ["bad", "good"]
+    # Only what serving needs is downloaded: no plots, no card.
+    assert not any(name.endswith((".png", "README.md")) for name in downloaded)
+
+    # The Hub is gone: the same cache serves the same revision.
+    offline = hub_env(DEAD_ENDPOINT, home, None, MODEL_REPO=MODEL_REPO)
+    assert last_json(run(LOAD_FROM_ENV, offline, first_commit)) == [pinned]
+
+    # No cache and no Hub: the page explains, and Classify answers with the explanation.
+    page = last_json(run(APP_PAGE, hub_env(DEAD_ENDPOINT, tmp_path / "empty-home", None, MODEL_REPO=MODEL_REPO)))
+    assert "could not be reached" in page["problem"] and "MODEL_REPO" in page["problem"]
+    assert page["note"] == page["problem"]
+    assert "The model is not available" in page["page"]
