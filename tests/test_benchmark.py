@@ -1,0 +1,34 @@
+"""The benchmark script's smoke test (`--quick`) and its README update."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_module
+
+from training import artifacts, benchmark
+
+
+def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
+    result = run_module("training.benchmark", "--quick", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / benchmark.RESULTS_JSON).read_text())
+    models = [row["model"] for row in results["rows"]]
+    assert models[:2] == ["BiLSTM `seed`", "BiLSTM `default`"] and "logistic regression" in models[2]
+    for row in results["rows"]:
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["one_sentence_accuracy"] <= 1
+        assert row["p50_ms"] <= row["p99_ms"] and row["batch_reviews_per_s"] > 0 and row["peak_rss_mb"] > 0
+    table = (tmp_path / artifacts.BENCHMARK).read_text()
+    assert table in result.stdout and table.count("\n| ") == 4  # header and three models
+    card = (tmp_path / "default" / artifacts.CARD).read_text()
+    assert table.splitlines()[-1] in card  # the default model's card quotes the table
+
+
+def test_update_readme_replaces_only_the_marked_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{benchmark.TABLE_START}\nold table\n{benchmark.TABLE_END}\noutro\n")
+    monkeypatch.setattr(benchmark, "README", readme)
+    benchmark.update_readme("| new | table |\n")
+    assert readme.read_text() == f"intro\n{benchmark.TABLE_START}\n| new | table |\n{benchmark.TABLE_END}\noutro\n"
