@@ -63,9 +63,12 @@ print(json.dumps([local[:, 0].tolist(), from_hub[:, 0].tolist(), pinned[:, 0].to
 
 
 def test_push_to_a_branch(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
-    result = push(tiny_model, hub_env(hub, tmp_path / "home"), "--revision", "dev", "--private")
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    result = push(folder, hub_env(hub, tmp_path / "home"), "--revision", "dev", "--private", "--space-id", "me/demo")
     assert result.returncode == 0, result.stderr[-2000:]
     assert artifacts.KERAS_WEIGHTS in hub.files(REPO_ID, revision="dev")
+    assert 'Client("me/demo")' in hub.files(REPO_ID, revision="dev")[artifacts.CARD].decode()
     assert artifacts.KERAS_WEIGHTS not in hub.files(REPO_ID, revision="main")
 
 

@@ -53,6 +53,7 @@ def push_folder(
     private: bool = False,
     revision: str | None = None,
     commit_message: str | None = None,
+    space_id: str | None = None,
 ) -> PushResult:
     """Upload a complete model folder to `repo_id`; an unchanged folder makes no new commit."""
     artifacts.check_folder(folder)
@@ -63,7 +64,7 @@ def push_folder(
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         # The card's usage examples name the repo, so it is rendered for this one.
-        card.write_card(folder, repo_id=repo_id)
+        card.write_card(folder, repo_id=repo_id, space_id=space_id)
         commit = api.upload_folder(
             folder_path=folder,
             repo_id=repo_id,

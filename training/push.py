@@ -20,12 +20,13 @@ def add_push_flags(parser: argparse.ArgumentParser, repo_flag: str) -> None:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", metavar="BRANCH", help="push to this branch instead of main")
     parser.add_argument("--commit-message", help="message of the commit on the Hub")
+    parser.add_argument("--space-id", metavar="OWNER/NAME", help="the demo Space, so the model card can show how to call it")
 
 
 def push(model_dir: Path, repo_id: str, args: argparse.Namespace) -> int:
     """Push and report on the terminal; a one-line error and exit status 2 on failure."""
     try:
-        result = push_folder(model_dir, repo_id, args.private, args.revision, args.commit_message)
+        result = push_folder(model_dir, repo_id, args.private, args.revision, args.commit_message, args.space_id)
     except (FolderError, HubError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
