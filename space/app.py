@@ -1,0 +1,180 @@
+"""The Gradio Space: a movie review in, P(positive) and the words that moved it out; CSVs in bulk; an API.
+
+    MODEL_REPO=owner/name python space/app.py          # a model repo on the Hub (MODEL_REVISION pins it)
+    MODEL_REPO=artifacts/model python space/app.py     # a folder made by `python -m training.train`
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+import batch
+import inference
+from examples import EXAMPLES
+
+log = logging.getLogger("space")
+# Our own lines (model loading; never a review) at INFO, the libraries' at WARNING.
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+log.setLevel(logging.INFO)
+
+TITLE = "Movie review sentiment: a bidirectional LSTM"
+EMPTY_REVIEW = "Type or paste a review first: the text is empty."
+# Label names live in the model folder; without one, the page shows these placeholders.
+NO_MODEL_LABELS = ("label 0", "label 1")
+LOCALHOST = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"
+# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`).
+OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
+
+
+def load() -> tuple[inference.Predictor | None, str]:
+    """The model named by the environment, or None and what is missing."""
+    try:
+        return inference.load_from_environment(), ""
+    except inference.ModelUnavailable as problem:
+        log.warning("no model: %s", problem)
+        return None, str(problem)
+
+
+PREDICTOR, PROBLEM = load()
+
+
+def confidences(probability: float) -> dict[str, float]:
+    """Both labels with their probabilities, as `gr.Label` shows them."""
+    negative, positive = PREDICTOR.labels
+    return {positive: probability, negative: 1.0 - probability}
+
+
+def highlights(explanation: inference.Explanation) -> list[tuple[str, float | None]]:
+    """The text the model read, each word scored in [-1, 1] relative to the strongest word."""
+    window, effects = explanation.window, explanation.effects
+    strongest = float(abs(effects).max()) if len(effects) else 0.0
+    pieces: list[tuple[str, float | None]] = []
+    position = 0
+    for (start, end), effect in zip(window.spans, effects):
+        if start > position:
+            pieces.append((window.text[position:start], None))
+        pieces.append((window.text[start:end], round(float(effect) / strongest, 3) if strongest else 0.0))
+        position = end
+    if window.truncated:
+        pieces.append((" [...]", None))
+    elif position < len(window.text):
+        pieces.append((window.text[position:], None))
+    return pieces
+
+
+def note(explanation: inference.Explanation) -> str:
+    """What the reader should know about how much of the text was read."""
+    window = explanation.window
+    if window.truncated:
+        return (f"This review is longer than the model's window: only its first {PREDICTOR.window_size} "
+                "words were read, the rest was ignored.")
+    if not window.spans:
+        return "The text has no words, only punctuation: the score is the model's answer for an empty review."
+    return ""
+
+
+def classify(review: str | None) -> tuple[dict[str, float] | None, float | None, list, str]:
+    """The page's Classify button: label confidences, P(positive), word highlights and a note."""
+    if PREDICTOR is None:
+        return None, None, [], PROBLEM
+    if not (review or "").strip():
+        return None, None, [], EMPTY_REVIEW
+    explanation = PREDICTOR.explain(review)
+    return confidences(explanation.probability), explanation.probability, highlights(explanation), note(explanation)
+
+
+def _checked(review: str | None) -> str:
+    """The review, or an error message for API callers when there is no model or no text."""
+    if PREDICTOR is None:
+        raise gr.Error(PROBLEM)
+    if not (review or "").strip():
+        raise gr.Error(EMPTY_REVIEW)
+    return review
+
+
+def predict(review: str) -> dict[str, float]:
+    """Label confidences of one review: {label: probability} for both labels."""
+    return confidences(float(PREDICTOR.probabilities([_checked(review)])[0]))
+
+
+def probability(review: str) -> float:
+    """P(positive) of one review, a number in [0, 1]."""
+    return float(PREDICTOR.probabilities([_checked(review)])[0])
+
+
+def score_csv(upload: str | None) -> tuple[str | None, str]:
+    """The batch tab: the uploaded CSV scored, or a message saying what is wrong with it."""
+    if PREDICTOR is None:
+        return None, PROBLEM
+    if upload is None:
+        return None, f"Upload a CSV file with a `{batch.TEXT_COLUMN}` column first."
+    try:
+        frame = batch.read_reviews(Path(upload))
+    except batch.BatchError as problem:
+        return None, str(problem)
+    scored = batch.score(frame, PREDICTOR.probabilities, PREDICTOR.labels)
+    empty = int((scored[batch.LABEL_COLUMN] == "").sum())
+    message = f"Scored {len(scored) - empty:,} review(s)."
+    if empty:
+        message += f" {empty:,} empty review(s) left without a score."
+    return str(batch.write_csv(scored, OUTPUT_ROOT)), message
+
+
+def build() -> gr.Blocks:
+    """The page and its named API endpoints."""
+    labels = PREDICTOR.labels if PREDICTOR else NO_MODEL_LABELS
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as page:
+        gr.Markdown(f"# {TITLE}\nPaste an English movie review; the model gives the probability that it is "
+                    f"**{labels[1]}** and shows which words pushed it up or down.")
+        if PROBLEM:
+            gr.Markdown(f"**The model is not available.** {PROBLEM}", elem_id="model-problem")
+        with gr.Tab("Review"):
+            with gr.Row():
+                with gr.Column():
+                    review = gr.Textbox(label="Review", lines=8, placeholder="This film was...", elem_id="review")
+                    button = gr.Button("Classify", variant="primary", elem_id="classify")
+                with gr.Column():
+                    label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+                    number = gr.Number(label=f"P({labels[1]})", precision=4, interactive=False, placeholder="-",
+                                       elem_id="probability")
+                    message = gr.Markdown(elem_id="note")
+            words = gr.HighlightedText(
+                label=f"Words the model read: red pushed towards {labels[1]}, purple towards {labels[0]} "
+                "(the change when the word is left out; strongest word darkest)",
+                elem_id="highlights",
+            )
+            gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
+        with gr.Tab("Batch (CSV)"):
+            gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column (at most "
+                        f"{batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB). You get it back "
+                        f"with `{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}` columns.")
+            upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
+            score_button = gr.Button("Score the file", variant="primary")
+            scored = gr.File(label="Scored CSV")
+            batch_message = gr.Markdown()
+        outputs = [label, number, words, message]
+        button.click(classify, review, outputs, api_visibility="private")
+        score_button.click(score_csv, upload, [scored, batch_message], api_name="score_csv")
+        gr.api(predict, api_name="predict")
+        gr.api(probability, api_name="probability")
+    return page
+
+
+demo = build()
+
+
+def server_name() -> str:
+    """127.0.0.1, unless on Spaces (SPACE_ID is set) or asked for with GRADIO_SERVER_NAME."""
+    if os.getenv("SPACE_ID"):
+        return ALL_INTERFACES
+    return os.getenv("GRADIO_SERVER_NAME") or LOCALHOST
+
+
+if __name__ == "__main__":
+    demo.launch(server_name=server_name(), max_file_size=batch.MAX_BYTES)

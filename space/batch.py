@@ -1,0 +1,80 @@
+"""The batch tab: a CSV with a `review` column in, the same rows with `probability` and `label` out."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TEXT_COLUMN = "review"
+PROBABILITY_COLUMN = "probability"
+LABEL_COLUMN = "label"
+MAX_BYTES = 5 * 1024 * 1024  # also given to Gradio as the upload limit
+MAX_ROWS = 10_000
+OUTPUT_NAME = "scored_reviews.csv"
+OUTPUT_TTL_SECONDS = 3600
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class BatchError(ValueError):
+    """The upload cannot be scored; the message says why and what to change."""
+
+
+def read_reviews(path: Path) -> pd.DataFrame:
+    """Every column of the CSV as text; BatchError if it is too big, unreadable or has no review column."""
+    if path.stat().st_size > MAX_BYTES:
+        raise BatchError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", nrows=MAX_ROWS + 1)
+    except UnicodeDecodeError:
+        raise BatchError("The file is not UTF-8 text; save it as a UTF-8 CSV.") from None
+    except pd.errors.EmptyDataError:
+        raise BatchError("The file is empty.") from None
+    except (pd.errors.ParserError, csv.Error, ValueError):
+        raise BatchError("The file is not a readable CSV (comma-separated, with a header row).") from None
+    if TEXT_COLUMN not in frame.columns:
+        raise BatchError(f"The CSV needs a header row with a column named `{TEXT_COLUMN}`.")
+    if len(frame) > MAX_ROWS:
+        raise BatchError(f"The CSV has more than {MAX_ROWS:,} rows; split it into smaller files.")
+    return frame
+
+
+def score(
+    frame: pd.DataFrame, probabilities: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
+) -> pd.DataFrame:
+    """The rows with P(labels[1]) and the label at threshold 0.5 added; empty reviews stay unscored."""
+    texts = frame[TEXT_COLUMN]
+    filled = texts.str.strip() != ""
+    scores = np.full(len(frame), np.nan)
+    scores[filled.to_numpy()] = probabilities(texts[filled].tolist())
+    out = frame.drop(columns=[PROBABILITY_COLUMN, LABEL_COLUMN], errors="ignore")
+    out[PROBABILITY_COLUMN] = np.round(scores, 6)
+    out[LABEL_COLUMN] = [labels[int(p >= 0.5)] if not np.isnan(p) else "" for p in scores]
+    return out
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells (and headers) that a spreadsheet would run as a formula with an apostrophe."""
+
+    def safe(value: object) -> object:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    return frame.map(safe).rename(columns=safe)
+
+
+def write_csv(frame: pd.DataFrame, root: Path) -> Path:
+    """Write a spreadsheet-safe CSV in a fresh folder under `root`; folders older than an hour are removed."""
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if time.time() - old.stat().st_mtime > OUTPUT_TTL_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(dir=root)) / OUTPUT_NAME
+    spreadsheet_safe(frame).to_csv(path, index=False)
+    return path

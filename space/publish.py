@@ -1,0 +1,67 @@
+"""Publish this folder as a Gradio Space that serves a model repo from the Hub.
+
+    HF_TOKEN=... python space/publish.py --space-id OWNER/NAME --model-repo OWNER/MODEL [--model-revision REV]
+
+The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import HfApi, SpaceCard
+from huggingface_hub.errors import HfHubHTTPError
+
+SPACE_DIR = Path(__file__).resolve().parent
+# Tools for maintainers, not part of the running Space (they may need more than its requirements).
+NOT_UPLOADED = ("publish.py", "benchmark.py", "__pycache__", "*.pyc", ".gradio", "flagged")
+CARD = "README.md"
+
+
+def stage(folder: Path, model_repo: str) -> None:
+    """Copy the Space's files into `folder`, with the card's `models:` naming the served model."""
+    shutil.copytree(SPACE_DIR, folder, ignore=shutil.ignore_patterns(*NOT_UPLOADED), dirs_exist_ok=True)
+    card = SpaceCard.load(folder / CARD)
+    card.data.models = [model_repo]
+    card.save(folder / CARD)
+
+
+def publish(space_id: str, model_repo: str, model_revision: str | None = None, private: bool = False) -> str:
+    """Create (or update) the Space, upload its files in one commit, and point it at the model; returns the URL."""
+    api = HfApi()
+    url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        stage(Path(folder), model_repo)
+        commit = api.upload_folder(
+            repo_id=space_id, repo_type="space", folder_path=folder, commit_message="Publish the Space"
+        )
+    api.add_space_variable(space_id, "MODEL_REPO", model_repo)
+    if model_revision:
+        api.add_space_variable(space_id, "MODEL_REVISION", model_revision)
+    print(f"commit: {commit.oid}")
+    return str(url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python space/publish.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--space-id", required=True, help="the Space to create or update, OWNER/NAME")
+    parser.add_argument("--model-repo", required=True, help="the model repo the Space serves (its MODEL_REPO)")
+    parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION)")
+    parser.add_argument("--private", action="store_true", help="create the Space private")
+    args = parser.parse_args(argv)
+    try:
+        url = publish(args.space_id, args.model_repo, args.model_revision, args.private)
+    except HfHubHTTPError as error:
+        # The client's message names the request, never the token.
+        print(f"error: the Hub refused the request: {' '.join(str(error).split())[:300]}", file=sys.stderr)
+        return 1
+    print(f"Space: {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

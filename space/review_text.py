@@ -1,0 +1,67 @@
+"""What the Space does to a review before the model sees it, and which of its words the model reads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The one clean-up rule shared with training: the IMDB dump keeps the site's HTML line breaks, and
+# training turned them into spaces before fitting the tokenizer, so the Space does the same.
+LINE_BREAK = "<br />"
+# A word for each split rule `tokenizer.json` can name; the model splits on ASCII whitespace only.
+WORD_PATTERNS = {"ascii_whitespace": r"[^ \t\n\r\x0b\x0c]+"}
+
+
+def clean(text: str) -> str:
+    """Replace lone surrogates (which cannot be encoded) with U+FFFD and line breaks with spaces."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.replace(LINE_BREAK, " ")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The words of a review that give the model a token, as (start, end) spans, in order.
+
+    `spans` holds up to window + 1 words: the last one, if present, is the first word the model
+    does not read (it moves into the window when an earlier word is left out).
+    """
+
+    text: str
+    spans: list[tuple[int, int]]
+    size: int
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.spans) > self.size
+
+    @property
+    def read(self) -> str:
+        """The part of the text the model reads: everything up to the end of its last token."""
+        if not self.truncated:
+            return self.text
+        return self.text[: self.spans[self.size - 1][1]]
+
+    def words(self) -> list[str]:
+        return [self.text[start:end] for start, end in self.spans]
+
+
+class WindowReader:
+    """Finds the words that produce tokens, following the tokenizer's split and strip rules."""
+
+    def __init__(self, split: str, strip_regex: str, size: int) -> None:
+        if split not in WORD_PATTERNS:
+            raise ValueError(f"unsupported split rule {split!r}; known: {', '.join(WORD_PATTERNS)}")
+        self._word = re.compile(WORD_PATTERNS[split])
+        self._strip = re.compile(strip_regex)
+        self.size = size
+
+    def __call__(self, text: str) -> Window:
+        """Scan `text` lazily: a 1 MB review costs no more than its first window + 1 words."""
+        spans: list[tuple[int, int]] = []
+        for match in self._word.finditer(text):
+            # A word made only of stripped punctuation gives no token, so it takes no place in the window.
+            if self._strip.sub("", match.group()):
+                spans.append(match.span())
+                if len(spans) > self.size:
+                    break
+        return Window(text, spans, self.size)
