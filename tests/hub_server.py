@@ -148,6 +148,9 @@ class FakeHub:
         self.token = token
         self.url = ""
         self.requests: list[tuple[str, str, dict]] = []  # (method, path with query, headers with lower-case names)
+        # While positive, a commit request is read and then the connection is dropped without an answer,
+        # like a server going away mid-push; each drop counts it down.
+        self.drop_commits = 0
         self._blobs = _BlobStore(root)
         self._repos: dict[tuple[str, str], _Repo] = {}  # (repo_type, repo_id) -> repo
         self._lock = threading.Lock()  # the client downloads with several threads
@@ -472,6 +475,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "/commit/" in self.path and self.server.hub.drop_commits > 0:
+            self.server.hub.drop_commits -= 1
+            self.close_connection = True
+            return
         try:
             # Header names are case-insensitive and the client sends them lower-cased.
             request_headers = {name.lower(): value for name, value in self.headers.items()}

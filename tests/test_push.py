@@ -145,3 +145,20 @@ except ValueError as err:
     result = run_python(code, cwd=tmp_path, env={**hub_env(hub, tmp_path / "home"), "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REFUSED" in result.stdout and "safe_mode" in result.stdout
+
+
+def test_push_interrupted_by_the_server_going_away(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    env = hub_env(hub, tmp_path / "home")
+    hub.drop_commits = 1000  # every try of the client's retries
+    interrupted = push(folder, env)
+    assert interrupted.returncode == 2, interrupted.stdout + interrupted.stderr[-2000:]
+    assert "interrupted" in interrupted.stderr and "Traceback" not in interrupted.stderr
+    artifacts.check_folder(folder)
+    assert artifacts.KERAS_WEIGHTS not in hub.files(REPO_ID)
+
+    hub.drop_commits = 0
+    completed = push(folder, env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert hub.files(REPO_ID)[artifacts.KERAS_WEIGHTS] == (folder / artifacts.KERAS_WEIGHTS).read_bytes()
