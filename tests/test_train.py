@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -260,3 +262,35 @@ sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r
     artifacts.check_folder(out)
     recorded = json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"]
     assert recorded == {"strategy": "mirrored", "replicas": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_multiworker_training_on_two_local_workers(tmp_path: Path) -> None:
+    """Two CPU workers on 127.0.0.1 train one model together; the chief writes a folder that loads."""
+    out = tmp_path / "model"
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "training.train", "--out", str(out), "--distribute", "multiworker",
+             *TINY_FLAGS, "--epochs", "2"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+        )
+        for i in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "model folder:" in outputs[0][0] and "the chief writes the model folder" in outputs[1][0]
+    artifacts.check_folder(out)
+    assert json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"] == {
+        "strategy": "multiworker", "replicas": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    loaded = run_python(f"import keras, tensorflow as tf; m = keras.saving.load_model({str(out)!r}); "
+                        "print(m.predict(tf.constant(['a fine film', '']), verbose=0).shape)", cwd=tmp_path)
+    assert loaded.returncode == 0 and "(2, 1)" in loaded.stdout, loaded.stderr[-2000:]

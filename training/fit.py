@@ -59,9 +59,12 @@ def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuff
 
 
 def make_strategy(distribute: str) -> tf.distribute.Strategy:
-    """`none`: the default device; `mirrored`: data-parallel over every local GPU (or every CPU device)."""
+    """`none`: the default device; `mirrored`: data-parallel over every local GPU (or every CPU device);
+    `multiworker`: data-parallel over the machines that TF_CONFIG lists."""
     if distribute == "none":
         return tf.distribute.get_strategy()
+    if distribute == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
@@ -81,6 +84,129 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def fit_keras(
+    classifier: keras.Model,
+    train_ids: np.ndarray,
+    train_labels: np.ndarray,
+    val_ids: np.ndarray,
+    val_labels: np.ndarray,
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+) -> tuple[pd.DataFrame, list[float]]:
+    """Keras `fit` with early stopping, the best validation weights and resumable state.
+
+    Returns the per-epoch history and each epoch's duration; the classifier ends with the best weights.
+    """
+    train_data = make_dataset(train_ids, train_labels, config, shuffle=True)
+    val_data = make_dataset(val_ids, val_labels, config, shuffle=False)
+    # Training state lives beside the output so that a killed run can go on with --resume.
+    state = artifacts.training_state(out)
+    state.mkdir(parents=True, exist_ok=True)
+    history_csv = state / artifacts.HISTORY
+    resuming = resume and history_csv.is_file()
+    best_so_far = pd.read_csv(history_csv)["val_loss"].min() if resuming else None
+    best_weights = state / "best.weights.h5"
+    epoch_ends = [time.perf_counter()]
+    classifier.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        shuffle=False,  # the dataset shuffles itself, seeded
+        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[
+            # Restores weights, optimizer and epoch counter after a kill; saved after every epoch.
+            keras.callbacks.BackupAndRestore(state / "backup"),
+            # Model selection looks at the validation part only.
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+            keras.callbacks.ModelCheckpoint(best_weights, monitor="val_loss", save_best_only=True,
+                                            save_weights_only=True, initial_value_threshold=best_so_far),
+            keras.callbacks.CSVLogger(history_csv, append=resuming),
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())),
+        ],
+    )
+    classifier.load_weights(best_weights)
+    return pd.read_csv(history_csv), np.diff(epoch_ends).tolist()
+
+
+def fit_multiworker(
+    classifier: keras.Model,
+    train_ids: np.ndarray,
+    train_labels: np.ndarray,
+    val_ids: np.ndarray,
+    val_labels: np.ndarray,
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+) -> tuple[pd.DataFrame, list[float]]:
+    """The same training as `fit_keras` (loss, optimizer, early stopping, best validation weights) as a
+    plain loop, because Keras 3's `fit` does not run under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585). No resumable state: a killed worker stops the whole cluster anyway.
+    """
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    optimizer = classifier.optimizer
+    with strategy.scope():
+        optimizer.build(classifier.trainable_variables)
+
+    def batches(ids: np.ndarray, labels: np.ndarray, shuffle: bool):
+        data = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")[:, None]))
+        if shuffle:
+            data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+        # Batched globally: every worker takes every step, each on its share of the batch. Batches keep
+        # the full window (no length bucketing), which the masking makes equivalent.
+        return strategy.experimental_distribute_dataset(data.batch(global_batch))
+
+    def sums(ids, labels, training: bool) -> tf.Tensor:
+        """Summed loss, correct answers and examples of one replica's share of a batch."""
+        probabilities = classifier(ids, training=training)
+        losses = keras.losses.binary_crossentropy(labels, probabilities)
+        correct = tf.cast(tf.equal(probabilities >= 0.5, labels >= 0.5), tf.float32)
+        return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.shape(labels)[0], tf.float32)])
+
+    def train_replica(ids, labels) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            totals = sums(ids, labels, training=True)
+            mean_loss = totals[0] / global_batch  # per replica: the replicas' gradients are summed
+        optimizer.apply(tape.gradient(mean_loss, classifier.trainable_variables), classifier.trainable_variables)
+        return totals
+
+    @tf.function
+    def step(batch, training: bool) -> tf.Tensor:
+        replica = train_replica if training else lambda ids, labels: sums(ids, labels, training=False)
+        return strategy.reduce("SUM", strategy.run(replica, args=batch), axis=None)
+
+    def run_epoch(data, training: bool) -> tuple[float, float]:
+        totals = sum(step(batch, training).numpy() for batch in data)
+        return totals[0] / totals[2], totals[1] / totals[2]
+
+    train_data, val_data = batches(train_ids, train_labels, True), batches(val_ids, val_labels, False)
+    rows, epoch_seconds, best_val_loss, best_weights, waited = [], [], np.inf, None, 0
+    for epoch in range(config.epochs):
+        epoch_started = time.perf_counter()
+        loss, accuracy = run_epoch(train_data, training=True)
+        val_loss, val_accuracy = run_epoch(val_data, training=False)
+        epoch_seconds.append(time.perf_counter() - epoch_started)
+        rows.append({"epoch": epoch, "accuracy": accuracy, "loss": loss,
+                     "val_accuracy": val_accuracy, "val_loss": val_loss})
+        log.info("epoch %d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f",
+                 epoch + 1, loss, accuracy, val_loss, val_accuracy)
+        if val_loss < best_val_loss:
+            best_val_loss, best_weights, waited = val_loss, classifier.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    classifier.set_weights(best_weights)
+    return pd.DataFrame(rows), epoch_seconds
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
 def fit_and_save(
     config: TrainConfig,
     splits: Splits,
@@ -98,16 +224,16 @@ def fit_and_save(
     an interrupted run with the same settings goes on from its last completed epoch.
     """
     started = time.perf_counter()
+    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
+    strategy = make_strategy(distribute)
+    log.info("training on %d replica(s)", strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(config.seed)
 
     # The tokenizer sees the training part only.
     tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
     train_ids, val_ids = tokenize(tokenizer, splits.train["text"]), tokenize(tokenizer, splits.val["text"])
-    train_data = make_dataset(train_ids, splits.train["label"].to_numpy(), config, shuffle=True)
-    val_data = make_dataset(val_ids, splits.val["label"].to_numpy(), config, shuffle=False)
+    train_labels, val_labels = splits.train["label"].to_numpy(), splits.val["label"].to_numpy()
 
-    strategy = make_strategy(distribute)
-    log.info("training on %d replica(s)", strategy.num_replicas_in_sync)
     with strategy.scope():
         classifier = build_classifier(
             vocab_size=tokenizer.vocabulary_size(),
@@ -130,38 +256,17 @@ def fit_and_save(
             metrics=["accuracy"],
         )
 
-    # Training state lives beside the output so that a killed run can go on with --resume.
-    state = artifacts.training_state(out)
-    state.mkdir(parents=True, exist_ok=True)
-    history_csv = state / artifacts.HISTORY
-    resuming = resume and history_csv.is_file()
-    best_so_far = pd.read_csv(history_csv)["val_loss"].min() if resuming else None
-    best_weights = state / "best.weights.h5"
-    fit_started = time.perf_counter()
-    epoch_ends = []
-    classifier.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        shuffle=False,  # the dataset shuffles itself, seeded
-        verbose=1 if sys.stdout.isatty() else 2,
-        callbacks=[
-            # Restores weights, optimizer and epoch counter after a kill; saved after every epoch.
-            keras.callbacks.BackupAndRestore(state / "backup"),
-            # Model selection looks at the validation part only.
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
-            keras.callbacks.ModelCheckpoint(best_weights, monitor="val_loss", save_best_only=True,
-                                            save_weights_only=True, initial_value_threshold=best_so_far),
-            keras.callbacks.CSVLogger(history_csv, append=resuming),
-            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())),
-        ],
-    )
-    fit_seconds = time.perf_counter() - fit_started
-    classifier.load_weights(best_weights)
-    history = pd.read_csv(history_csv)
+    if distribute == "multiworker":
+        history, epoch_seconds = fit_multiworker(classifier, train_ids, train_labels, val_ids, val_labels,
+                                                 config, strategy)
+    else:
+        history, epoch_seconds = fit_keras(classifier, train_ids, train_labels, val_ids, val_labels,
+                                           config, out, resume)
+    if not is_chief(strategy):
+        return None  # the chief alone writes the model folder
 
     with artifacts.staged_folder(out, overwrite) as folder:
-        shutil.copy(history_csv, folder / artifacts.HISTORY)
+        history.to_csv(folder / artifacts.HISTORY, index=False)
         # What ships is the end-to-end model; the test part is scored once, through it.
         model = end_to_end(tokenizer, classifier)
         test_texts, test_labels = splits.test["text"].tolist(), splits.test["label"].to_numpy()
@@ -179,9 +284,9 @@ def fit_and_save(
                 "epochs_run": len(history),
                 "best_epoch": int(history["val_loss"].idxmin()) + 1,
                 "best_val_loss": float(history["val_loss"].min()),
-                "fit_seconds": round(fit_seconds, 1),
+                "fit_seconds": round(sum(epoch_seconds), 1),
                 # The median: the first epoch also pays for tracing the graphs.
-                "seconds_per_epoch": round(float(np.median(np.diff([fit_started, *epoch_ends]))), 1),
+                "seconds_per_epoch": round(float(np.median(epoch_seconds)), 1),
                 "wall_seconds": round(time.perf_counter() - started, 1),
             },
             "model": {
@@ -206,5 +311,5 @@ def fit_and_save(
         evaluate.plot_confusion(metrics["lstm"]["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
         card.write_card(folder)
         artifacts.check_folder(folder)
-    shutil.rmtree(state)
+    shutil.rmtree(artifacts.training_state(out), ignore_errors=True)
     return metrics

@@ -34,8 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same settings from its last completed epoch")
-    parser.add_argument("--distribute", choices=("none", "mirrored"), default="none",
-                        help="mirrored: data-parallel training over every local GPU (tf.distribute.MirroredStrategy)")
+    parser.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
+                        help="mirrored: data-parallel over every local GPU (MirroredStrategy); multiworker: over "
+                        "the machines listed in TF_CONFIG, each running this same command (MultiWorkerMirroredStrategy; "
+                        "the chief, worker 0, writes --out)")
     parser.add_argument("--unlabeled", type=Path, metavar="CSV",
                         help="optional CSV of unlabeled reviews ('review' column) that only feeds the pre-training "
                         "of the word vectors, e.g. the unsupervised part of the IMDB dataset")
@@ -55,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else None
         settings = {"hyperparameters": config.to_dict(), "data": sha256_of(args.data),
                     "unlabeled": sha256_of(args.unlabeled) if args.unlabeled else None}
-        artifacts.prepare_training_state(args.out, settings, args.resume)
+        if args.distribute == "multiworker" and args.resume:
+            raise ConfigError("--resume is not available with --distribute multiworker")
+        if args.distribute != "multiworker":  # workers sharing a disk must not share the resume state
+            artifacts.prepare_training_state(args.out, settings, args.resume)
     except (ConfigError, DataError, artifacts.FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -65,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = fit_and_save(config, splits, args.data, args.out, args.overwrite, unlabeled, args.unlabeled, args.resume,
                            args.distribute)
+    if metrics is None:
+        print("worker finished; the chief writes the model folder")
+        return 0
     lstm, baseline, run = metrics["lstm"], metrics["baseline"], metrics["training"]
     print(f"model folder: {args.out}")
     print(f"test accuracy: BiLSTM {lstm['accuracy']:.4f}, baseline {baseline['accuracy']:.4f} "
