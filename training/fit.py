@@ -217,8 +217,9 @@ def fit_and_save(
     unlabeled_path: Path | None = None,
     resume: bool = False,
     distribute: str = "none",
-) -> dict:
-    """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics.
+) -> dict | None:
+    """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics,
+    or None on a multi-worker cluster's non-chief workers, which write nothing.
 
     `unlabeled` texts (read from `unlabeled_path`) only feed the embedding's pre-training. With `resume`,
     an interrupted run with the same settings goes on from its last completed epoch.
