@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from training.data import LINE_BREAK
+
 # Keras' built-in standardization: ASCII lower-casing, then this ASCII punctuation removed.
 STANDARDIZE = "lower_and_strip_punctuation"
 STRIP_PUNCTUATION_REGEX = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
@@ -37,6 +39,8 @@ def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
     """Everything needed to reproduce the model's token ids outside Keras."""
     config = tokenizer.get_config()
     return {
+        # Done to the training data before the tokenizer saw it (not by the model): do it to new text too.
+        "replace_before_tokenizing": {LINE_BREAK: " "},
         "lowercase": "ascii",
         "strip_regex": STRIP_PUNCTUATION_REGEX,
         "split": "ascii_whitespace",
