@@ -11,7 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import gradio as gr
+# Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
+# event by default: under load that alone took a third of the server's CPU, and it grew with the
+# event count. The summary only feeds the monitoring dashboard, so refresh it every 1,000 events.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+
+import gradio as gr  # noqa: E402  (reads the setting above)
 
 import batch
 import inference
@@ -28,6 +33,15 @@ EMPTY_REVIEW = "Type or paste a review first: the text is empty."
 NO_MODEL_LABELS = ("label 0", "label 1")
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
+# The API's calls are short (a few ms of model time). Run one at a time, the other callers wait in
+# Gradio's queue, which sends each of them a new ETA at every start: with 50 callers on 2 cores that
+# cost 15 ms of server CPU per call against 9-10 ms with 32 at once (shared by /predict and
+# /probability). 8 of Gradio's 40 worker threads stay free for the page's heavier Classify and CSV
+# events (one at a time each, Gradio's default). Past QUEUE_MAX_SIZE waiting events a call gets
+# HTTP 503 at once instead of waiting without bound. See "Serving more traffic" in README.md.
+API_CONCURRENCY = 32
+API_CONCURRENCY_ID = "api"
+QUEUE_MAX_SIZE = 256
 # Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`).
 OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
 
@@ -161,8 +175,12 @@ def build() -> gr.Blocks:
         outputs = [label, number, words, message]
         button.click(classify, review, outputs, api_visibility="private")
         score_button.click(score_csv, upload, [scored, batch_message], api_name="score_csv")
-        gr.api(predict, api_name="predict")
-        gr.api(probability, api_name="probability")
+        # Not `batch=True`: Gradio fails every call of a batch when one fails, so one client's empty
+        # text would fail the other clients' calls batched with it.
+        gr.api(predict, api_name="predict", concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID)
+        gr.api(probability, api_name="probability", concurrency_limit=API_CONCURRENCY,
+               concurrency_id=API_CONCURRENCY_ID)
+    page.queue(max_size=QUEUE_MAX_SIZE)
     return page
 
 

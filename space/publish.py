@@ -18,7 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 SPACE_DIR = Path(__file__).resolve().parent
 # Tools for maintainers, not part of the running Space (they may need more than its requirements).
-NOT_UPLOADED = ("publish.py", "benchmark.py", "__pycache__", "*.pyc", ".gradio", "flagged")
+NOT_UPLOADED = ("publish.py", "benchmark.py", "loadtest.py", "__pycache__", "*.pyc", ".gradio", "flagged")
 CARD = "README.md"
 
 

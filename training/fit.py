@@ -10,6 +10,7 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
@@ -84,22 +85,25 @@ def library_versions() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids and 0/1 labels of the training and validation parts."""
+
+    train_ids: np.ndarray
+    train_labels: np.ndarray
+    val_ids: np.ndarray
+    val_labels: np.ndarray
+
+
 def fit_keras(
-    classifier: keras.Model,
-    train_ids: np.ndarray,
-    train_labels: np.ndarray,
-    val_ids: np.ndarray,
-    val_labels: np.ndarray,
-    config: TrainConfig,
-    out: Path,
-    resume: bool,
+    classifier: keras.Model, data: Encoded, config: TrainConfig, out: Path, resume: bool
 ) -> tuple[pd.DataFrame, list[float]]:
     """Keras `fit` with early stopping, the best validation weights and resumable state.
 
     Returns the per-epoch history and each epoch's duration; the classifier ends with the best weights.
     """
-    train_data = make_dataset(train_ids, train_labels, config, shuffle=True)
-    val_data = make_dataset(val_ids, val_labels, config, shuffle=False)
+    train_data = make_dataset(data.train_ids, data.train_labels, config, shuffle=True)
+    val_data = make_dataset(data.val_ids, data.val_labels, config, shuffle=False)
     # Training state lives beside the output so that a killed run can go on with --resume.
     state = artifacts.training_state(out)
     state.mkdir(parents=True, exist_ok=True)
@@ -130,13 +134,7 @@ def fit_keras(
 
 
 def fit_multiworker(
-    classifier: keras.Model,
-    train_ids: np.ndarray,
-    train_labels: np.ndarray,
-    val_ids: np.ndarray,
-    val_labels: np.ndarray,
-    config: TrainConfig,
-    strategy: tf.distribute.Strategy,
+    classifier: keras.Model, data: Encoded, config: TrainConfig, strategy: tf.distribute.Strategy
 ) -> tuple[pd.DataFrame, list[float]]:
     """The same training as `fit_keras` (loss, optimizer, early stopping, best validation weights) as a
     plain loop, because Keras 3's `fit` does not run under MultiWorkerMirroredStrategy
@@ -178,7 +176,8 @@ def fit_multiworker(
         totals = sum(step(batch, training).numpy() for batch in data)
         return totals[0] / totals[2], totals[1] / totals[2]
 
-    train_data, val_data = batches(train_ids, train_labels, True), batches(val_ids, val_labels, False)
+    train_data = batches(data.train_ids, data.train_labels, shuffle=True)
+    val_data = batches(data.val_ids, data.val_labels, shuffle=False)
     rows, epoch_seconds, best_val_loss, best_weights, waited = [], [], np.inf, None, 0
     for epoch in range(config.epochs):
         epoch_started = time.perf_counter()
@@ -232,8 +231,8 @@ def fit_and_save(
 
     # The tokenizer sees the training part only.
     tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
-    train_ids, val_ids = tokenize(tokenizer, splits.train["text"]), tokenize(tokenizer, splits.val["text"])
-    train_labels, val_labels = splits.train["label"].to_numpy(), splits.val["label"].to_numpy()
+    data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
+                   tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
 
     with strategy.scope():
         classifier = build_classifier(
@@ -248,7 +247,9 @@ def fit_and_save(
             pool_over_time=config.pool_over_time,
         )
         if config.pretrain_embeddings:
-            corpus = train_ids if unlabeled is None else np.concatenate([train_ids, tokenize(tokenizer, unlabeled)])
+            corpus = data.train_ids
+            if unlabeled is not None:
+                corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled)])
             vectors = word_vectors(corpus, tokenizer.vocabulary_size(), config.embedding_dim, config.seed)
             classifier.get_layer("embedding").set_weights([vectors])
         classifier.compile(
@@ -258,11 +259,9 @@ def fit_and_save(
         )
 
     if distribute == "multiworker":
-        history, epoch_seconds = fit_multiworker(classifier, train_ids, train_labels, val_ids, val_labels,
-                                                 config, strategy)
+        history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
     else:
-        history, epoch_seconds = fit_keras(classifier, train_ids, train_labels, val_ids, val_labels,
-                                           config, out, resume)
+        history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
     if not is_chief(strategy):
         return None  # the chief alone writes the model folder
 

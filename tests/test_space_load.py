@@ -1,0 +1,95 @@
+"""The load script (space/loadtest.py): a short run against the app, its bounds, and how it reports failures.
+
+Speed is not asserted here: the targets are printed by the script (see "Serving more traffic" in
+space/README.md); these tests check that it runs, counts and reports correctly.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from space_support import SPACE_DIR, clean_env, start_app
+
+SCRIPT = SPACE_DIR / "loadtest.py"
+FIGURES = ("requests per second", "latency p50", "latency p95", "latency p99", "errors")
+RUN_TIMEOUT_S = 120
+
+
+def run_load(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), "--url", url, *args], env=clean_env(),
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+
+
+def figures(output: str) -> dict[str, float]:
+    """The figures the script prints, by name; all of them must be there and be numbers."""
+    found = dict(re.findall(rf"^({'|'.join(FIGURES)}): ([0-9.]+)", output, re.MULTILINE))
+    assert set(found) == set(FIGURES), output
+    return {name: float(value) for name, value in found.items()}
+
+
+def requests_made(output: str) -> int:
+    return int(re.search(r"^requests: (\d+) in [0-9.]+ s$", output, re.MULTILINE).group(1))
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server, url = start_app(tiny_model, tmp_path_factory.mktemp("load-app") / "app.log")
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:
+    result = run_load(app_url, "--clients", "8", "--duration", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = figures(result.stdout)
+    assert found["errors"] == 0 and requests_made(result.stdout) > 0
+    assert found["requests per second"] > 0
+    assert 0 < found["latency p50"] <= found["latency p95"] <= found["latency p99"]
+    assert re.search(r"^target \(.*\): (met|missed)$", result.stdout, re.MULTILINE)
+
+
+def test_request_count_is_bounded(app_url: str) -> None:
+    result = run_load(app_url, "--clients", "4", "--duration", "60", "--max-requests", "12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert requests_made(result.stdout) == 12
+
+
+class Unavailable(BaseHTTPRequestHandler):
+    """Answers every request with 503, like an overloaded server."""
+
+    def do_POST(self) -> None:
+        self.send_error(503)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_failed_requests_are_counted_and_exit_non_zero() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_load(f"http://127.0.0.1:{server.server_port}", "--clients", "2", "--duration", "1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = figures(result.stdout)["errors"]
+    assert errors == requests_made(result.stdout) > 0
+    assert f"POST HTTP 503: {int(errors)}" in result.stdout
+
+
+@pytest.mark.parametrize("url", ["http://example.com:7860", "http://10.0.0.1:7860", "ftp://127.0.0.1:7860"])
+def test_refuses_anything_but_this_machine(url: str) -> None:
+    result = run_load(url, "--duration", "1")
+    assert result.returncode != 0 and "refusing" in result.stderr
+    assert "requests per second" not in result.stdout
