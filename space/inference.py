@@ -113,6 +113,7 @@ class Predictor:
         self.labels = tuple(labels)
         self.window_size = int(tokenizer["sequence_length"])
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
+        self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
         layer = model.get_layer(TOKENIZER_LAYER)
         classifier = model.get_layer(CLASSIFIER_LAYER)
         # The window cut in review_text assumes the model keeps the start of a long text.
@@ -139,7 +140,7 @@ class Predictor:
 
     def window(self, text: str) -> Window:
         """The cleaned review and the words of it that the model reads."""
-        return self.reader(clean(text))
+        return self.reader(clean(text, self.replacements))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) for each text; only the part the model reads is tokenized."""

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# The one clean-up rule shared with training: the IMDB dump keeps the site's HTML line breaks, and
-# training turned them into spaces before fitting the tokenizer, so the Space does the same.
-LINE_BREAK = "<br />"
 # A word for each split rule `tokenizer.json` can name; the model splits on ASCII whitespace only.
 WORD_PATTERNS = {"ascii_whitespace": r"[^ \t\n\r\x0b\x0c]+"}
 
 
-def clean(text: str) -> str:
-    """Replace lone surrogates (which cannot be encoded) with U+FFFD and line breaks with spaces."""
+def clean(text: str, replacements: dict[str, str]) -> str:
+    """Replace lone surrogates (which cannot be encoded) with U+FFFD, then apply `replacements`: the
+    ones the training data had before tokenizing (tokenizer.json's `replace_before_tokenizing`)."""
     text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text.replace(LINE_BREAK, " ")
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return text
 
 
 @dataclass(frozen=True)
