@@ -118,6 +118,7 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
     values = {m["type"]: m["value"] for m in results["metrics"]}
     assert values == {"accuracy": round(metrics["lstm"]["accuracy"], 4), "f1": round(metrics["lstm"]["f1"], 4)}
     assert ModelCard(text).data.eval_results[0].metric_value == values["accuracy"]
+    assert f"**License**: {meta['license']}." in text
 
     metrics["lstm"]["accuracy"] = 0.9876
     metrics["baseline"]["accuracy"] = 0.5432

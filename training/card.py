@@ -75,6 +75,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         size_mb=folder_bytes(folder) / 1e6,
         tutorial_accuracy=TUTORIAL_ACCURACY,
         dataset_id=DATASET_ID,
+        license=LICENSE,
         files=artifacts,
         benchmark=benchmark.read_text(encoding="utf-8") if benchmark.is_file() else None,
     )
