@@ -29,26 +29,24 @@ BATCH = 512  # reviews per compiled call
 
 
 def compiled_scorer(folder: Path) -> Callable[[list[str]], np.ndarray]:
-    """P(positive) for a list of texts through one compiled call, without `model.predict`'s overhead.
-
-    With masked padding the classifier only runs over the longest real review of the batch.
-    """
+    """P(positive) for up to BATCH texts per call, without `model.predict`'s overhead: the tokenizer in a
+    `tf.function`, the classifier XLA-compiled once for a fixed (BATCH, window) shape."""
     import keras
     import tensorflow as tf
 
     model = keras.saving.load_model(folder, safe_mode=True)
     tokenizer, classifier = model.get_layer("tokenizer"), model.get_layer("bilstm_classifier")
-    masked = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]["mask_padding"]
+    window = json.loads((folder / artifacts.TOKENIZER).read_text(encoding="utf-8"))["sequence_length"]
+    tokenize = tf.function(tokenizer, input_signature=[tf.TensorSpec([None], tf.string)])
+    classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0],
+                           input_signature=[tf.TensorSpec([BATCH, window], tf.int64)], jit_compile=True)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def score(texts: tf.Tensor) -> tf.Tensor:
-        ids = tokenizer(texts)
-        if masked:  # trailing padding is masked, so cutting it changes nothing but the cost
-            longest = tf.reduce_max(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32))
-            ids = ids[:, : tf.maximum(longest, 1)]
-        return classifier(ids)[:, 0]
+    def score(texts: list[str]) -> np.ndarray:
+        ids = np.zeros((BATCH, window), dtype=np.int64)
+        ids[: len(texts)] = tokenize(tf.constant(texts, dtype=tf.string)).numpy()
+        return classify(ids).numpy()[: len(texts)]
 
-    return lambda texts: score(tf.constant(texts, dtype=tf.string)).numpy()
+    return score
 
 
 def score_csv(folder: Path, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS) -> int:
