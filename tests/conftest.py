@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,13 @@ def run_python(code: str, cwd: Path, env: dict | None = None) -> subprocess.Comp
         [sys.executable, "-c", code],
         cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True, timeout=600,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from conftest import free_port
 
 SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
 QUIET = {
@@ -31,14 +34,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **QUIET, **extra}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(model_repo: Path | str, log: Path) -> tuple[subprocess.Popen, str]:
-    """`python space/app.py` on a free port of 127.0.0.1, once it answers; the caller terminates it."""
+@contextmanager
+def running_app(model_repo: Path | str, log: Path) -> Iterator[str]:
+    """`python space/app.py` on a free port of 127.0.0.1: its URL once it answers; stopped on exit."""
     port = free_port()
     env = clean_env(MODEL_REPO=str(model_repo), GRADIO_SERVER_PORT=str(port), HF_HOME=str(log.parent / "hf-home"))
     with open(log, "wb") as out:
@@ -46,12 +44,16 @@ def start_app(model_repo: Path | str, log: Path) -> tuple[subprocess.Popen, str]
                                   stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/", timeout=5):
-                return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"the app did not start:\n{log.read_text(errors='replace')[-3000:]}") from None
-            time.sleep(0.2)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not start:\n{log.read_text(errors='replace')[-3000:]}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

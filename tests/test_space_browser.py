@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from space_support import start_app
+from space_support import running_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # Without these, Chromium waits on the network for updates, sync and QUIC, and hangs on a closed network.
@@ -35,12 +35,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 @pytest.fixture(scope="module")
 def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server, url = start_app(tiny_model, tmp_path_factory.mktemp("browser-app") / "app.log")
-    try:
+    with running_app(tiny_model, tmp_path_factory.mktemp("browser-app") / "app.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

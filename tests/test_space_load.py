@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from space_support import SPACE_DIR, clean_env, start_app
+from space_support import SPACE_DIR, clean_env, running_app
 
 SCRIPT = SPACE_DIR / "loadtest.py"
 FIGURES = ("requests per second", "latency p50", "latency p95", "latency p99", "errors")
@@ -40,12 +40,8 @@ def requests_made(output: str) -> int:
 
 @pytest.fixture(scope="module")
 def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server, url = start_app(tiny_model, tmp_path_factory.mktemp("load-app") / "app.log")
-    try:
+    with running_app(tiny_model, tmp_path_factory.mktemp("load-app") / "app.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:

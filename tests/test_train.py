@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, TINY_FLAGS, run_module, run_python
+from conftest import REPO, TINY_FLAGS, free_port, run_module, run_python
 
 from training import artifacts
 from training.data import SAMPLE_CSV, sha256_of
@@ -267,12 +266,6 @@ sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r
     artifacts.check_folder(out)
     recorded = json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"]
     assert recorded == {"strategy": "mirrored", "replicas": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_multiworker_training_on_two_local_workers(tmp_path: Path) -> None:
