@@ -27,9 +27,9 @@ import numpy as np
 from training import artifacts
 from training.config import PRESETS, TrainConfig
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
+from training.score import serving_scorer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-SPACE = Path(__file__).resolve().parent.parent / "space"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 RESULTS_JSON = "benchmark.json"
 SINGLE_CALLS = 200  # single-review latency samples per model
@@ -87,14 +87,6 @@ def throughput(score, texts: list[str]) -> float:
             score(texts[i : i + BATCH_SIZE])
         rates.append(len(texts) / (time.perf_counter() - started))
     return float(np.median(rates))
-
-
-def serving_scorer(folder: Path):
-    """The Space's own serving path (compiled, XLA), so the figures are what its visitors get."""
-    sys.path.insert(0, str(SPACE))
-    from inference import load_predictor
-
-    return load_predictor(folder).probabilities
 
 
 def bench_preset(name: str, config: TrainConfig, splits, args, unlabeled, out: Path) -> dict:

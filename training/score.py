@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,28 +25,16 @@ from training.data import TEXT_COLUMN, DataError
 from training.evaluate import THRESHOLD
 
 CHUNK_ROWS = 20_000  # rows read, scored and written at a time
-BATCH = 512  # reviews per compiled call
+SPACE = Path(__file__).resolve().parent.parent / "space"
 
 
-def compiled_scorer(folder: Path) -> Callable[[list[str]], np.ndarray]:
-    """P(positive) for up to BATCH texts per call, without `model.predict`'s overhead: the tokenizer in a
-    `tf.function`, the classifier XLA-compiled once for a fixed (BATCH, window) shape."""
-    import keras
-    import tensorflow as tf
+def serving_scorer(folder: Path) -> Callable[[Sequence[str]], np.ndarray]:
+    """P(positive) for any number of texts through the Space's own serving path (compiled calls, the
+    folder's text clean-up), so scores here equal the demo's."""
+    sys.path.insert(0, str(SPACE))
+    from inference import load_predictor
 
-    model = keras.saving.load_model(folder, safe_mode=True)
-    tokenizer, classifier = model.get_layer("tokenizer"), model.get_layer("bilstm_classifier")
-    window = json.loads((folder / artifacts.TOKENIZER).read_text(encoding="utf-8"))["sequence_length"]
-    tokenize = tf.function(tokenizer, input_signature=[tf.TensorSpec([None], tf.string)])
-    classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0],
-                           input_signature=[tf.TensorSpec([BATCH, window], tf.int64)], jit_compile=True)
-
-    def score(texts: list[str]) -> np.ndarray:
-        ids = np.zeros((BATCH, window), dtype=np.int64)
-        ids[: len(texts)] = tokenize(tf.constant(texts, dtype=tf.string)).numpy()
-        return classify(ids).numpy()[: len(texts)]
-
-    return score
+    return load_predictor(folder).probabilities
 
 
 def score_csv(folder: Path, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS) -> int:
@@ -55,7 +43,7 @@ def score_csv(folder: Path, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS)
     if not data.is_file():
         raise DataError(f"data file not found: {data}")
     labels = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())["labels"]
-    score = compiled_scorer(folder)
+    score = serving_scorer(folder)
     partial = out.with_name(f".{out.name}.partial")
     rows = 0
     try:
@@ -63,8 +51,7 @@ def score_csv(folder: Path, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS)
         for chunk in reader:
             if TEXT_COLUMN not in chunk.columns:
                 raise DataError(f"{data} has no {TEXT_COLUMN!r} column; found: {', '.join(map(repr, chunk.columns))}")
-            texts = chunk[TEXT_COLUMN].tolist()
-            chunk["probability"] = np.concatenate([score(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)])
+            chunk["probability"] = score(chunk[TEXT_COLUMN].tolist())
             chunk["label"] = np.where(chunk["probability"] >= THRESHOLD, labels[1], labels[0])
             chunk.to_csv(partial, mode="w" if rows == 0 else "a", header=rows == 0, index=False)
             rows += len(chunk)
