@@ -6,14 +6,17 @@ space/README.md); these tests check that it runs, counts and reports correctly.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from space_support import SPACE_DIR, clean_env, running_app
 
@@ -58,6 +61,33 @@ def test_request_count_is_bounded(app_url: str) -> None:
     result = run_load(app_url, "--clients", "4", "--duration", "60", "--max-requests", "12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert requests_made(result.stdout) == 12
+
+
+def two_step_call(url: str, endpoint: str, text: str) -> tuple[str, object]:
+    """The API call as the README documents it: the event the stream ends with and its data."""
+    with httpx.Client(base_url=url, timeout=RUN_TIMEOUT_S) as client:
+        event_id = client.post(f"/gradio_api/call/{endpoint}", json={"data": [text]}).json()["event_id"]
+        lines = [line for line in client.get(f"/gradio_api/call/{endpoint}/{event_id}").text.splitlines() if line]
+    return lines[-2].removeprefix("event:").strip(), json.loads(lines[-1].removeprefix("data:"))
+
+
+def test_concurrent_calls_are_answered_each_and_an_empty_text_fails_no_one(app_url: str) -> None:
+    # Calls that wait together are batched; an empty text among them must not fail the others.
+    texts = [f"{word} film, {n} stars." for n, word in enumerate(["A great", "A dull", "An odd"] * 8)]
+    texts[5] = texts[17] = "   "
+    calls = [(endpoint, text) for text in texts for endpoint in ("probability", "predict")]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(lambda call: two_step_call(app_url, *call), calls))
+    alone = {text: two_step_call(app_url, "probability", text)[1][0] for text in set(texts)}
+    for (endpoint, text), (event, data) in zip(calls, answers):
+        assert event == "complete", (endpoint, text, data)
+        if not text.strip():
+            assert data == [None]
+        elif endpoint == "probability":
+            assert data[0] == pytest.approx(alone[text], abs=1e-6)
+        else:
+            assert max(data[0].values()) >= 0.5 and sum(data[0].values()) == pytest.approx(1)
+            assert alone[text] in (pytest.approx(p, abs=1e-6) for p in data[0].values())
 
 
 class Unavailable(BaseHTTPRequestHandler):
