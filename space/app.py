@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -103,7 +104,7 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
     """The page's Classify button: label confidences, P(positive), word highlights and a note."""
     if PREDICTOR is None:
         return None, None, [], PROBLEM
-    if not (review or "").strip():
+    if inference.blank(review):
         return None, None, [], EMPTY_REVIEW
     explanation = PREDICTOR.explain(review)
     return confidences(explanation.probability), explanation.probability, highlights(explanation), note(explanation)
@@ -113,9 +114,7 @@ def scores(reviews: list[str]) -> list[float | None]:
     """P(positive) of each review, None for an empty one (one empty text must not fail a whole batch)."""
     if PREDICTOR is None:
         raise gr.Error(PROBLEM)
-    texts = [review for review in reviews if (review or "").strip()]
-    found = iter(PREDICTOR.probabilities(texts).tolist())
-    return [next(found) if (review or "").strip() else None for review in reviews]
+    return [None if math.isnan(p) else p for p in PREDICTOR.scores(reviews).tolist()]
 
 
 def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
@@ -138,7 +137,7 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
         frame = batch.read_reviews(Path(upload))
     except batch.BatchError as problem:
         return None, str(problem)
-    scored = batch.score(frame, PREDICTOR.probabilities, PREDICTOR.labels)
+    scored = batch.score(frame, PREDICTOR.scores, PREDICTOR.labels)
     empty = int((scored[batch.LABEL_COLUMN] == "").sum())
     message = f"Scored {len(scored) - empty:,} review(s)."
     if empty:

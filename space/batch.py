@@ -47,13 +47,11 @@ def read_reviews(path: Path) -> pd.DataFrame:
 
 
 def score(
-    frame: pd.DataFrame, probabilities: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
+    frame: pd.DataFrame, score_texts: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
 ) -> pd.DataFrame:
-    """The rows with P(labels[1]) and the label at threshold 0.5 added; empty reviews stay unscored."""
-    texts = frame[TEXT_COLUMN]
-    filled = texts.str.strip() != ""
-    scores = np.full(len(frame), np.nan)
-    scores[filled.to_numpy()] = probabilities(texts[filled].tolist())
+    """The rows with P(labels[1]) and the label at threshold 0.5 added; empty reviews (NaN from
+    `score_texts`) stay unscored."""
+    scores = score_texts(frame[TEXT_COLUMN].tolist())
     out = frame.drop(columns=[PROBABILITY_COLUMN, LABEL_COLUMN], errors="ignore")
     out[PROBABILITY_COLUMN] = np.round(scores, 6)
     out[LABEL_COLUMN] = [labels[int(p >= 0.5)] if not np.isnan(p) else "" for p in scores]

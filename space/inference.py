@@ -89,6 +89,11 @@ def _read_json(folder: Path, name: str) -> dict:
         raise ModelUnavailable(f"{name} in the model folder is missing or not valid JSON.") from None
 
 
+def blank(text: str | None) -> bool:
+    """Whether a text has nothing to score: None, empty or only whitespace."""
+    return not (text or "").strip()
+
+
 def _batch_size(n: int) -> int:
     """The compiled batch size that holds `n` rows."""
     for size in SMALL_BATCHES:
@@ -151,6 +156,13 @@ class Predictor:
             [self._tokenize(tf.constant(read[i : i + MAX_BATCH])).numpy() for i in range(0, len(read), MAX_BATCH)]
         )
         return self._scores(ids)
+
+    def scores(self, texts: Sequence[str | None]) -> np.ndarray:
+        """P(positive) for each text, NaN for a blank one: it has nothing to score."""
+        filled = [i for i, text in enumerate(texts) if not blank(text)]
+        out = np.full(len(texts), np.nan)
+        out[filled] = self.probabilities([texts[i] for i in filled])
+        return out
 
     def explain(self, text: str) -> Explanation:
         """Occlusion: score the review and every copy of it with one word left out, in one batched call."""

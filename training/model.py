@@ -19,8 +19,6 @@ from training.data import LINE_BREAK
 STANDARDIZE = "lower_and_strip_punctuation"
 STRIP_PUNCTUATION_REGEX = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 SPLIT = "whitespace"
-PAD_TOKEN = ""
-OOV_TOKEN = "[UNK]"
 
 
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
