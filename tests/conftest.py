@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))  # so plain `pytest` finds `training` as `python -
 # Small enough to train in seconds on two cores, big enough to exercise every part of the pipeline.
 TINY_FLAGS = [
     "--max-rows", "400", "--vocab-size", "500", "--sequence-length", "40", "--embedding-dim", "8",
-    "--lstm-units", "4", "--dense-units", "4", "--epochs", "2", "--batch-size", "32",
+    "--lstm-units", "4", "--dense-units", "4", "--epochs", "2", "--batch-size", "32", "--ngram-vocab-size", "5000",
 ]
 
 

@@ -116,12 +116,12 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
     results = meta["model-index"][0]["results"][0]
     assert results["task"]["type"] == "text-classification"
     values = {m["type"]: m["value"] for m in results["metrics"]}
-    assert values == {"accuracy": round(metrics["lstm"]["accuracy"], 4), "f1": round(metrics["lstm"]["f1"], 4)}
+    assert values == {"accuracy": round(metrics["test"]["accuracy"], 4), "f1": round(metrics["test"]["f1"], 4)}
     assert ModelCard(text).data.eval_results[0].metric_value == values["accuracy"]
     assert f"**License**: {meta['license']}." in text
 
-    metrics["lstm"]["accuracy"] = 0.9876
-    metrics["baseline"]["accuracy"] = 0.5432
+    metrics["test"]["accuracy"] = 0.9876
+    metrics["baselines"]["nbsvm"]["accuracy"] = 0.5432
     (folder / artifacts.METRICS).write_text(json.dumps(metrics))
     card = str(render_card(folder, repo_id="someone/else"))
     assert "**98.76%**" in card and "0.5432" in card and "value: 0.9876" in card

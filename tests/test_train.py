@@ -58,9 +58,10 @@ def test_training_config_records_the_run(tiny_model: Path) -> None:
 def test_metrics_and_history(tiny_model: Path) -> None:
     metrics = json.loads((tiny_model / artifacts.METRICS).read_text())
     rows = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["data"]["rows"]
-    for model in ("lstm", "baseline"):
-        m = metrics[model]
-        assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
+    assert set(metrics["baselines"]) == {"tfidf", "nbsvm"}
+    for m in (metrics["test"], *metrics["baselines"].values()):
+        assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "ece", "confusion_matrix"}
+        assert sum(g["examples"] for g in m["by_length"].values()) == rows["test"]
         assert sum(map(sum, m["confusion_matrix"])) == m["examples"] == rows["test"]
         tn, fp = m["confusion_matrix"][0]
         fn, tp = m["confusion_matrix"][1]

@@ -12,6 +12,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from training import artifacts
+from training.evaluate import CALIBRATION_BINS, THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 PLACEHOLDER_REPO = "OWNER/NAME"
@@ -38,7 +39,7 @@ def card_data(metrics: dict, split_name: str) -> ModelCardData:
             dataset_split=split_name,
             metric_type=metric,
             metric_name=metric.capitalize() if metric == "accuracy" else metric.upper(),
-            metric_value=round(metrics["lstm"][metric], 4),
+            metric_value=round(metrics["test"][metric], 4),
         )
         for metric in ("accuracy", "f1")
     ]
@@ -78,6 +79,8 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         license=LICENSE,
         files=artifacts,
         benchmark=benchmark.read_text(encoding="utf-8") if benchmark.is_file() else None,
+        threshold=THRESHOLD,
+        calibration_bins=CALIBRATION_BINS,
     )
 
 

@@ -12,9 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from training import artifacts
 from training.config import ConfigError, add_config_flags, config_from_args
-from training.data import SAMPLE_CSV, DataError, load_splits, read_unlabeled, sha256_of
+from training.data import SAMPLE_CSV, DataError, Splits, load_splits, read_unlabeled, sha256_of
 from training.push import add_push_flags, push
 
 log = logging.getLogger("training")
@@ -46,6 +48,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def provenance(data: Path, splits: Splits, unlabeled_path: Path | None, unlabeled: pd.Series | None) -> dict:
+    """What the data was, for `training_config.json`: file names, SHA-256 and row counts."""
+    return {
+        "data": {"file": data.name, "sha256": sha256_of(data), "rows": splits.counts},
+        "unlabeled_data": None if unlabeled is None else {
+            "file": unlabeled_path.name, "sha256": sha256_of(unlabeled_path), "rows": len(unlabeled)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -68,15 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: TensorFlow takes seconds to start and its start-up messages would bury an input error.
     from training.fit import fit_and_save
 
-    metrics = fit_and_save(config, splits, args.data, args.out, args.overwrite, unlabeled, args.unlabeled, args.resume,
-                           args.distribute)
+    metrics = fit_and_save(config, splits, provenance(args.data, splits, args.unlabeled, unlabeled), args.out, args.overwrite, unlabeled,
+                           args.resume, args.distribute)
     if metrics is None:
         print("worker finished; the chief writes the model folder")
         return 0
-    lstm, baseline, run = metrics["lstm"], metrics["baseline"], metrics["training"]
+    test, baselines, run = metrics["test"], metrics["baselines"], metrics["training"]
     print(f"model folder: {args.out}")
-    print(f"test accuracy: BiLSTM {lstm['accuracy']:.4f}, baseline {baseline['accuracy']:.4f} "
-          f"({run['epochs_run']} epochs, {run['wall_seconds']:.0f} s)")
+    print(f"test accuracy: {test['accuracy']:.4f}; baselines: "
+          + ", ".join(f"{b['name']} {b['accuracy']:.4f}" for b in baselines.values())
+          + f" ({run['epochs_run']} epochs, {run['wall_seconds']:.0f} s)")
     return push(args.out, args.push_to_hub, args) if args.push_to_hub else 0
 
 
