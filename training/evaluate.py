@@ -105,7 +105,7 @@ class LogCountRatio(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, features: sparse.spmatrix) -> sparse.csr_matrix:
-        return sparse.csr_matrix(features.multiply(self.ratio_))
+        return sparse.csr_matrix(sparse.csr_matrix(features).multiply(self.ratio_))
 
 
 def nbsvm(c: float, seed: int) -> Pipeline:

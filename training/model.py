@@ -34,29 +34,39 @@ STRIP_PUNCTUATION_REGEX = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 SPLIT = "whitespace"
 PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
 FIRST_WORD_ID = 2
-
-
-def _fitted(texts: list[str], name: str, **settings) -> layers.TextVectorization:
-    """A TextVectorization with its vocabulary fitted on `texts` and given as an argument, so Keras saves
-    it in config.json as JSON. (An adapted layer saves it as a text file of lines instead, which words
-    holding a Unicode line separator would corrupt.)"""
-    settings = dict(standardize=STANDARDIZE, split=SPLIT, **settings)
-    counter = layers.TextVectorization(**settings)
-    counter.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
-    vocabulary = counter.get_vocabulary(include_special_tokens=False)
-    return layers.TextVectorization(**settings, vocabulary=vocabulary, name=name)
+NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
 
 
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
     """Word ids for the BiLSTM, vocabulary fitted on `texts` (the training part only)."""
-    return _fitted(texts, TOKENIZER_LAYER, max_tokens=vocab_size, output_mode="int",
-                   output_sequence_length=sequence_length)
+    settings = dict(max_tokens=vocab_size, standardize=STANDARDIZE, split=SPLIT, output_mode="int",
+                    output_sequence_length=sequence_length)
+    counter = layers.TextVectorization(**settings)
+    counter.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
+    # Given as an argument, the vocabulary is saved in config.json as JSON. (An adapted layer saves it
+    # as a text file of lines instead, which words holding a Unicode line separator would corrupt.)
+    vocabulary = counter.get_vocabulary(include_special_tokens=False)
+    return layers.TextVectorization(**settings, vocabulary=vocabulary, name=TOKENIZER_LAYER)
+
+
+def most_frequent_ngrams(texts: list[str], count: int, max_n: int) -> list[str]:
+    """The `count` most frequent 1..max_n-grams of `texts`, standardized and split as the tokenizers do.
+    (Four times faster than `TextVectorization.adapt`, which keeps every n-gram in a hash table as it goes.)"""
+    grams = []
+    for i in range(0, len(texts), NGRAM_COUNT_CHUNK):
+        text = tf.strings.regex_replace(tf.strings.lower(texts[i : i + NGRAM_COUNT_CHUNK]), STRIP_PUNCTUATION_REGEX, "")
+        grams.append(tf.strings.ngrams(tf.strings.split(text), ngram_width=tuple(range(1, max_n + 1)),
+                                       separator=" ").flat_values)
+    unique, _, counts = tf.unique_with_counts(tf.concat(grams, axis=0))
+    top = np.argsort(-counts.numpy(), kind="stable")[:count]
+    return [gram.decode("utf-8") for gram in unique.numpy()[top]]
 
 
 def make_ngram_tokenizer(texts: list[str], vocab_size: int, max_n: int) -> layers.TextVectorization:
     """Which of the most frequent 1..max_n-grams of `texts` a review contains (sparse 0/1, id 0: any other)."""
-    return _fitted(texts, NGRAM_TOKENIZER_LAYER, max_tokens=vocab_size, ngrams=max_n, output_mode="multi_hot",
-                   sparse=True)
+    vocabulary = most_frequent_ngrams(texts, vocab_size - 1, max_n)  # id 0 is taken by "any other n-gram"
+    return layers.TextVectorization(standardize=STANDARDIZE, split=SPLIT, ngrams=max_n, output_mode="multi_hot",
+                                    sparse=True, vocabulary=vocabulary, name=NGRAM_TOKENIZER_LAYER)
 
 
 def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
