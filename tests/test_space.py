@@ -154,6 +154,14 @@ def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: in
     assert sum(score is not None for _, score in highlights) == window
 
 
+def test_text_past_the_character_cap_is_not_read(predictor, model) -> None:
+    from review_text import MAX_TEXT_CHARS
+
+    head = words(MAX_TEXT_CHARS // 4)[:MAX_TEXT_CHARS]
+    text = head + " awful terrible boring" * 1000
+    assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [head])[0], abs=1e-5)
+
+
 def test_html_is_kept_as_text(app) -> None:
     review = 'Fine <script>alert("x")</script> <img src=x onerror=alert(1)> film'
     _, _, highlights, _ = app.classify(review)

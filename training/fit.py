@@ -294,17 +294,20 @@ def branch_logits(parts: dict, ids: np.ndarray, texts: pd.Series) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def validation_figures(logits: np.ndarray, labels: np.ndarray, output: keras.layers.Dense) -> dict:
-    """Accuracy and calibration error on the validation part: each branch alone, their sum, the output."""
+def validation_figures(logits: dict[str, np.ndarray], labels: np.ndarray, output: keras.layers.Dense) -> dict:
+    """Accuracy and calibration error on the validation part's reviews and on their last sentences: each
+    branch alone, the plain sum of the logits, and the output layer as shipped."""
     def figures(probabilities: np.ndarray) -> dict:
         return {"accuracy": float(((probabilities >= evaluate.THRESHOLD) == labels).mean()),
                 "ece": evaluate.expected_calibration_error(labels, probabilities)}
 
     sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     weights, bias = output.get_weights()
-    result = {name: figures(sigmoid(logits[:, i])) for i, name in enumerate(("bilstm", "ngram")[: logits.shape[1]])}
-    result["sum"] = figures(sigmoid(logits.sum(axis=1)))
-    result["output"] = figures(sigmoid(logits @ weights[:, 0] + bias[0]))
+    result = {}
+    for i, name in enumerate(("bilstm", "ngram")[: logits["reviews"].shape[1]]):
+        result[name] = {part: figures(sigmoid(x[:, i])) for part, x in logits.items()}
+    result["sum"] = {part: figures(sigmoid(x.sum(axis=1))) for part, x in logits.items()}
+    result["output"] = {part: figures(sigmoid(x @ weights[:, 0] + bias[0])) for part, x in logits.items()}
     return result
 
 
@@ -340,8 +343,12 @@ def fit_model(
     if config.ngram_branch:
         parts["ngram_tokenizer"], parts["ngram_dense"] = fit_ngram_branch(splits.train["text"], data.train_labels,
                                                                           config)
-    logits = branch_logits(parts, data.val_ids, splits.val["text"])
-    output = fit_output_layer(logits, data.val_labels, config.calibrate)
+    # The output layer learns from whole reviews and from one-liners (their last sentences), so that
+    # P(positive) means what it says for both; it has one weight per branch and a bias, nothing else.
+    sentences = pd.Series(evaluate.last_sentences(splits.val["text"].tolist()))
+    logits = {"reviews": branch_logits(parts, data.val_ids, splits.val["text"]),
+              "last_sentences": branch_logits(parts, tokenize(tokenizer, sentences), sentences)}
+    output = fit_output_layer(np.concatenate(list(logits.values())), np.tile(data.val_labels, 2), config.calibrate)
     model = end_to_end(tokenizer, classifier, output, parts.get("ngram_tokenizer"), parts.get("ngram_dense"))
     return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, data.val_labels, output),
                   time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync})
