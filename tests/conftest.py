@@ -42,11 +42,21 @@ def run_python(code: str, cwd: Path, env: dict | None = None) -> subprocess.Comp
     )
 
 
+_HANDED_OUT_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that no earlier call returned.
+
+    The kernel may give a just-closed probe's port again, so two servers started together could get the same one.
+    """
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _HANDED_OUT_PORTS:
+            _HANDED_OUT_PORTS.add(port)
+            return port
 
 
 @pytest.fixture(scope="session")
