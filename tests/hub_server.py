@@ -58,7 +58,8 @@ _STRING_OR_STRINGS = (lambda v: _STRING[0](v) or _STRINGS[0](v), "must be a stri
 _BOOLEAN = (lambda v: isinstance(v, bool), "must be a boolean")
 _INTEGER = (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be an integer")
 _COLOR = (lambda v: v in ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"), "must be a color name")
-_SDK = (lambda v: v in ("gradio", "streamlit", "docker", "static"), "must be one of [gradio, streamlit, docker, static]")
+_SDKS = ("gradio", "streamlit", "docker", "static")
+_SDK = (lambda v: v in _SDKS, f"must be one of [{', '.join(_SDKS)}]")
 _SHORT_DESCRIPTION = (lambda v: isinstance(v, str) and len(v) <= SHORT_DESCRIPTION_MAX,
                       f"length must be less than or equal to {SHORT_DESCRIPTION_MAX} characters long")
 # A dict is an object with these required keys, a one-item list an array of such items, None any value.
@@ -298,7 +299,9 @@ class FakeHub:
                 return self._resolve(repo, revision, "/".join(path))
         raise HubError(404, f"FakeHub has no route for {method} /{'/'.join(parts)}")
 
-    def _repo_api(self, method: str, repo: _Repo, rest: list[str], query: dict, body: bytes, role: str | None) -> _Reply:
+    def _repo_api(
+        self, method: str, repo: _Repo, rest: list[str], query: dict, body: bytes, role: str | None
+    ) -> _Reply:
         match method, rest:
             case "GET", []:
                 return _json(self._info(repo, "main"))

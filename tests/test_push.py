@@ -84,7 +84,7 @@ def test_push_twice_then_load_the_first_commit_by_id_and_tag(tiny_model: Path, h
     second = pushed_commit(push(folder, env, "--commit-message", "Retrained: other weights"))
     assert hub.commits(REPO_ID) == [*commits, second]
     assert hub.commit_message(REPO_ID) == "Retrained: other weights"
-    tag = run_python(f"from huggingface_hub import HfApi; HfApi().create_tag({REPO_ID!r}, tag='v1', revision={commit!r})",
+    tag = run_python(f"import huggingface_hub as hf; hf.HfApi().create_tag({REPO_ID!r}, tag='v1', revision={commit!r})",
                      cwd=tmp_path, env=env)
     assert tag.returncode == 0, tag.stderr[-2000:]
 

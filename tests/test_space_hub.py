@@ -201,7 +201,7 @@ HUB_PROBLEMS = """
 
 
 def test_hub_refusals_say_what_to_check(model_dir: Path, tmp_path: Path) -> None:
-    """A wrong repo id, a revision that does not exist, a private repo without a token: the page's message says which."""
+    """A wrong repo id, a missing revision, a private repo without a token: the page's message says which."""
     cases = {  # (repo, revision, with token): what the message must say
         ("tester/no-such-model", None, True): "Repository Not Found",
         (MODEL_REPO, None, False): "Repository Not Found",

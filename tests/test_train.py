@@ -296,7 +296,8 @@ def test_unlabeled_reviews_feed_the_word_vectors(tmp_path: Path) -> None:
 
     unlabeled = tmp_path / "unlabeled.csv"
     # Reviews the tiny run does not read (it reads the first 400 rows), with another column to ignore.
-    pd.DataFrame({"id": range(600), "review": pd.read_csv(SAMPLE_CSV)["review"][1000:1600]}).to_csv(unlabeled, index=False)
+    reviews = pd.read_csv(SAMPLE_CSV)["review"][1000:1600]
+    pd.DataFrame({"id": range(600), "review": reviews}).to_csv(unlabeled, index=False)
     out = tmp_path / "model"
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--freeze-embeddings",
                         "--unlabeled", str(unlabeled))
