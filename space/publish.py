@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python space/publish.py", description=__doc__.splitlines()[0])
     parser.add_argument("--space-id", required=True, help="the Space to create or update, OWNER/NAME")
     parser.add_argument("--model-repo", required=True, help="the model repo the Space serves (its MODEL_REPO)")
-    parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION)")
+    parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION); "
+                        "without it, the Space serves the model's main branch")
     parser.add_argument("--private", action="store_true", help="create the Space private")
     args = parser.parse_args(argv)
     try:
