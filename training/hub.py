@@ -54,6 +54,7 @@ def _one_line(err: Exception) -> str:
 
 
 def _refused(err: HfHubHTTPError, repo_id: str) -> str:
+    """What to tell the user when the Hub answered an error; a 403 means the token may not write."""
     if err.response is not None and err.response.status_code == 403:
         return (f"the Hugging Face token may not write to {repo_id} (403 Forbidden): use a token with write access "
                 "in HF_TOKEN or `hf auth login`")
