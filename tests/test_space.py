@@ -247,7 +247,8 @@ def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app,
     assert message == "Scored 1 review(s)."
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(out.columns) == ["review", "'=SUM(A1)", "probability", "label"]
-    assert float(out["probability"][0]) == pytest.approx(app.PREDICTOR.probabilities(["A wonderful film."])[0], abs=1e-5)
+    expected = app.PREDICTOR.probabilities(["A wonderful film."])[0]
+    assert float(out["probability"][0]) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(
