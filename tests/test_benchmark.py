@@ -17,9 +17,13 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     results = json.loads((tmp_path / benchmark.RESULTS_JSON).read_text())
     models = [row["model"] for row in results["rows"]]
     assert models[:2] == ["BiLSTM `seed`", "BiLSTM `default`"] and "logistic regression" in models[2]
-    for row in results["rows"]:
-        assert 0 <= row["accuracy"] <= 1 and 0 <= row["one_sentence_accuracy"] <= 1
-        assert row["p50_ms"] <= row["p99_ms"] and row["batch_reviews_per_s"] > 0 and row["peak_rss_mb"] > 0
+    # Each BiLSTM row is the model in its folder; the baseline row is the baseline those folders were compared with.
+    for preset, row in zip(("seed", "default"), results["rows"]):
+        metrics = json.loads((tmp_path / preset / artifacts.METRICS).read_text())
+        assert (row["accuracy"], row["f1"], row["epochs"], row["parameters"]) == (
+            metrics["lstm"]["accuracy"], metrics["lstm"]["f1"], metrics["training"]["epochs_run"],
+            metrics["model"]["parameters"])
+        assert results["rows"][2]["accuracy"] == pytest.approx(metrics["baseline"]["accuracy"])
     table = (tmp_path / artifacts.BENCHMARK).read_text()
     assert table in result.stdout and table.count("\n| ") == 4  # header and three models
     card = (tmp_path / "default" / artifacts.CARD).read_text()

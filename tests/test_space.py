@@ -136,7 +136,7 @@ def test_classify_answers_with_both_labels(app) -> None:
     negative, positive = app.PREDICTOR.labels
     assert confidences[positive] == pytest.approx(probability)
     assert confidences[negative] == pytest.approx(1 - probability)
-    assert 0 <= probability <= 1 and note == ""
+    assert probability == pytest.approx(app.PREDICTOR.probabilities(["A wonderful, moving film."])[0]) and note == ""
     assert "".join(piece for piece, _ in highlights) == "A wonderful, moving film."
     scores = [score for _, score in highlights if score is not None]
     assert len(scores) == 4 and max(abs(s) for s in scores) == pytest.approx(1.0)
@@ -149,7 +149,7 @@ def test_empty_review_gets_a_friendly_message(app, empty) -> None:
 
 def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: int) -> None:
     _, probability, highlights, note = app.classify("great " * 200_000)
-    assert 0 <= probability <= 1
+    assert probability == pytest.approx(app.PREDICTOR.probabilities(["great " * window])[0], abs=1e-6)
     assert f"first {window} words" in note
     assert sum(score is not None for _, score in highlights) == window
 
@@ -252,6 +252,18 @@ def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
     assert float(out["probability"][1]) == pytest.approx(scores[1], abs=1e-5)
     assert out["label"][0] == app.PREDICTOR.labels[int(scores[0] >= 0.5)]
     assert out["probability"][2] == "" and out["label"][2] == ""
+
+
+def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app, tmp_path: Path) -> None:
+    # Excel's "CSV UTF-8" starts with a byte order mark; a header cell is a cell a spreadsheet may run too.
+    upload = tmp_path / "excel.csv"
+    upload.write_bytes("\ufeffreview,=SUM(A1)\nA wonderful film.,1\n".encode())
+    path, message = app.score_csv(str(upload))
+    assert message == "Scored 1 review(s)."
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["review", "'=SUM(A1)", "probability", "label"]
+    expected = app.PREDICTOR.probabilities(["A wonderful film."])[0]
+    assert float(out["probability"][0]) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(
