@@ -90,7 +90,7 @@ def test_reported_test_figures_are_those_of_the_saved_model(tiny_model: Path) ->
     test = splits_of(tiny_model).test
     model = keras.saving.load_model(tiny_model, safe_mode=True)
     scores = model.predict(tf.constant(test["text"].tolist()), verbose=0)[:, 0]
-    reported = json.loads((tiny_model / artifacts.METRICS).read_text())["lstm"]
+    reported = json.loads((tiny_model / artifacts.METRICS).read_text())["test"]
     assert reported["examples"] == len(test)
     assert reported["accuracy"] == pytest.approx(((scores >= 0.5) == test["label"]).mean())
     assert reported["roc_auc"] == pytest.approx(roc_auc_score(test["label"], scores), abs=1e-6)
