@@ -3,15 +3,20 @@
 `FakeHub` runs a stdlib `ThreadingHTTPServer` on 127.0.0.1 (free port) in a background
 thread and answers the subset of the Hub HTTP API that `huggingface_hub` uses to create
 repos, upload folders, download files and snapshots, manage branches and Space
-variables. Point the client at it with `HF_ENDPOINT=hub.url` (set before
+variables, and that its file system (`hf://` paths, `HfFileSystem`) uses to list and read
+files of dataset repos. Point the client at it with `HF_ENDPOINT=hub.url` (set before
 `huggingface_hub` is imported) and `HF_TOKEN=hub.token`.
 
 Simplifications compared with the real Hub:
-- every repo lives under the single user `FakeHub.user`; repo ids are `namespace/name`;
+- every repo created through the API lives under the single user `FakeHub.user`; repo ids
+  are `namespace/name`. `FakeHub.publish` adds a public repo of any namespace, as if its
+  owner had pushed it (e.g. a dataset such as `stanfordnlp/imdb`);
 - preupload answers `uploadMode: "regular"` for every file, so contents travel base64
   inline in the commit NDJSON: no LFS or Xet upload, and downloads never redirect;
 - a new repo starts with an empty "initial commit" on `main` (the real Hub adds a
   `.gitattributes` file), so `main` always resolves to a commit;
+- LFS files (only those added with `publish(..., lfs=True)`) are listed with their SHA-256 like
+  on the Hub, but served directly, like regular files;
 - no pull requests, tags, pagination or `.gitignore` rules.
 
 Usage:
@@ -120,6 +125,7 @@ class _Repo:
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit id
     commits: dict[str, _Commit] = field(default_factory=dict)  # commit id -> commit, in creation order
     variables: dict[str, dict] = field(default_factory=dict)  # Space variables: key -> {"value", ...}
+    lfs: set[str] = field(default_factory=set)  # paths stored in LFS (listed with their SHA-256)
 
     def resolve(self, revision: str) -> _Commit:
         """A branch name or a full commit id, like the Hub accepts in URLs."""
@@ -196,6 +202,23 @@ class FakeHub:
         with self._lock:
             return {key: var["value"] for key, var in self._repo("space", repo_id).variables.items()}
 
+    def publish(self, repo_id: str, files: dict[str, bytes], repo_type: str = "dataset", lfs: bool = False) -> str:
+        """Add `files` to the public repo `repo_id` (created if missing, any namespace) in one commit on main,
+        as if its owner had pushed them; with `lfs`, they are LFS files. Returns the commit id."""
+        with self._lock:
+            key = (repo_type, repo_id)
+            if key not in self._repos:
+                self._repos[key] = _Repo(repo_id=repo_id, repo_type=repo_type, private=False,
+                                         sdk=None, created_at=_now())
+                self._repos[key].add_commit("main", {})
+            repo = self._repos[key]
+            stored = {path: self._blobs.put(data) for path, data in files.items()}
+            if lfs:
+                repo.lfs.update(files)
+            else:
+                repo.lfs.difference_update(files)
+            return repo.add_commit("main", {**repo.resolve("main").files, **stored}).id
+
     # ------------------------------------------------------------------ routing
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
@@ -207,7 +230,7 @@ class FakeHub:
             parts = [unquote(part) for part in url.path.split("/")[1:]]
             try:
                 authorized = self._authenticate(headers.get("authorization"))
-                return self._route(method, parts, parse_qs(url.query), body, authorized)
+                return self._route(method, parts, parse_qs(url.query), body, authorized, headers.get("range"))
             except HubError as error:
                 return error.reply()
 
@@ -219,7 +242,9 @@ class FakeHub:
             raise HubError(401, "Invalid credentials in Authorization header")
         return True
 
-    def _route(self, method: str, parts: list[str], query: dict, body: bytes, authorized: bool) -> _Reply:
+    def _route(
+        self, method: str, parts: list[str], query: dict, body: bytes, authorized: bool, byte_range: str | None
+    ) -> _Reply:
         match method, parts:
             case "GET", ["api", "whoami-v2"]:
                 _require_token(authorized)
@@ -235,10 +260,10 @@ class FakeHub:
                 return self._repo_api(method, repo, rest, query, body, authorized)
             case "GET" | "HEAD", ["datasets" | "spaces" as kind, namespace, name, "resolve", revision, *path]:
                 repo = self._visible_repo(_API_KINDS[kind], f"{namespace}/{name}", authorized)
-                return self._resolve(repo, revision, "/".join(path))
+                return self._resolve(repo, revision, "/".join(path), byte_range)
             case "GET" | "HEAD", [namespace, name, "resolve", revision, *path]:
                 repo = self._visible_repo("model", f"{namespace}/{name}", authorized)
-                return self._resolve(repo, revision, "/".join(path))
+                return self._resolve(repo, revision, "/".join(path), byte_range)
         raise HubError(404, f"FakeHub has no route for {method} /{'/'.join(parts)}")
 
     def _repo_api(
@@ -254,6 +279,9 @@ class FakeHub:
                 return _json(self._tree(repo, revision, "/".join(path), recursive))
             case "GET", ["refs"]:
                 return _json(self._refs(repo))
+            case "POST", ["paths-info", revision]:
+                # A form: paths=a&paths=b&expand=False
+                return _json(self._paths_info(repo, revision, parse_qs(body.decode()).get("paths", [])))
             case "POST", ["preupload", revision]:
                 _require_token(authorized)
                 return _json(self._preupload(repo, revision, json.loads(body)))
@@ -357,10 +385,29 @@ class FakeHub:
                 continue
             for subfolder in folders:
                 entries.setdefault(subfolder, _folder_entry(files, subfolder))
-            entries[path] = {"type": "file", "oid": oid, "size": len(self._blobs.get(oid)), "path": path}
+            entries[path] = self._file_entry(repo, path, oid)
         if prefix and not entries:
             raise HubError(404, f"{folder} does not exist on {revision}", "EntryNotFound")
         return list(entries.values())
+
+    def _paths_info(self, repo: _Repo, revision: str, paths: list[str]) -> list[dict]:
+        """The entries of the paths that exist (files or folders); missing paths are left out, like on the Hub."""
+        files = repo.resolve(revision).files
+        entries = []
+        for path in (p.strip("/") for p in paths):
+            if path in files:
+                entries.append(self._file_entry(repo, path, files[path]))
+            elif any(name.startswith(path + "/") for name in files):
+                entries.append(_folder_entry(files, path))
+        return entries
+
+    def _file_entry(self, repo: _Repo, path: str, oid: str) -> dict:
+        data = self._blobs.get(oid)
+        entry = {"type": "file", "oid": oid, "size": len(data), "path": path}
+        if path in repo.lfs:
+            # The Hub gives an LFS file's SHA-256 (its "oid" is then the pointer file's id; the blob's here).
+            entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+        return entry
 
     def _refs(self, repo: _Repo) -> dict:
         branches = [
@@ -442,15 +489,24 @@ class FakeHub:
 
     # ------------------------------------------------------------------ downloads
 
-    def _resolve(self, repo: _Repo, revision: str, path: str) -> _Reply:
+    def _resolve(self, repo: _Repo, revision: str, path: str, byte_range: str | None) -> _Reply:
         commit = repo.resolve(revision)
         # The client caches "file missing at this commit" using X-Repo-Commit, also on 404.
         headers = {"X-Repo-Commit": commit.id}
         if path not in commit.files:
             raise HubError(404, "Entry not found", "EntryNotFound", headers)
         oid = commit.files[path]
+        data = self._blobs.get(oid)
         # The client refuses files without X-Repo-Commit or ETag; the handler adds Content-Length.
-        return 200, {**headers, "ETag": f'"{oid}"', "Content-Type": "application/octet-stream"}, self._blobs.get(oid)
+        headers.update({"ETag": f'"{oid}"', "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"})
+        if byte_range is None:
+            return 200, headers, data
+        # The file system reads parquet footers and row groups with "Range: bytes=START-END" (END inclusive).
+        start, _, end = byte_range.removeprefix("bytes=").partition("-")
+        first, last = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
+        if first >= len(data):
+            raise HubError(416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{len(data)}"})
+        return 206, {**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"}, data[first : last + 1]
 
 
 def _require_token(authorized: bool) -> None:
