@@ -9,12 +9,10 @@ import platform
 import shutil
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
-
+import training.quiet_tf  # noqa: F401  (first: TensorFlow without its C++ start-up lines)
 import keras
 import numpy as np
 import pandas as pd
@@ -41,6 +39,12 @@ def tokenize(tokenizer: keras.layers.TextVectorization, texts: pd.Series) -> np.
     return np.concatenate(chunks)
 
 
+def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
+    """How many batches `bucket_by_sequence_length` makes of `ids`, in any order: ceil(reviews / batch size) per bucket."""
+    buckets = np.searchsorted(boundaries, np.count_nonzero(ids, axis=1), side="right")
+    return int(sum(-(-count // batch_size) for count in np.bincount(buckets, minlength=len(boundaries) + 1)))
+
+
 def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
     """Batches of (ids, label); with bucketing, each batch is only as long as its longest review."""
     data = tf.data.Dataset.from_tensor_slices((ids, labels))
@@ -54,6 +58,8 @@ def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuff
         data = data.bucket_by_sequence_length(
             lambda x, y: tf.shape(x)[0], boundaries, [config.batch_size] * (len(boundaries) + 1)
         )
+        # Keras then knows where an epoch ends instead of running the data dry ("Your input ran out of data").
+        data = data.apply(tf.data.experimental.assert_cardinality(bucketed_batches(ids, boundaries, config.batch_size)))
     else:
         data = data.batch(config.batch_size)
     return data.prefetch(tf.data.AUTOTUNE)

@@ -82,7 +82,7 @@ def push_folder(
 
 def load_from_hub(repo_id: str, revision: str | None = None):
     """Download `repo_id` at `revision` (a branch, tag or commit id) into the local cache and load it safely."""
-    import keras  # only loading needs TensorFlow; pushing does not
+    from training.quiet_tf import keras  # only loading needs TensorFlow; pushing does not
 
     folder = snapshot_download(repo_id, revision=revision)
     return keras.saving.load_model(folder, safe_mode=True)
