@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, TINY_FLAGS, free_port, run_module, run_python
 
 from training import artifacts
-from training.data import SAMPLE_CSV, sha256_of
+from training.data import SAMPLE_CSV, load_splits, sha256_of
+from training.evaluate import last_sentences
 
 TRICKY_TEXTS = [
     "",
@@ -47,8 +49,8 @@ def test_training_config_records_the_run(tiny_model: Path) -> None:
     config = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())
     assert config["hyperparameters"]["vocab_size"] == 500 and config["hyperparameters"]["seed"] == 42
     assert config["labels"] == ["negative", "positive"]
-    assert config["data"]["file"] == SAMPLE_CSV.name
-    assert config["data"]["sha256"] == sha256_of(SAMPLE_CSV)
+    assert config["data"]["files"] == {"reviews": {"file": SAMPLE_CSV.name, "sha256": sha256_of(SAMPLE_CSV)}}
+    assert config["data"]["official_splits"] is None  # split here: a custom split of the file
     rows = config["data"]["rows"]
     assert rows["rows_read"] == 400
     assert rows["train"] + rows["val"] + rows["test"] == rows["rows_used"] == 400 - rows["duplicates_dropped"]
@@ -69,6 +71,39 @@ def test_metrics_and_history(tiny_model: Path) -> None:
         history = list(csv.DictReader(f))
     assert len(history) == metrics["training"]["epochs_run"] == 2
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+
+
+def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
+    """metrics.json's disaggregated figures, recomputed here from the saved model and the same test part."""
+    import keras
+    import tensorflow as tf
+
+    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())["lstm"]
+    hp = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
+    test = load_splits(SAMPLE_CSV, hp["test_size"], hp["val_size"], hp["seed"], hp["max_rows"]).test
+    model = keras.saving.load_model(tiny_model, safe_mode=True)
+
+    def correct(texts: list[str]) -> np.ndarray:
+        return (model.predict(tf.constant(texts), verbose=0)[:, 0] >= 0.5) == test["label"].to_numpy()
+
+    words = test["text"].str.split().str.len().to_numpy()
+    right = correct(test["text"].tolist())
+    groups = [words <= 100, (words > 100) & (words <= 400), words > 400]
+    assert [g["reviews"] for g in metrics["by_length"]] == [int(g.sum()) for g in groups]
+    assert sum(g["reviews"] for g in metrics["by_length"]) == metrics["examples"]
+    for group, inside in zip(metrics["by_length"], groups):
+        assert group["accuracy"] == (pytest.approx(right[inside].mean()) if inside.any() else None)
+    assert metrics["one_sentence_accuracy"] == pytest.approx(correct(last_sentences(test["text"].tolist())).mean())
+
+
+def test_last_sentence_has_enough_words() -> None:
+    assert last_sentences(["Great film. I loved every minute of it! 10/10", "Too short.", "One. Two three four five?"]) == [
+        "I loved every minute of it!", "Too short.", "Two three four five?"]
+
+
+def test_compute_is_recorded(tiny_model: Path) -> None:
+    compute = json.loads((tiny_model / artifacts.METRICS).read_text())["compute"]
+    assert compute["cores"] == len(os.sched_getaffinity(0)) and compute["cpu"] and isinstance(compute["gpus"], list)
 
 
 def test_tokenizer_json_matches_the_model(tiny_model: Path, tmp_path: Path) -> None:

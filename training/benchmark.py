@@ -27,6 +27,7 @@ import numpy as np
 from training import artifacts
 from training.config import PRESETS, TrainConfig
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
+from training.evaluate import one_sentence_accuracy
 from training.score import serving_scorer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -36,24 +37,11 @@ SINGLE_CALLS = 200  # single-review latency samples per model
 BATCH_SIZE = 256
 BATCH_REPEATS = 3
 QUICK = {"max_rows": 600, "epochs": 1}
-MIN_SENTENCE_WORDS = 4
-
-
-def last_sentences(texts: list[str]) -> list[str]:
-    """The last sentence of at least MIN_SENTENCE_WORDS words of each review: the one-line texts demo visitors type."""
-    result = []
-    for text in texts:
-        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= MIN_SENTENCE_WORDS]
-        result.append(sentences[-1] if sentences else text)
-    return result
 
 
 def short_text_accuracy(score, splits) -> float:
     """Accuracy when the model sees only one sentence of each test review, labelled as its review."""
-    sentences = last_sentences(splits.test["text"].tolist())
-    scores = np.concatenate([np.ravel(score(sentences[i : i + BATCH_SIZE]))
-                             for i in range(0, len(sentences), BATCH_SIZE)])
-    return float(((scores >= 0.5).astype(int) == splits.test["label"].to_numpy()).mean())
+    return one_sentence_accuracy(score, splits.test["text"].tolist(), splits.test["label"].to_numpy())
 
 
 def peak_rss_reset() -> None:
@@ -95,7 +83,7 @@ def bench_preset(name: str, config: TrainConfig, splits, args, unlabeled, out: P
 
     peak_rss_reset()
     started = time.perf_counter()
-    metrics = fit_and_save(config, splits, args.data, out / name, True, unlabeled, args.unlabeled)
+    metrics = fit_and_save(config, splits, out / name, True, unlabeled)
     train_seconds = time.perf_counter() - started
     train_peak = peak_rss_mb()
     score = serving_scorer(out / name)
@@ -185,8 +173,8 @@ def update_readme(table: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=SAMPLE_CSV, help="labelled reviews CSV (default: the sample)")
-    parser.add_argument("--unlabeled", type=Path, metavar="CSV", help="unlabeled reviews for the default preset")
+    parser.add_argument("--data", default=str(SAMPLE_CSV), help="labelled reviews, as for training.train (default: the sample)")
+    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the default preset")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")

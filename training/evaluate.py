@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +28,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 THRESHOLD = 0.5
 BASELINE_NAME = "TF-IDF (1-2 grams) + logistic regression"
+MIN_SENTENCE_WORDS = 4
+# Review lengths in words (whitespace-separated, after cleaning): (name, fewest, most; None: no limit).
+LENGTH_GROUPS = (("up to 100 words", 0, 100), ("101-400 words", 101, 400), ("over 400 words", 401, None))
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -40,6 +45,45 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
         "examples": int(len(labels)),
     }
+
+
+def last_sentences(texts: Sequence[str]) -> list[str]:
+    """The last sentence of at least MIN_SENTENCE_WORDS words of each review: the one-line texts demo visitors type."""
+    result = []
+    for text in texts:
+        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= MIN_SENTENCE_WORDS]
+        result.append(sentences[-1] if sentences else text)
+    return result
+
+
+def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """The share of correct answers at THRESHOLD; None when there is nothing to score."""
+    return float(np.mean((probabilities >= THRESHOLD) == labels)) if len(labels) else None
+
+
+def one_sentence_accuracy(score: Callable[[list[str]], np.ndarray], texts: Sequence[str], labels: np.ndarray) -> float:
+    """Accuracy when the model sees only the last sentence of each review, labelled as its review."""
+    return accuracy(labels, np.ravel(score(last_sentences(texts))))
+
+
+def accuracy_by_length(texts: Sequence[str], labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+    """Accuracy of each LENGTH_GROUPS group of reviews, with its size."""
+    words = np.array([len(text.split()) for text in texts])
+    groups = []
+    for name, fewest, most in LENGTH_GROUPS:
+        inside = (words >= fewest) & (words <= (np.inf if most is None else most))
+        groups.append({"group": name, "reviews": int(inside.sum()),
+                       "accuracy": accuracy(labels[inside], probabilities[inside])})
+    return groups
+
+
+def held_out_metrics(score: Callable[[list[str]], np.ndarray], texts: Sequence[str], labels: np.ndarray) -> dict:
+    """Everything measured on the test part with `score` (texts in, P(positive) out): the classification
+    metrics, accuracy by review length, and one-sentence accuracy."""
+    probabilities = np.ravel(score(list(texts)))
+    return {**classification_metrics(labels, probabilities),
+            "by_length": accuracy_by_length(texts, labels, probabilities),
+            "one_sentence_accuracy": one_sentence_accuracy(score, texts, labels)}
 
 
 def train_baseline(texts: pd.Series, labels: pd.Series, seed: int) -> Pipeline:

@@ -20,13 +20,11 @@ import tensorflow as tf
 
 from training import artifacts, card, evaluate
 from training.config import TrainConfig
-from training.data import LABELS, Splits, sha256_of
+from training.data import LABELS, Splits, Unlabeled
 from training.model import build_classifier, end_to_end, make_tokenizer, write_tokenizer_json
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
-# Max over time does not need the mask: masked LSTM steps output zeros. Keras warns all the same.
-warnings.filterwarnings("ignore", message=".*does not support masking.*")
 
 TOKENIZE_CHUNK = 4096
 BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less than this
@@ -89,6 +87,19 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "huggingface_hub": huggingface_hub.__version__,
     }
+
+
+def hardware() -> dict:
+    """The machine this process trained on: CPU model, the cores it could use, GPUs."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")  # Linux names the model here; platform.processor() often does not
+    if cpuinfo.is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu, "cores": cores, "gpus": gpus, "system": f"{platform.system()} {platform.machine()}"}
 
 
 @dataclass(frozen=True)
@@ -215,24 +226,23 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def fit_and_save(
     config: TrainConfig,
     splits: Splits,
-    data_path: Path,
     out: Path,
     overwrite: bool = False,
-    unlabeled: pd.Series | None = None,
-    unlabeled_path: Path | None = None,
+    unlabeled: Unlabeled | None = None,
     resume: bool = False,
     distribute: str = "none",
 ) -> dict | None:
     """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics,
     or None on a multi-worker cluster's non-chief workers, which write nothing.
 
-    `unlabeled` texts (read from `unlabeled_path`) only feed the embedding's pre-training. With `resume`,
-    an interrupted run with the same settings goes on from its last completed epoch.
+    `unlabeled` texts only feed the embedding's pre-training. With `resume`, an interrupted run with the
+    same settings goes on from its last completed epoch.
     """
     started = time.perf_counter()
     # First: a multi-worker strategy must exist before TensorFlow runs anything else.
     strategy = make_strategy(distribute)
-    log.info("training on %d replica(s)", strategy.num_replicas_in_sync)
+    log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
+             len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
 
     # The tokenizer sees the training part only.
@@ -255,7 +265,7 @@ def fit_and_save(
         if config.pretrain_embeddings:
             corpus = data.train_ids
             if unlabeled is not None:
-                corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled)])
+                corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled.texts)])
             vectors = word_vectors(corpus, tokenizer.vocabulary_size(), config.embedding_dim, config.seed)
             classifier.get_layer("embedding").set_weights([vectors])
         classifier.compile(
@@ -276,16 +286,16 @@ def fit_and_save(
         # What ships is the end-to-end model; the test part is scored once, through it.
         model = end_to_end(tokenizer, classifier)
         test_texts, test_labels = splits.test["text"].tolist(), splits.test["label"].to_numpy()
-        lstm_scores = model.predict(tf.constant(test_texts), batch_size=256, verbose=0)[:, 0]
         baseline = evaluate.train_baseline(splits.train["text"], splits.train["label"], config.seed)
-        baseline_scores = baseline.predict_proba(splits.test["text"])[:, 1]
 
         model.save(folder, zipped=False)
         write_tokenizer_json(tokenizer, folder / artifacts.TOKENIZER)
         metrics = {
-            "lstm": evaluate.classification_metrics(test_labels, lstm_scores),
+            "lstm": evaluate.held_out_metrics(lambda texts: model.predict(tf.constant(texts), batch_size=256, verbose=0),
+                                              test_texts, test_labels),
             "baseline": {"name": evaluate.BASELINE_NAME,
-                         **evaluate.classification_metrics(test_labels, baseline_scores)},
+                         **evaluate.held_out_metrics(lambda texts: baseline.predict_proba(texts)[:, 1],
+                                                     test_texts, test_labels)},
             "training": {
                 "epochs_run": len(history),
                 "best_epoch": int(history["val_loss"].idxmin()) + 1,
@@ -295,6 +305,7 @@ def fit_and_save(
                 "seconds_per_epoch": round(float(np.median(epoch_seconds)), 1),
                 "wall_seconds": round(time.perf_counter() - started, 1),
             },
+            "compute": hardware(),
             "model": {
                 "parameters": int(model.count_params()),
                 "weights_bytes": (folder / artifacts.KERAS_WEIGHTS).stat().st_size,
@@ -305,9 +316,8 @@ def fit_and_save(
         training_config = {
             "hyperparameters": config.to_dict(),
             "labels": list(LABELS),
-            "data": {"file": data_path.name, "sha256": sha256_of(data_path), "rows": splits.counts},
-            "unlabeled_data": None if unlabeled_path is None else {
-                "file": unlabeled_path.name, "sha256": sha256_of(unlabeled_path), "rows": len(unlabeled)},
+            "data": {**splits.source, "rows": splits.counts},
+            "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)},
             "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync},
             "versions": library_versions(),
         }
