@@ -57,7 +57,6 @@ POSITIVE_SHADES = ("#92c5de", "#2166ac")
 NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
 FAINT = 0.1
-HISTOGRAM_BIN = 0.1  # width of the CSV tab's histogram bars, in probability
 # Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`).
 OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
 
@@ -231,9 +230,8 @@ def build() -> gr.Blocks:
                     batch_message = gr.Markdown(elem_id="batch-message")
                 with gr.Column():
                     counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
-                    histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_bin=HISTOGRAM_BIN,
-                                           y_aggregate="sum", x_lim=[0, 1], x_title=f"P({labels[1]})",
-                                           label="Scored reviews by probability", elem_id="histogram")
+                    histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
+                                           sort="x", label="Scored reviews by probability", elem_id="histogram")
             preview = gr.Dataframe(label=f"The first {batch.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
                                    max_chars=200, wrap=True, elem_id="preview")
         outputs = [label, number, words, message]

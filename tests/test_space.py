@@ -273,7 +273,11 @@ def test_csv_tab_shows_rows_counts_and_histogram(app, tmp_path: Path, monkeypatc
     assert dict(zip(counts["label"], counts["reviews"])) == {label: expected.get(label, 0) for label in
                                                              (*labels, batch.NOT_SCORED)}
     assert list(counts["label"][:2]) == list(labels)
-    assert sorted(histogram["probability"]) == pytest.approx(sorted(float(p) for p in scored["probability"] if p))
+    scores = np.array([float(p) for p in scored["probability"] if p])
+    assert len(histogram) == batch.HISTOGRAM_BINS and histogram["reviews"].sum() == len(scores) == 4
+    for bin_, count in zip(histogram["probability"], histogram["reviews"]):
+        low, high = map(float, bin_.split("-"))
+        assert count == ((scores >= low) & ((scores < high) | (high == 1.0))).sum()
     assert app.csv_summary(None) == (None, None, None)
 
 
