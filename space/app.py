@@ -51,8 +51,8 @@ QUEUE_MAX_SIZE = 256
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
 STATE_CAPACITY = 256
 # Word highlights: a diverging pair that colour-blind readers tell apart too (ColorBrewer's RdBu blues and
-# PuOr oranges): blue pushed towards the positive label, orange towards the negative one; the darker
-# shade for words at least STRONG as the strongest word, none for words under FAINT of it.
+# PuOr oranges): blue pushed towards the positive label, orange towards the negative one. A word's effect
+# is compared with the strongest word's: the darker shade from STRONG times it, no colour under FAINT times it.
 POSITIVE_SHADES = ("#92c5de", "#2166ac")
 NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
@@ -194,6 +194,72 @@ def csv_summary(scored: str | None) -> tuple[pd.DataFrame | None, pd.DataFrame |
     return batch.summary(Path(scored), PREDICTOR.labels)
 
 
+def review_tab(labels: tuple[str, str]) -> None:
+    """The Review tab: a review in; the prediction, P(positive) and the words that moved it out."""
+    with gr.Tab("Review"):
+        with gr.Row():
+            with gr.Column():
+                review = gr.Textbox(label="Review", lines=8, placeholder="This film was...", elem_id="review")
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column():
+                label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+                number = gr.Number(label=f"P({labels[1]})", precision=4, interactive=False, placeholder="-",
+                                   elem_id="probability")
+                message = gr.Markdown(elem_id="note")
+        words = gr.HighlightedText(
+            label=f"Words the model read: blue pushed it towards {labels[1]}, orange towards {labels[0]} "
+            "(how much the score changes when the word is left out; darker: stronger)",
+            color_map=word_classes(labels), show_legend=True, show_inline_category=False, elem_id="highlights",
+        )
+        gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
+    button.click(classify, review, [label, number, words, message], api_visibility="private")
+
+
+def batch_tab(labels: tuple[str, str]) -> None:
+    """The Batch tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
+    limits = f"at most {batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB"
+    added = f"`{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}`"
+    with gr.Tab("Batch (CSV)"):
+        gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column ({limits}). You get it back "
+                    f"with {added} columns.")
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
+                score_button = gr.Button("Score the file", variant="primary")
+                scored = gr.File(label="Scored CSV", elem_id="scored")
+                message = gr.Markdown(elem_id="batch-message")
+            with gr.Column():
+                counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
+                histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
+                                       sort="x", label="Scored reviews by probability", elem_id="histogram")
+        preview = gr.Dataframe(label=f"The first {batch.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
+                               max_chars=200, wrap=True, elem_id="preview")
+    description = described(f"Scores every review of a CSV file (a `{batch.TEXT_COLUMN}` column, {limits}).",
+                            f"the scored CSV (every column, plus {added}) and a message with the counts")
+    score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description
+                       ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
+
+
+def api_endpoints(labels: tuple[str, str]) -> None:
+    """/predict and /probability (also MCP tools): batched, on hidden components."""
+    with gr.Row(visible=False):  # the API's inputs and outputs, never shown on the page
+        api_review = gr.Textbox(label="review")
+        api_confidences = gr.JSON(label="confidences")
+        api_probability = gr.Number(label="probability")
+    descriptions = {
+        predict: described("Classifies the sentiment of an English movie review.",
+                           f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), "
+                           "or null for an empty text"),
+        probability: described(f"The probability that an English movie review is {labels[1]}.",
+                               f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), "
+                               "or null for an empty text"),
+    }
+    for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
+        api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__,
+                          api_description=descriptions[endpoint], batch=True, max_batch_size=API_BATCH,
+                          concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID)
+
+
 def build() -> gr.Blocks:
     """The page and its named API endpoints."""
     labels = PREDICTOR.labels if PREDICTOR else NO_MODEL_LABELS
@@ -202,63 +268,9 @@ def build() -> gr.Blocks:
                     f"**{labels[1]}** and shows which words pushed it up or down.")
         if PROBLEM:
             gr.Markdown(f"**The model is not available.** {PROBLEM}", elem_id="model-problem")
-        with gr.Tab("Review"):
-            with gr.Row():
-                with gr.Column():
-                    review = gr.Textbox(label="Review", lines=8, placeholder="This film was...", elem_id="review")
-                    button = gr.Button("Classify", variant="primary", elem_id="classify")
-                with gr.Column():
-                    label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
-                    number = gr.Number(label=f"P({labels[1]})", precision=4, interactive=False, placeholder="-",
-                                       elem_id="probability")
-                    message = gr.Markdown(elem_id="note")
-            words = gr.HighlightedText(
-                label=f"Words the model read: blue pushed it towards {labels[1]}, orange towards {labels[0]} "
-                "(how much the score changes when the word is left out; darker: stronger)",
-                color_map=word_classes(labels), show_legend=True, show_inline_category=False, elem_id="highlights",
-            )
-            gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
-        with gr.Tab("Batch (CSV)"):
-            gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column (at most "
-                        f"{batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB). You get it back "
-                        f"with `{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}` columns.")
-            with gr.Row():
-                with gr.Column():
-                    upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
-                    score_button = gr.Button("Score the file", variant="primary")
-                    scored = gr.File(label="Scored CSV", elem_id="scored")
-                    batch_message = gr.Markdown(elem_id="batch-message")
-                with gr.Column():
-                    counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
-                    histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
-                                           sort="x", label="Scored reviews by probability", elem_id="histogram")
-            preview = gr.Dataframe(label=f"The first {batch.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
-                                   max_chars=200, wrap=True, elem_id="preview")
-        outputs = [label, number, words, message]
-        button.click(classify, review, outputs, api_visibility="private")
-        score_button.click(
-            score_csv, upload, [scored, batch_message], api_name="score_csv",
-            api_description=described(f"Scores every review of a CSV file (a `{batch.TEXT_COLUMN}` column, at most "
-                                      f"{batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB).",
-                                      f"the scored CSV (every column, plus `{batch.PROBABILITY_COLUMN}`: "
-                                      f"P({labels[1]}), and `{batch.LABEL_COLUMN}`) and a message with the counts"),
-        ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
-        with gr.Row(visible=False):  # the API's inputs and outputs, never shown on the page
-            api_review = gr.Textbox(label="review")
-            api_confidences = gr.JSON(label="confidences")
-            api_probability = gr.Number(label="probability")
-        descriptions = {
-            predict: described("Classifies the sentiment of an English movie review.",
-                               f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), "
-                               "or null for an empty text"),
-            probability: described(f"The probability that an English movie review is {labels[1]}.",
-                                   f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), "
-                                   "or null for an empty text"),
-        }
-        for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
-            api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__,
-                              api_description=descriptions[endpoint], batch=True, max_batch_size=API_BATCH,
-                              concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID)
+        review_tab(labels)
+        batch_tab(labels)
+        api_endpoints(labels)
     page.queue(max_size=QUEUE_MAX_SIZE)
     return page
 

@@ -110,6 +110,7 @@ def hub_errors(what: str) -> Iterator[None]:
 
 
 def first_line(err: Exception) -> str:
+    """The first line of an error's message (its type's name if it has none)."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 

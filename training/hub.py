@@ -14,6 +14,7 @@ from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
 from training import artifacts, card
+from training.data import first_line
 
 MODEL_REPO_URL = "{endpoint}/{repo_id}"
 
@@ -37,14 +38,10 @@ def _login_check(api: HfApi) -> None:
     except HfHubHTTPError as err:
         if err.response is not None and err.response.status_code == 401:
             raise HubError("the Hugging Face token was refused (401): check HF_TOKEN or log in again") from None
-        raise HubError(f"the Hub answered an error: {_first_line(err)}") from None
+        raise HubError(f"the Hub answered an error: {first_line(err)}") from None
     except (httpx2.HTTPError, OSError) as err:
         raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                        "check the network or HF_ENDPOINT") from None
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def push_folder(
@@ -73,7 +70,7 @@ def push_folder(
             commit_message=commit_message or f"Upload model folder {folder.name}",
         )
     except HfHubHTTPError as err:
-        raise HubError(f"the Hub refused the push: {_first_line(err)}") from None
+        raise HubError(f"the Hub refused the push: {first_line(err)}") from None
     except (httpx2.HTTPError, OSError) as err:
         raise HubError(f"the push to {repo_id} was interrupted ({type(err).__name__}); "
                        "the local folder is intact; run the same command again") from None
