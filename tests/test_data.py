@@ -65,6 +65,7 @@ def test_sample_splits_are_disjoint_stratified_and_deterministic() -> None:
     ("make", "expected"),
     [
         (lambda d: d / "nope.csv", "not found"),
+        (lambda d: Path("no-such-folder/reviews.csv"), "data file not found"),  # a path, not a Hub dataset id
         (lambda d: (d / "x.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe") and d / "x.csv",
          "not UTF-8"),
         (lambda d: (d / "x.csv").write_text("text,stars\nhello,5\n") and d / "x.csv",
@@ -76,7 +77,7 @@ def test_sample_splits_are_disjoint_stratified_and_deterministic() -> None:
         (lambda d: (d / "x.csv").write_text('review,sentiment\n"unclosed,positive\n' + "a,b\n" * 3) and d / "x.csv",
          "not a readable CSV"),
     ],
-    ids=["missing", "binary", "columns", "latin-1", "too-few", "one-class", "malformed"],
+    ids=["missing", "missing-relative", "binary", "columns", "latin-1", "too-few", "one-class", "malformed"],
 )
 def test_bad_files_raise_one_line_errors(tmp_path: Path, make, expected: str) -> None:
     path = make(tmp_path)

@@ -45,6 +45,7 @@ SPLIT_FILES = {
     "unsupervised": "plain_text/unsupervised-00000-of-00001.parquet",
 }
 DATASET_ID = re.compile(r"[\w.-]+/[\w.-]+")
+DATA_FILE_SUFFIXES = (".csv", ".gz", ".parquet")
 
 
 class DataError(ValueError):
@@ -146,8 +147,10 @@ def locate(spec: str, revision: str | None = None) -> DataFile:
 
 
 def is_dataset_id(spec: str) -> bool:
-    """Whether `spec` names a Hub dataset (OWNER/NAME) rather than a local file."""
-    return DATASET_ID.fullmatch(spec) is not None and not Path(spec).exists()
+    """Whether `spec` names a Hub dataset (OWNER/NAME) rather than a local file (one that exists, or that
+    ends like a data file: a mistyped path stays a missing file)."""
+    return (DATASET_ID.fullmatch(spec) is not None and not Path(spec).exists()
+            and not spec.endswith(DATA_FILE_SUFFIXES))
 
 
 def read_table(file: DataFile, layouts: tuple[tuple[str, ...], ...]) -> pd.DataFrame:
