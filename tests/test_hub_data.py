@@ -75,6 +75,7 @@ def test_official_splits_pinned_to_a_commit(datasets_hub: FakeHub, sample: pd.Da
     datasets_hub.publish(IMDB, {SPLIT_FILES["test"]: parquet(pd.DataFrame({"text": ["x"], "label": [1]}))}, lfs=True)
     result = train(datasets_hub, tmp_path, "--data", IMDB, "--data-revision", pinned, "--unlabeled", IMDB)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "HTTP Request" not in result.stderr  # the Hub client's own lines stay out of the user's log
     folder = tmp_path / "model"
     config = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())
     data = config["data"]

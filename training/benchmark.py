@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Our lines at INFO; the libraries' (one per HTTP request to the Hub, ...) from WARNING up.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("training").setLevel(logging.INFO)
 
     presets = {name: replace(PRESETS[name], **(QUICK if args.quick else {})) for name in ("seed", "default")}
     first = presets["default"]
