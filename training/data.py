@@ -219,8 +219,8 @@ def clean(frame: pd.DataFrame, deduplicate: bool = True) -> tuple[pd.DataFrame, 
     before = len(data)
     if deduplicate:
         data = data.drop_duplicates(subset="text", keep="first")
+        log.info("dropped %d duplicate review(s)", before - len(data))
     counts["duplicates_dropped"] = before - len(data)
-    log.info("dropped %d duplicate review(s)", counts["duplicates_dropped"])
     counts["rows_used"] = len(data)
     return data.reset_index(drop=True), counts
 
