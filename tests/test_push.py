@@ -88,8 +88,15 @@ def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub:
     assert unreachable.returncode == 2 and "error: cannot reach the Hub" in unreachable.stderr
     missing = push(incomplete, hub_env(hub, tmp_path / "home"))
     assert missing.returncode == 2 and f"missing {artifacts.TOKENIZER}" in missing.stderr
+    older = tmp_path / "older"
+    shutil.copytree(tiny_model, older)
+    config = json.loads((older / artifacts.TRAINING_CONFIG).read_text())
+    config["data"] = {"file": "reviews.csv", "sha256": "0" * 64, "rows": config["data"]["rows"]}  # the earlier layout
+    (older / artifacts.TRAINING_CONFIG).write_text(json.dumps(config))
+    old_layout = push(older, hub_env(hub, tmp_path / "home"))
+    assert old_layout.returncode == 2 and "train it again" in old_layout.stderr
 
-    for result in (no_token, unreachable, missing):
+    for result in (no_token, unreachable, missing, old_layout):
         assert "Traceback" not in result.stderr
     assert fingerprint(folder) == before
     assert REPO_ID not in str(hub.requests)

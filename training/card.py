@@ -94,6 +94,9 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
     """The card for the model folder `folder`, with usage examples for `repo_id` if known."""
     metrics = json.loads((folder / artifacts.METRICS).read_text(encoding="utf-8"))
     config = json.loads((folder / artifacts.TRAINING_CONFIG).read_text(encoding="utf-8"))
+    if "files" not in config["data"] or "compute" not in metrics:
+        raise artifacts.FolderError(f"{folder} was made by an older training.train, without the records of its data "
+                                    "files and machine that the card shows; train it again")
     benchmark = folder / artifacts.BENCHMARK
     evaluation = evaluation_dataset(config)
     probabilities = example_probabilities(folder)

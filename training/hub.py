@@ -54,14 +54,15 @@ def push_folder(
 ) -> PushResult:
     """Upload a complete model folder to `repo_id`; an unchanged folder makes no new commit."""
     artifacts.check_folder(folder)
+    # The card's usage examples name the repo, so it is rendered for this one, before the Hub is touched.
+    rendered = card.render_card(folder, repo_id=repo_id, space_id=space_id)
     api = HfApi()
     _login_check(api)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        # The card's usage examples name the repo, so it is rendered for this one.
-        card.write_card(folder, repo_id=repo_id, space_id=space_id)
+        rendered.save(folder / artifacts.CARD)
         commit = api.upload_folder(
             folder_path=folder,
             repo_id=repo_id,
