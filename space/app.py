@@ -116,8 +116,9 @@ def note(explanation: inference.Explanation) -> str:
     """What the reader should know about how much of the text was read."""
     window = explanation.window
     if window.truncated:
-        return (f"This review is longer than the model's window: only its first {PREDICTOR.window_size} "
-                "words were read, the rest was ignored.")
+        rest = "the n-gram part read all of it" if PREDICTOR.has_ngram_branch else "the rest was ignored"
+        return (f"This review is longer than the model's window: the LSTM read only its first "
+                f"{PREDICTOR.window_size} words (highlighted), {rest}.")
     if not window.spans:
         return "The text has no words, only punctuation: the score is the model's answer for an empty review."
     return ""

@@ -1,7 +1,9 @@
 """Find the model folder (a local folder or a Hub repo), load it safely, and score reviews fast.
 
-The request path never calls `model.predict`: the model's own tokenizer runs in a `tf.function`, and
-its classifier in an XLA-compiled `tf.function` over a fixed window, warmed up at start-up.
+The request path never calls `model.predict`: the model's own tokenizers run in `tf.function`s, and
+its BiLSTM in XLA-compiled `tf.function`s, one per window length: a batch is scored with the shortest
+window that holds its longest review, so a one-liner costs a one-liner's steps. Padding is masked, so
+the scores are those of the full window.
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ MODEL_REVISION_VARIABLE = "MODEL_REVISION"
 # What serving needs from the model folder; the plots and the card stay on the Hub.
 REQUIRED_FILES = ("config.json", "metadata.json", "model.weights.h5", "tokenizer.json", "training_config.json")
 DOWNLOAD_PATTERNS = [*REQUIRED_FILES, "assets/*"]
+# The parts of the model, by layer name (training/model.py names them).
 TOKENIZER_LAYER = "tokenizer"
 CLASSIFIER_LAYER = "bilstm_classifier"
-# XLA compiles once per batch shape, so batches are padded up to one of these sizes (at most 20 shapes).
+NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
+NGRAM_WEIGHTS_LAYER = "ngram_weights"
+OUTPUT_LAYER = "positive"
+# XLA compiles once per shape, so batches are padded up to one of these sizes (at most 21) and reviews
+# up to one of these window lengths (and the model's own window), compiled the first time they are used.
 SMALL_BATCHES = (1, 2, 4, 8, 16, 32)
 BATCH_STEP = 32
 MAX_BATCH = 512
+WINDOWS = (32, 128)
 MESSAGE_CHARS = 400
 
 
@@ -88,6 +96,10 @@ def blank(text: str | None) -> bool:
     return not (text or "").strip()
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
 def _batch_size(n: int) -> int:
     """The compiled batch size that holds `n` rows."""
     for size in SMALL_BATCHES:
@@ -111,6 +123,7 @@ class Predictor:
     def __init__(self, model: keras.Model, labels: Sequence[str], tokenizer: dict) -> None:
         self.labels = tuple(labels)
         self.window_size = int(tokenizer["sequence_length"])
+        self.windows = tuple(w for w in WINDOWS if w < self.window_size) + (self.window_size,)
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
         self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
         layer = model.get_layer(TOKENIZER_LAYER)
@@ -119,37 +132,66 @@ class Predictor:
         if layer.get_config().get("output_sequence_length") != self.window_size or tokenizer["truncation"] != "post":
             raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation)")
         self._tokenize = tf.function(layer, input_signature=[tf.TensorSpec([None], tf.string)])
-        self._classify = tf.function(
-            lambda ids: classifier(ids, training=False)[:, 0],
-            input_signature=[tf.TensorSpec([None, self.window_size], tf.int64)],
-            jit_compile=True,
-        )
-        # Compile the single-review shape now, so the first request is as fast as the others.
+        # No input signature: one XLA program per (batch, window) shape.
+        self._classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0], jit_compile=True)
+        self._ngram_logits = self._ngram_branch(model)
+        self.has_ngram_branch = self._ngram_logits is not None
+        weights, bias = model.get_layer(OUTPUT_LAYER).get_weights()
+        self._output_weights, self._output_bias = weights[:, 0], bias[0]
+        # Compile the single-review shapes now, so the first requests are as fast as the others.
+        for window in self.windows:
+            self._classify(np.zeros((1, window), dtype=np.int64))
         self.probabilities(["warm up"])
 
-    def _scores(self, ids: np.ndarray) -> np.ndarray:
-        """P(positive) for each row of token ids, padded with empty rows to a compiled batch size."""
-        out = []
+    @staticmethod
+    def _ngram_branch(model: keras.Model):
+        """The n-gram branch as one compiled call (texts -> logits), or None for a model without one."""
+        names = {layer.name for layer in model.layers}
+        if NGRAM_TOKENIZER_LAYER not in names:
+            return None
+        tokenizer, dense = model.get_layer(NGRAM_TOKENIZER_LAYER), model.get_layer(NGRAM_WEIGHTS_LAYER)
+        return tf.function(lambda texts: dense(tokenizer(texts))[:, 0],
+                           input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def _bilstm_logits(self, ids: np.ndarray) -> np.ndarray:
+        """The BiLSTM's logit for each row of token ids: rows sorted by length, each run of rows scored
+        with the shortest compiled window that holds them, padded to a compiled batch size."""
+        lengths = np.count_nonzero(ids, axis=1)
+        order = np.argsort(lengths, kind="stable")
+        window_of = np.searchsorted(self.windows, lengths[order])  # index into self.windows
+        out = np.zeros(len(ids), dtype=np.float32)
         for start in range(0, len(ids), MAX_BATCH):
-            chunk = ids[start : start + MAX_BATCH]
-            padded = np.zeros((_batch_size(len(chunk)), self.window_size), dtype=np.int64)
-            padded[: len(chunk)] = chunk
-            out.append(self._classify(padded).numpy()[: len(chunk)])
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+            rows = order[start : start + MAX_BATCH]
+            for w in np.unique(window_of[start : start + MAX_BATCH]):
+                chunk = rows[window_of[start : start + MAX_BATCH] == w]
+                window = self.windows[w]
+                padded = np.zeros((_batch_size(len(chunk)), window), dtype=np.int64)
+                padded[: len(chunk)] = ids[chunk, :window]
+                out[chunk] = self._classify(padded).numpy()[: len(chunk)]
+        return out
+
+    def _combine(self, bilstm: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """P(positive) from the BiLSTM's logits and, if the model has one, the n-gram branch's."""
+        logits = [bilstm]
+        if self._ngram_logits is not None:
+            logits.append(np.concatenate([self._ngram_logits(tf.constant(texts[i : i + MAX_BATCH])).numpy()
+                                          for i in range(0, len(texts), MAX_BATCH)]))
+        return _sigmoid(np.stack(logits, axis=1) @ self._output_weights + self._output_bias).astype(np.float32)
 
     def window(self, text: str) -> Window:
-        """The cleaned review and the words of it that the model reads."""
+        """The cleaned review and the words of it that the BiLSTM reads."""
         return self.reader(clean(text, self.replacements))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) for each text; only the part the model reads is tokenized."""
+        """P(positive) for each text; the BiLSTM's tokenizer sees only the part it reads."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        read = [self.window(text).read for text in texts]
+        windows = [self.window(text) for text in texts]
+        read = [w.read for w in windows]
         ids = np.concatenate(
             [self._tokenize(tf.constant(read[i : i + MAX_BATCH])).numpy() for i in range(0, len(read), MAX_BATCH)]
         )
-        return self._scores(ids)
+        return self._combine(self._bilstm_logits(ids), [w.text for w in windows])
 
     def scores(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(positive) for each text, NaN for a blank one: it has nothing to score."""
@@ -162,19 +204,18 @@ class Predictor:
         """Occlusion: score the review and every copy of it with one word left out, in one batched call."""
         window = self.window(text)
         words = window.words()
-        if not words:
-            probability = float(self._scores(np.zeros((1, self.window_size), dtype=np.int64))[0])
-            return Explanation(probability, window, np.zeros(0, dtype=np.float32))
-        # Each word is one token, so tokenizing the words alone gives the review's ids in order.
-        ids = self._tokenize(tf.constant(words)).numpy()[:, 0]
-        n = min(len(ids), self.window_size)
+        n = min(len(words), self.window_size)
         rows = np.zeros((n + 1, self.window_size), dtype=np.int64)
-        rows[0, :n] = ids[:n]
-        for i in range(n):
-            # Leaving word i out lets the first word past the window (if any) move in at the end.
-            without = np.delete(ids, i)[: self.window_size]
-            rows[i + 1, : len(without)] = without
-        scores = self._scores(rows)
+        if words:
+            # Each word is one token, so tokenizing the words alone gives the review's ids in order.
+            ids = self._tokenize(tf.constant(words)).numpy()[:, 0]
+            rows[0, :n] = ids[:n]
+            for i in range(n):
+                # Leaving word i out lets the first word past the window (if any) move in at the end.
+                without = np.delete(ids, i)[: self.window_size]
+                rows[i + 1, : len(without)] = without
+        texts = [window.text] + [window.text[:start] + window.text[end:] for start, end in window.spans[:n]]
+        scores = self._combine(self._bilstm_logits(rows), texts)
         return Explanation(float(scores[0]), window, scores[0] - scores[1:])
 
 

@@ -20,6 +20,10 @@ SPACE_DIR = Path(__file__).resolve().parent
 # Tools for maintainers, not part of the running Space (they may need more than its requirements).
 NOT_UPLOADED = ("publish.py", "benchmark.py", "loadtest.py", "__pycache__", "*.pyc", ".gradio", "flagged")
 CARD = "README.md"
+# The Space variables that inference.py reads.
+MODEL_REPO_VARIABLE = "MODEL_REPO"
+MODEL_REVISION_VARIABLE = "MODEL_REVISION"
+MESSAGE_CHARS = 300
 
 
 def stage(folder: Path, model_repo: str) -> None:
@@ -39,25 +43,39 @@ def publish(space_id: str, model_repo: str, model_revision: str | None = None, p
         commit = api.upload_folder(
             repo_id=space_id, repo_type="space", folder_path=folder, commit_message="Publish the Space"
         )
-    api.add_space_variable(space_id, "MODEL_REPO", model_repo)
+    api.add_space_variable(space_id, MODEL_REPO_VARIABLE, model_repo)
     if model_revision:
-        api.add_space_variable(space_id, "MODEL_REVISION", model_revision)
+        api.add_space_variable(space_id, MODEL_REVISION_VARIABLE, model_revision)
+    elif MODEL_REVISION_VARIABLE in api.get_space_variables(space_id):
+        # A pin left by an earlier publish would keep serving the old revision.
+        api.delete_space_variable(space_id, MODEL_REVISION_VARIABLE)
     print(f"commit: {commit.oid}")
     return str(url)
+
+
+def one_line(error: Exception) -> str:
+    """An error's whole message on one line, cut to MESSAGE_CHARS."""
+    return " ".join(str(error).split())[:MESSAGE_CHARS] or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python space/publish.py", description=__doc__.splitlines()[0])
     parser.add_argument("--space-id", required=True, help="the Space to create or update, OWNER/NAME")
     parser.add_argument("--model-repo", required=True, help="the model repo the Space serves (its MODEL_REPO)")
-    parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION)")
+    parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION); "
+                        "without it, the Space serves the model's main branch")
     parser.add_argument("--private", action="store_true", help="create the Space private")
     args = parser.parse_args(argv)
     try:
         url = publish(args.space_id, args.model_repo, args.model_revision, args.private)
     except HfHubHTTPError as error:
         # The client's message names the request, never the token.
-        print(f"error: the Hub refused the request: {' '.join(str(error).split())[:300]}", file=sys.stderr)
+        print(f"error: the Hub refused the request: {one_line(error)}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as error:
+        # What huggingface_hub raises for a failed upload or an unreachable Hub (OSError) and for README.md
+        # metadata that the Hub refused (ValueError).
+        print(f"error: publishing {args.space_id} failed ({type(error).__name__}): {one_line(error)}", file=sys.stderr)
         return 1
     print(f"Space: {url}")
     return 0

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 
 # A word for each split rule `tokenizer.json` can name; the model splits on ASCII whitespace only.
 WORD_PATTERNS = {"ascii_whitespace": r"[^ \t\n\r\x0b\x0c]+"}
+# Texts are cut here before anything else: the n-gram branch reads a whole text, and the highlights
+# score a copy of it per word. The longest IMDB review has about 13,700 characters.
+MAX_TEXT_CHARS = 20_000
 
 
 def clean(text: str, replacements: dict[str, str]) -> str:
-    """Replace lone surrogates (which cannot be encoded) with U+FFFD, then apply `replacements`: the
-    ones the training data had before tokenizing (tokenizer.json's `replace_before_tokenizing`)."""
-    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    """Cut the text at MAX_TEXT_CHARS, replace lone surrogates (which cannot be encoded) with U+FFFD, then
+    apply `replacements`: the ones the training data had before tokenizing (tokenizer.json's
+    `replace_before_tokenizing`)."""
+    text = text[:MAX_TEXT_CHARS].encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     for old, new in replacements.items():
         text = text.replace(old, new)
     return text

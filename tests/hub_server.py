@@ -2,22 +2,25 @@
 
 `FakeHub` runs a stdlib `ThreadingHTTPServer` on 127.0.0.1 (free port) in a background
 thread and answers the subset of the Hub HTTP API that `huggingface_hub` uses to create
-repos, upload folders, download files and snapshots, manage branches and Space
-variables, and that its file system (`hf://` paths, `HfFileSystem`) uses to list and read
-files of dataset repos. Point the client at it with `HF_ENDPOINT=hub.url` (set before
-`huggingface_hub` is imported) and `HF_TOKEN=hub.token`.
+repos, validate README.md metadata, upload folders, download files and snapshots, manage
+branches, tags and Space variables. Point the client at it with `HF_ENDPOINT=hub.url` (set
+before `huggingface_hub` is imported) and `HF_TOKEN=hub.token` (or `hub.read_token`, which
+may read but gets 403 on every write, like a read-only token on the Hub).
 
 Simplifications compared with the real Hub:
 - every repo created through the API lives under the single user `FakeHub.user`; repo ids
   are `namespace/name`. `FakeHub.publish` adds a public repo of any namespace, as if its
-  owner had pushed it (e.g. a dataset such as `stanfordnlp/imdb`);
-- preupload answers `uploadMode: "regular"` for every file, so contents travel base64
-  inline in the commit NDJSON: no LFS or Xet upload, and downloads never redirect;
+  owner had pushed it (e.g. a dataset such as `stanfordnlp/imdb`), whose file system
+  (`hf://` paths, `HfFileSystem`) lists and reads them;
+- preupload answers `uploadMode: "regular"`, so contents travel base64 inline in the
+  commit NDJSON and downloads never redirect; files of at least `large_file_bytes` are
+  "lfs" instead, as on the Hub, but FakeHub stores none: their upload request (Xet token
+  or LFS batch) fails, which is how tests see a failed large-file upload;
+- README.md metadata is checked for the keys and types that hub-docs document (modelcard.md,
+  spaces-config-reference.md), not against every rule of the Hub;
 - a new repo starts with an empty "initial commit" on `main` (the real Hub adds a
   `.gitattributes` file), so `main` always resolves to a commit;
-- LFS files (only those added with `publish(..., lfs=True)`) are listed with their SHA-256 like
-  on the Hub, but served directly, like regular files;
-- no pull requests, tags, pagination or `.gitignore` rules.
+- no pull requests, pagination or `.gitignore` rules.
 
 Usage:
     with FakeHub() as hub:
@@ -32,6 +35,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,11 +43,41 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import yaml
+
 # API paths say "models", the client says repo_type "model", file URLs use a prefix.
 _API_KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 _Reply = tuple[int, dict[str, str], bytes]
+
+# README.md metadata, as the Hub's validate-yaml endpoint checks it. The block is found with the Hub's
+# own pattern (huggingface_hub.repocard.REGEX_YAML_BLOCK is a copy); messages are worded like the Hub's.
+_YAML_BLOCK = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
+SHORT_DESCRIPTION_MAX = 60  # characters, spaces-config-reference.md
+_STRING = (lambda v: isinstance(v, str), "must be a string")
+_STRINGS = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "must be an array of strings")
+_STRING_OR_STRINGS = (lambda v: _STRING[0](v) or _STRINGS[0](v), "must be a string or an array of strings")
+_BOOLEAN = (lambda v: isinstance(v, bool), "must be a boolean")
+_INTEGER = (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be an integer")
+_COLOR = (lambda v: v in ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"), "must be a color name")
+_SDKS = ("gradio", "streamlit", "docker", "static")
+_SDK = (lambda v: v in _SDKS, f"must be one of [{', '.join(_SDKS)}]")
+_SHORT_DESCRIPTION = (lambda v: isinstance(v, str) and len(v) <= SHORT_DESCRIPTION_MAX,
+                      f"length must be less than or equal to {SHORT_DESCRIPTION_MAX} characters long")
+# A dict is an object with these required keys, a one-item list an array of such items, None any value.
+_MODEL_INDEX = [{"name": _STRING, "results": [{"task": {"type": _STRING}, "dataset": {"type": _STRING, "name": _STRING},
+                                               "metrics": [{"type": _STRING, "value": None}]}]}]
+_COMMON_KEYS = {"license": _STRING, "language": _STRING_OR_STRINGS, "tags": _STRINGS, "datasets": _STRING_OR_STRINGS}
+# Other keys are free-form on the Hub too.
+_CARD_KEYS = {
+    "model": {**_COMMON_KEYS, "library_name": _STRING, "pipeline_tag": _STRING, "metrics": _STRINGS,
+              "base_model": _STRING_OR_STRINGS, "model-index": _MODEL_INDEX},
+    "dataset": _COMMON_KEYS,
+    "space": {**_COMMON_KEYS, "title": _STRING, "emoji": _STRING, "colorFrom": _COLOR, "colorTo": _COLOR, "sdk": _SDK,
+              "sdk_version": _STRING, "app_file": _STRING, "app_port": _INTEGER, "models": _STRINGS, "pinned": _BOOLEAN,
+              "fullWidth": _BOOLEAN, "disable_embedding": _BOOLEAN, "short_description": _SHORT_DESCRIPTION},
+}
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -113,6 +147,7 @@ class _Commit:
     id: str
     date: str
     files: dict[str, str]  # path -> blob sha1
+    message: str
 
 
 @dataclass
@@ -123,19 +158,20 @@ class _Repo:
     sdk: str | None
     created_at: str
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit id
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> commit id
     commits: dict[str, _Commit] = field(default_factory=dict)  # commit id -> commit, in creation order
     variables: dict[str, dict] = field(default_factory=dict)  # Space variables: key -> {"value", ...}
     lfs: set[str] = field(default_factory=set)  # paths stored in LFS (listed with their SHA-256)
 
     def resolve(self, revision: str) -> _Commit:
-        """A branch name or a full commit id, like the Hub accepts in URLs."""
-        commit_id = self.branches.get(revision, revision)
+        """A branch, a tag or a full commit id, like the Hub accepts in URLs."""
+        commit_id = self.branches.get(revision) or self.tags.get(revision) or revision
         if commit_id not in self.commits:
             raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
         return self.commits[commit_id]
 
-    def add_commit(self, branch: str, files: dict[str, str]) -> _Commit:
-        commit = _Commit(id=os.urandom(20).hex(), date=_now(), files=files)
+    def add_commit(self, branch: str, files: dict[str, str], message: str) -> _Commit:
+        commit = _Commit(id=os.urandom(20).hex(), date=_now(), files=files, message=message)
         self.commits[commit.id] = commit
         self.branches[branch] = commit.id
         return commit
@@ -144,15 +180,20 @@ class _Repo:
 class FakeHub:
     """Hub look-alike served over HTTP; see the module docstring.
 
-    token: the only token accepted, as `Authorization: Bearer <token>`; writes need it.
+    token: the write token, as `Authorization: Bearer <token>`; writes need it.
+    read_token: a token that reads (private repos included) and gets 403 on writes.
     root: folder for file contents (kept in memory when None); repo metadata stays in memory.
     """
 
     user = "tester"
 
-    def __init__(self, token: str = "hf_test_token", root: Path | None = None) -> None:
+    def __init__(self, token: str = "hf_test_token", read_token: str = "hf_test_read_token",
+                 root: Path | None = None) -> None:
         self.token = token
+        self.read_token = read_token
         self.url = ""
+        # Files of at least this many bytes go to large-file storage (None: no file does); see the module docstring.
+        self.large_file_bytes: int | None = None
         self.requests: list[tuple[str, str, dict]] = []  # (method, path with query, headers with lower-case names)
         # While positive, a commit request is read and then the connection is dropped without an answer,
         # like a server going away mid-push; each drop counts it down.
@@ -210,14 +251,22 @@ class FakeHub:
             if key not in self._repos:
                 self._repos[key] = _Repo(repo_id=repo_id, repo_type=repo_type, private=False,
                                          sdk=None, created_at=_now())
-                self._repos[key].add_commit("main", {})
+                self._repos[key].add_commit("main", {}, "initial commit")
             repo = self._repos[key]
             stored = {path: self._blobs.put(data) for path, data in files.items()}
             if lfs:
                 repo.lfs.update(files)
             else:
                 repo.lfs.difference_update(files)
-            return repo.add_commit("main", {**repo.resolve("main").files, **stored}).id
+            return repo.add_commit("main", {**repo.resolve("main").files, **stored}, "Upload files").id
+
+    def commit_message(self, repo_id: str, revision: str = "main", repo_type: str = "model") -> str:
+        with self._lock:
+            return self._repo(repo_type, repo_id).resolve(revision).message
+
+    def is_private(self, repo_id: str, repo_type: str = "model") -> bool:
+        with self._lock:
+            return self._repo(repo_type, repo_id).private
 
     # ------------------------------------------------------------------ routing
 
@@ -229,45 +278,52 @@ class FakeHub:
             # Split before unquoting: the client sends revisions and tree paths with "/" as %2F.
             parts = [unquote(part) for part in url.path.split("/")[1:]]
             try:
-                authorized = self._authenticate(headers.get("authorization"))
-                return self._route(method, parts, parse_qs(url.query), body, authorized, headers.get("range"))
+                role = self._authenticate(headers.get("authorization"))
+                return self._route(method, parts, parse_qs(url.query), body, role, headers.get("range"))
             except HubError as error:
                 return error.reply()
 
-    def _authenticate(self, authorization: str | None) -> bool:
-        """True for our token, False for anonymous; a wrong token is a 401 even on public reads, like the Hub."""
-        if authorization is None:
-            return False
-        if authorization != f"Bearer {self.token}":
+    def _authenticate(self, authorization: str | None) -> str | None:
+        """The token's role ("write" or "read"), None for anonymous; a wrong token is a 401 even on public
+        reads, like the Hub."""
+        roles = {f"Bearer {self.token}": "write", f"Bearer {self.read_token}": "read"}
+        if authorization is not None and authorization not in roles:
             raise HubError(401, "Invalid credentials in Authorization header")
-        return True
+        return roles.get(authorization)
 
     def _route(
-        self, method: str, parts: list[str], query: dict, body: bytes, authorized: bool, byte_range: str | None
+        self, method: str, parts: list[str], query: dict, body: bytes, role: str | None, byte_range: str | None
     ) -> _Reply:
         match method, parts:
             case "GET", ["api", "whoami-v2"]:
-                _require_token(authorized)
-                return _json(self._whoami())
+                _require_token(role)
+                return _json(self._whoami(role))
             case "POST", ["api", "repos", "create"]:
-                _require_token(authorized)
+                _require_write(role)
                 return self._create_repo(json.loads(body))
             case "POST", ["api", "validate-yaml"]:
-                # upload_folder and create_commit check a README.md's metadata first: accept any.
+                payload = json.loads(body)
+                errors = metadata_errors(payload["content"], payload.get("repoType") or "model")
+                if errors:
+                    raise HubError(400, "Invalid metadata in README.md",
+                                   fields={"errors": [{"message": error} for error in errors], "warnings": []})
                 return _json({"errors": [], "warnings": []})
             case _, ["api", kind, namespace, name, *rest] if kind in _API_KINDS:
-                repo = self._visible_repo(_API_KINDS[kind], f"{namespace}/{name}", authorized)
-                return self._repo_api(method, repo, rest, query, body, authorized)
+                repo = self._visible_repo(_API_KINDS[kind], f"{namespace}/{name}", role)
+                return self._repo_api(method, repo, rest, query, body, role)
+            case "POST", [*_, git_name, "info", "lfs", "objects", "batch"] if git_name.endswith(".git"):
+                _require_write(role)
+                return _json(self._lfs_batch(json.loads(body)))
             case "GET" | "HEAD", ["datasets" | "spaces" as kind, namespace, name, "resolve", revision, *path]:
-                repo = self._visible_repo(_API_KINDS[kind], f"{namespace}/{name}", authorized)
+                repo = self._visible_repo(_API_KINDS[kind], f"{namespace}/{name}", role)
                 return self._resolve(repo, revision, "/".join(path), byte_range)
             case "GET" | "HEAD", [namespace, name, "resolve", revision, *path]:
-                repo = self._visible_repo("model", f"{namespace}/{name}", authorized)
+                repo = self._visible_repo("model", f"{namespace}/{name}", role)
                 return self._resolve(repo, revision, "/".join(path), byte_range)
         raise HubError(404, f"FakeHub has no route for {method} /{'/'.join(parts)}")
 
     def _repo_api(
-        self, method: str, repo: _Repo, rest: list[str], query: dict, body: bytes, authorized: bool
+        self, method: str, repo: _Repo, rest: list[str], query: dict, body: bytes, role: str | None
     ) -> _Reply:
         match method, rest:
             case "GET", []:
@@ -283,16 +339,22 @@ class FakeHub:
                 # A form: paths=a&paths=b&expand=False
                 return _json(self._paths_info(repo, revision, parse_qs(body.decode()).get("paths", [])))
             case "POST", ["preupload", revision]:
-                _require_token(authorized)
+                _require_write(role)
                 return _json(self._preupload(repo, revision, json.loads(body)))
+            case "GET", ["xet-write-token", _]:
+                _require_write(role)
+                raise HubError(403, "FakeHub stores no large files")
             case "POST", ["commit", revision]:
-                _require_token(authorized)
+                _require_write(role)
                 return self._commit(repo, revision, query, body)
             case "POST", ["branch", branch]:
-                _require_token(authorized)
+                _require_write(role)
                 return self._create_branch(repo, branch, json.loads(body or b"{}"))
+            case "POST", ["tag", revision]:
+                _require_write(role)
+                return self._create_tag(repo, revision, json.loads(body))
             case "GET" | "POST" | "DELETE", ["variables"] if repo.repo_type == "space":
-                _require_token(authorized)
+                _require_write(role)
                 return _json(self._space_variables(repo, method, json.loads(body or b"{}")))
         raise HubError(404, f"FakeHub has no route for {method} {'/'.join(rest)} on {repo.repo_id}")
 
@@ -304,20 +366,20 @@ class FakeHub:
         except KeyError:
             raise HubError(404, "Repository not found", "RepoNotFound") from None
 
-    def _visible_repo(self, repo_type: str, repo_id: str, authorized: bool) -> _Repo:
+    def _visible_repo(self, repo_type: str, repo_id: str, role: str | None) -> _Repo:
         repo = self._repo(repo_type, repo_id)
-        if repo.private and not authorized:
+        if repo.private and role is None:
             # The Hub does not reveal that a private repo exists.
             raise HubError(404, "Repository not found", "RepoNotFound")
         return repo
 
-    def _whoami(self) -> dict:
+    def _whoami(self, role: str) -> dict:
         return {
             "type": "user",
             "name": self.user,
             "fullname": "Test User",
             "orgs": [],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "fake-hub", "role": "write"}},
+            "auth": {"type": "access_token", "accessToken": {"displayName": "fake-hub", "role": role}},
         }
 
     def _create_repo(self, payload: dict) -> _Reply:
@@ -342,7 +404,7 @@ class FakeHub:
             created_at=_now(),
             variables={var["key"]: var for var in payload.get("variables", [])},
         )
-        repo.add_commit("main", {})
+        repo.add_commit("main", {}, "initial commit")
         self._repos[(repo_type, repo_id)] = repo
         return _json({"url": self._web_url(repo), "name": repo_id, "id": repo_id})
 
@@ -410,16 +472,24 @@ class FakeHub:
         return entry
 
     def _refs(self, repo: _Repo) -> dict:
-        branches = [
-            {"name": name, "ref": f"refs/heads/{name}", "targetCommit": commit_id}
-            for name, commit_id in repo.branches.items()
-        ]
-        return {"branches": branches, "converts": [], "tags": [], "pullRequests": []}
+        def refs(kind: str, names: dict[str, str]) -> list[dict]:
+            return [{"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": commit_id}
+                    for name, commit_id in names.items()]
+
+        return {"branches": refs("heads", repo.branches), "converts": [], "tags": refs("tags", repo.tags),
+                "pullRequests": []}
 
     def _create_branch(self, repo: _Repo, branch: str, payload: dict) -> _Reply:
         if branch in repo.branches:
             raise HubError(409, f"Reference refs/heads/{branch} already exists")
         repo.branches[branch] = repo.resolve(payload.get("startingPoint", "main")).id
+        return _json({})
+
+    def _create_tag(self, repo: _Repo, revision: str, payload: dict) -> _Reply:
+        tag = payload["tag"]
+        if tag in repo.tags:
+            raise HubError(409, f"Reference refs/tags/{tag} already exists")
+        repo.tags[tag] = repo.resolve(revision).id
         return _json({})
 
     def _space_variables(self, repo: _Repo, method: str, payload: dict) -> dict:
@@ -433,13 +503,24 @@ class FakeHub:
 
     def _preupload(self, repo: _Repo, revision: str, payload: dict) -> dict:
         files = repo.resolve(revision).files
+        large = self.large_file_bytes
         return {
             "files": [
                 # "oid" of the file already on the revision lets the client drop unchanged files,
                 # so re-uploading an identical folder makes no commit.
-                {"path": item["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": files.get(item["path"])}
+                {"path": item["path"], "shouldIgnore": False, "oid": files.get(item["path"]),
+                 "uploadMode": "lfs" if large is not None and item["size"] >= large else "regular"}
                 for item in payload["files"]
             ]
+        }
+
+    def _lfs_batch(self, payload: dict) -> dict:
+        """The LFS batch API's refusal of each object, as it answers an object it will not store."""
+        return {
+            "transfer": "basic",
+            "objects": [{"oid": item["oid"], "size": item["size"],
+                         "error": {"code": 507, "message": "FakeHub stores no large files"}}
+                        for item in payload["objects"]],
         }
 
     def _commit(self, repo: _Repo, branch: str, query: dict, body: bytes) -> _Reply:
@@ -457,7 +538,7 @@ class FakeHub:
         files = dict(repo.resolve(branch).files)
         for operation in operations:
             self._apply(files, operation["key"], operation["value"])
-        commit = repo.add_commit(branch, files)
+        commit = repo.add_commit(branch, files, header["value"].get("summary", ""))
         return _json(
             {
                 "success": True,
@@ -509,9 +590,50 @@ class FakeHub:
         return 206, {**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"}, data[first : last + 1]
 
 
-def _require_token(authorized: bool) -> None:
-    if not authorized:
+def _require_token(role: str | None) -> None:
+    if role is None:
         raise HubError(401, "Invalid username or password.")
+
+
+def _require_write(role: str | None) -> None:
+    _require_token(role)
+    if role != "write":
+        raise HubError(403, "You don't have the rights to write to this repo: the token is read-only")
+
+
+def metadata_errors(content: str, repo_type: str) -> list[str]:
+    """What the Hub's validate-yaml finds wrong with a README.md's metadata block; none for no block."""
+    block = _YAML_BLOCK.match(content)
+    if block is None:
+        return []
+    try:
+        metadata = yaml.safe_load(block.group(2))
+    except yaml.YAMLError as error:
+        return [f"Invalid YAML in the metadata block: {' '.join(str(error).split())}"]
+    if metadata is None:
+        return []
+    if not isinstance(metadata, dict):
+        return ["The metadata block must be a YAML mapping"]
+    keys = _CARD_KEYS[repo_type]
+    return [error for key, spec in keys.items() if key in metadata for error in _shape_errors(metadata[key], spec, key)]
+
+
+def _shape_errors(value: object, spec: object, where: str) -> list[str]:
+    """`value` against a spec of the tables above: a dict, a one-item list, a (check, message) pair or None."""
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return [f'"{where}" must be of type object']
+        return [error for key, inner in spec.items()
+                for error in (_shape_errors(value[key], inner, f"{where}.{key}") if key in value
+                              else [f'"{where}.{key}" is required'])]
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return [f'"{where}" must be an array']
+        return [error for i, item in enumerate(value) for error in _shape_errors(item, spec[0], f"{where}[{i}]")]
+    if spec is None:
+        return []
+    check, message = spec
+    return [] if check(value) else [f'"{where}" {message}']
 
 
 def _folder_entry(files: dict[str, str], folder: str) -> dict:

@@ -16,12 +16,20 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / benchmark.RESULTS_JSON).read_text())
     models = [row["model"] for row in results["rows"]]
-    assert models[:2] == ["BiLSTM `seed`", "BiLSTM `default`"] and "logistic regression" in models[2]
-    for row in results["rows"]:
-        assert 0 <= row["accuracy"] <= 1 and 0 <= row["one_sentence_accuracy"] <= 1
-        assert row["p50_ms"] <= row["p99_ms"] and row["batch_reviews_per_s"] > 0 and row["peak_rss_mb"] > 0
+    assert models[:3] == ["`seed`", "`bilstm`", "`default`"]
+    assert [row["key"] for row in results["rows"][3:]] == ["tfidf", "nbsvm"]
+    # Each preset's row is the model in its folder; the baseline rows are the baselines those folders were
+    # compared with.
+    for preset, row in zip(benchmark.PRESETS_BENCHMARKED, results["rows"]):
+        metrics = json.loads((tmp_path / preset / artifacts.METRICS).read_text())
+        assert (row["accuracy"], row["f1"], row["ece"], row["epoch_seconds"], row["parameters"]) == (
+            metrics["test"]["accuracy"], metrics["test"]["f1"], metrics["test"]["ece"],
+            metrics["training"]["epoch_seconds"], metrics["model"]["parameters"])
+        assert row["one_sentence_accuracy"] == metrics["test"]["one_sentence"]["accuracy"]
+        for baseline in results["rows"][3:]:
+            assert baseline["accuracy"] == pytest.approx(metrics["baselines"][baseline["key"]]["accuracy"])
     table = (tmp_path / artifacts.BENCHMARK).read_text()
-    assert table in result.stdout and table.count("\n| ") == 4  # header and three models
+    assert table in result.stdout and table.count("\n| ") == 6  # header, three presets, two baselines
     card = (tmp_path / "default" / artifacts.CARD).read_text()
     assert table.splitlines()[-1] in card  # the default model's card quotes the table
 

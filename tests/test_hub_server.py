@@ -151,14 +151,21 @@ def test_changed_file_makes_one_commit_and_old_revision_stays_pinned(hub: FakeHu
 
     assert hub.commits(REPO) == [*commits, second]
     code = """
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
+    api = HfApi()
+    api.create_tag(ARGS["repo"], tag="v1", revision=ARGS["first"])
     old = snapshot_download(ARGS["repo"], revision=ARGS["first"], cache_dir=ARGS["home"] + "/cache")
+    # A fresh cache, so the tag really is resolved by the server.
+    tagged = snapshot_download(ARGS["repo"], revision="v1", cache_dir=ARGS["home"] + "/cache-tag")
     new = snapshot_download(ARGS["repo"], cache_dir=ARGS["home"] + "/cache")
-    print(json.dumps({"old": old, "new": new}))
+    tags = {ref.name: ref.target_commit for ref in api.list_repo_refs(ARGS["repo"]).tags}
+    print(json.dumps({"old": old, "tagged": tagged, "new": new, "tags": tags}))
     """
     out = client_json(hub, code, tmp_path / "home", args={"first": first})
-    assert read_folder(Path(out["old"])) == old
+    assert read_folder(Path(out["old"])) == read_folder(Path(out["tagged"])) == old
     assert read_folder(Path(out["new"])) == {**old, "config.json": b'{"units": 4}\n'}
+    assert out["tags"] == {"v1": first}
+    assert hub.files(REPO, revision="v1") == old
 
 
 @pytest.mark.parametrize(
@@ -203,6 +210,94 @@ def test_errors_map_to_client_exceptions(hub: FakeHub, tmp_path: Path) -> None:
         "missing revision": "RevisionNotFoundError",
         "missing file": "RemoteEntryNotFoundError",
     }
+
+
+def test_read_only_token_reads_but_gets_403_on_writes(hub: FakeHub, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    expected = make_folder(folder)
+    client_json(hub, PRIVATE_UPLOAD, tmp_path / "home", args={"folder": str(folder)})
+    commits = hub.commits(REPO)
+    code = """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+    api = HfApi()
+    out = {"role": api.whoami()["auth"]["accessToken"]["role"], "files": api.list_repo_files(ARGS["repo"])}
+    for name, call in {
+        "create": lambda: api.create_repo("tester/other"),
+        "upload": lambda: api.upload_folder(repo_id=ARGS["repo"], folder_path=ARGS["folder"], commit_message="x"),
+        "branch": lambda: api.create_branch(ARGS["repo"], branch="dev"),
+    }.items():
+        try:
+            call()
+        except HfHubHTTPError as error:
+            out[name] = error.response.status_code
+    print(json.dumps(out))
+    """
+    (folder / "config.json").write_bytes(b"changed")
+    out = client_json(hub, code, tmp_path / "home", args={"folder": str(folder)}, token=hub.read_token)
+    assert out == {"role": "read", "files": sorted(expected), "create": 403, "upload": 403, "branch": 403}
+    assert hub.commits(REPO) == commits
+
+
+PRIVATE_UPLOAD = """
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo(ARGS["repo"], private=True)
+print(json.dumps({"oid": api.upload_folder(repo_id=ARGS["repo"], folder_path=ARGS["folder"]).oid}))
+"""
+
+# huggingface_hub's documented errors of a failed upload: OSError (EnvironmentError) and ValueError.
+FAILED_UPLOAD = """
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo(ARGS["repo"], repo_type=ARGS["type"], **({"space_sdk": "gradio"} if ARGS["type"] == "space" else {}))
+try:
+    api.upload_folder(repo_id=ARGS["repo"], repo_type=ARGS["type"], folder_path=ARGS["folder"])
+except (OSError, ValueError) as error:
+    print(json.dumps({"oserror": isinstance(error, OSError), "message": str(error)}))
+"""
+
+
+@pytest.mark.parametrize(("disable_xet", "oserror"), [("0", True), ("1", False)], ids=["xet", "lfs"])
+def test_large_file_upload_fails_with_a_documented_error(
+    hub: FakeHub, tmp_path: Path, disable_xet: str, oserror: bool
+) -> None:
+    folder = tmp_path / "model"
+    make_folder(folder)
+    hub.large_file_bytes = 100_000  # weights/data.bin
+    out = client_json(hub, FAILED_UPLOAD, tmp_path / "home", args={"folder": str(folder), "type": "model"},
+                      extra_env={"HF_HUB_DISABLE_XET": disable_xet})
+    # Xet's token request fails (an OSError); the LFS batch API refuses the file (a ValueError).
+    assert out["oserror"] is oserror
+    assert ("403" if oserror else "FakeHub stores no large files") in out["message"]
+    assert len(hub.commits(REPO)) == 1
+
+
+INVALID_CARDS = {
+    "model": (
+        "---\nlicense: [mit]\nmodel-index:\n- name: demo\n  results:\n  - task: {name: Sentiment}\n"
+        "    dataset: {type: imdb, name: IMDB}\n    metrics: [{type: accuracy}]\n---\n# Demo\n",
+        ['"license" must be a string', '"model-index[0].results[0].task.type" is required',
+         '"model-index[0].results[0].metrics[0].value" is required'],
+    ),
+    "space": (
+        f"---\nsdk: gradio\npinned: 'no'\nshort_description: {'x' * 61}\n---\n",
+        ['"pinned" must be a boolean', '"short_description" length must be less than or equal to 60 characters long'],
+    ),
+}
+
+
+@pytest.mark.parametrize("repo_type", sorted(INVALID_CARDS))
+def test_readme_metadata_is_refused_like_the_hub_does(hub: FakeHub, tmp_path: Path, repo_type: str) -> None:
+    card, errors = INVALID_CARDS[repo_type]
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "README.md").write_text(card)
+    (folder / "app.py").write_text("import gradio\n")
+    out = client_json(hub, FAILED_UPLOAD, tmp_path / "home", args={"folder": str(folder), "type": repo_type})
+    assert not out["oserror"]
+    assert out["message"] == "\n".join(["Invalid metadata in README.md.", *(f"- {error}" for error in errors)])
+    assert len(hub.commits(REPO, repo_type=repo_type)) == 1
 
 
 def test_upload_to_a_branch(hub: FakeHub, tmp_path: Path) -> None:

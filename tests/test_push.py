@@ -11,9 +11,9 @@ import pytest
 import yaml
 from conftest import REPO, hub_env, run_module, run_python
 from huggingface_hub import ModelCard
-from hub_server import FakeHub
+from hub_server import FakeHub, HubError
 
-from training import artifacts
+from training import artifacts, card
 from training.card import render_card
 
 REPO_ID = f"{FakeHub.user}/imdb-bilstm"
@@ -29,38 +29,68 @@ def push(folder: Path, env: dict, *extra: str):
     return run_module("training.push", "--model-dir", str(folder), "--repo-id", REPO_ID, *extra, env=env)
 
 
-def test_push_then_load_with_keras_and_pinned_revision(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+def pushed_commit(result) -> str:
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split("commit: ")[1].split()[0]
+
+
+def change_weights(folder: Path) -> None:
+    """Give the model in `folder` other weights (its last one moved), as another training run would."""
+    import keras
+
+    model = keras.saving.load_model(folder, safe_mode=True)
+    model.weights[-1].assign(model.weights[-1] + 1.0)
+    model.save_weights(folder / artifacts.KERAS_WEIGHTS)
+    metrics = json.loads((folder / artifacts.METRICS).read_text())
+    metrics["model"]["weights_bytes"] = (folder / artifacts.KERAS_WEIGHTS).stat().st_size
+    (folder / artifacts.METRICS).write_text(json.dumps(metrics))
+
+
+def predictions(folder: Path, env: dict, cwd: Path, revisions: list[str]) -> dict[str, list[float]]:
+    """The folder's scores of TEXTS, then those of the pushed model by hf:// and at each revision (load_from_hub)."""
+    code = f"""
+import json, keras, tensorflow as tf
+from training.hub import load_from_hub
+texts = tf.constant({TEXTS!r})
+out = {{"local": keras.saving.load_model({str(folder)!r}, safe_mode=True).predict(texts, verbose=0),
+        "hf://": keras.saving.load_model("hf://{REPO_ID}", safe_mode=True).predict(texts, verbose=0)}}
+out.update({{revision: load_from_hub("{REPO_ID}", revision).predict(texts, verbose=0) for revision in {revisions!r}}})
+print(json.dumps({{name: scores[:, 0].tolist() for name, scores in out.items()}}))
+"""
+    result = run_python(code, cwd=cwd, env={**env, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_push_twice_then_load_the_first_commit_by_id_and_tag(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
     env = hub_env(hub, tmp_path / "home")
     first = push(folder, env)
-    assert first.returncode == 0, first.stderr[-2000:]
-    commit = first.stdout.split("commit: ")[1].split()[0]
+    commit = pushed_commit(first)
     assert f"{hub.url}/{REPO_ID}" in first.stdout
-    assert hub.commits(REPO_ID)[-1] == commit
+    assert hub.commits(REPO_ID)[-1] == commit and not hub.is_private(REPO_ID)
+    assert hub.commit_message(REPO_ID) == f"Upload model folder {folder.name}"
     assert set(hub.files(REPO_ID)) >= set(artifacts.REQUIRED_FILES) | {artifacts.CARD}
     assert f'load_model("hf://{REPO_ID}")' in hub.files(REPO_ID)[artifacts.CARD].decode()
 
     # Unchanged folder: no new commit.
     commits = hub.commits(REPO_ID)
-    again = push(folder, env)
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert pushed_commit(push(folder, env)) == commit
     assert hub.commits(REPO_ID) == commits
-    assert f"commit: {commit}" in again.stdout
+    first_scores = predictions(folder, env, tmp_path, [])["local"]
 
-    code = f"""
-import json, keras, tensorflow as tf
-from training.hub import load_from_hub
-texts = tf.constant({TEXTS!r})
-local = keras.saving.load_model({str(folder)!r}, safe_mode=True).predict(texts, verbose=0)
-from_hub = keras.saving.load_model("hf://{REPO_ID}", safe_mode=True).predict(texts, verbose=0)
-pinned = load_from_hub("{REPO_ID}", revision="{commit}").predict(texts, verbose=0)
-print(json.dumps([local[:, 0].tolist(), from_hub[:, 0].tolist(), pinned[:, 0].tolist()]))
-"""
-    result = run_python(code, cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, result.stderr[-3000:]
-    local, from_hub, pinned = json.loads(result.stdout.strip().splitlines()[-1])
-    assert local == from_hub == pinned
+    change_weights(folder)
+    second = pushed_commit(push(folder, env, "--commit-message", "Retrained: other weights"))
+    assert hub.commits(REPO_ID) == [*commits, second]
+    assert hub.commit_message(REPO_ID) == "Retrained: other weights"
+    tag = run_python(f"import huggingface_hub as hf; hf.HfApi().create_tag({REPO_ID!r}, tag='v1', revision={commit!r})",
+                     cwd=tmp_path, env=env)
+    assert tag.returncode == 0, tag.stderr[-2000:]
+
+    scores = predictions(folder, env, tmp_path, [commit, "v1"])
+    assert scores[commit] == scores["v1"] == first_scores
+    assert scores["local"] == scores["hf://"] != first_scores
 
 
 def test_push_to_a_branch(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
@@ -68,6 +98,7 @@ def test_push_to_a_branch(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> Non
     shutil.copytree(tiny_model, folder)
     result = push(folder, hub_env(hub, tmp_path / "home"), "--revision", "dev", "--private", "--space-id", "me/demo")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert hub.is_private(REPO_ID)
     assert artifacts.KERAS_WEIGHTS in hub.files(REPO_ID, revision="dev")
     assert 'Client("me/demo")' in hub.files(REPO_ID, revision="dev")[artifacts.CARD].decode()
     assert artifacts.KERAS_WEIGHTS not in hub.files(REPO_ID, revision="main")
@@ -102,6 +133,41 @@ def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub:
     assert REPO_ID not in str(hub.requests)
 
 
+REFUSALS = {
+    "read-only-token": "error: the Hugging Face token may not write to tester/imdb-bilstm (403 Forbidden): use a token "
+    "with write access",
+    "card-metadata": 'error: the Hub refused the push: Invalid metadata in README.md. - "base_model" must be a string',
+    "xet-upload": "error: the push to tester/imdb-bilstm was interrupted (ConnectionError: ",
+    "lfs-upload": "error: the Hub refused the push: LFS batch API returned errors: ",
+}
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_refused_pushes_are_one_line_errors(tiny_model: Path, hub: FakeHub, tmp_path: Path, refusal: str) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    env = hub_env(hub, tmp_path / "home", token=hub.read_token if refusal == "read-only-token" else None)
+    if refusal == "card-metadata":
+        # A card template that writes metadata the Hub refuses.
+        template = tmp_path / "bad_card.md"
+        template.write_text(card.TEMPLATE.read_text().replace("{{ card_data }}", "{{ card_data }}\nbase_model: 5", 1))
+        code = (f"import sys; from training import card, push; card.TEMPLATE = {str(template)!r}; "
+                f"sys.exit(push.main(['--model-dir', {str(folder)!r}, '--repo-id', {REPO_ID!r}]))")
+        result = run_python(code, cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)})
+    else:
+        hub.large_file_bytes = (folder / artifacts.KERAS_WEIGHTS).stat().st_size
+        result = push(folder, {**env, "HF_HUB_DISABLE_XET": "1" if refusal == "lfs-upload" else "0"})
+    assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(REFUSALS[refusal]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and hub.read_token not in result.stderr
+    if refusal == "read-only-token":
+        with pytest.raises(HubError, match="Repository not found"):
+            hub.commits(REPO_ID)
+    else:
+        assert len(hub.commits(REPO_ID)) == 1  # the repo's initial commit only
+
+
 def test_made_up_token_never_reaches_output_or_files(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
     token = "hf_madeUpTokenThatMustNeverLeak0123"
     folder = tmp_path / "model"
@@ -127,12 +193,12 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
     assert "datasets" not in meta and "split" not in results["dataset"]
     assert results["dataset"]["type"] == "imdb_sample.csv.gz" and "custom split" in results["dataset"]["name"]
     values = {m["type"]: m["value"] for m in results["metrics"]}
-    assert values == {"accuracy": round(metrics["lstm"]["accuracy"], 4), "f1": round(metrics["lstm"]["f1"], 4)}
+    assert values == {"accuracy": round(metrics["test"]["accuracy"], 4), "f1": round(metrics["test"]["f1"], 4)}
     assert ModelCard(text).data.eval_results[0].metric_value == values["accuracy"]
     assert f"**License**: {meta['license']}." in text
 
-    metrics["lstm"]["accuracy"] = 0.9876
-    metrics["baseline"]["accuracy"] = 0.5432
+    metrics["test"]["accuracy"] = 0.9876
+    metrics["baselines"]["nbsvm"]["accuracy"] = 0.5432
     (folder / artifacts.METRICS).write_text(json.dumps(metrics))
     card = str(render_card(folder, repo_id="someone/else"))
     assert "**98.76%**" in card and "0.5432" in card and "value: 0.9876" in card
@@ -160,10 +226,10 @@ def test_card_widget_usage_compute_and_parts_of_the_test_set(tiny_model: Path, t
     compute = text[text.index("## Compute"):text.index("## Citation")]
     assert f"{metrics['compute']['cores']} cores" in compute and metrics["compute"]["cpu"] in compute
     assert f"Wall time {metrics['training']['wall_seconds']:,.0f} s" in compute
-    for group in metrics["lstm"]["by_length"]:
+    for name, group in metrics["test"]["by_length"].items():
         accuracy = "–" if group["accuracy"] is None else f"{group['accuracy']:.4f}"
-        assert f"| {group['group']} | {group['reviews']:,} | {accuracy} |" in text
-    assert f"| {metrics['lstm']['one_sentence_accuracy']:.4f} |" in text
+        assert f"| {name} | {group['examples']:,} | {accuracy} |" in text
+    assert f"| last sentence alone | {metrics['test']['examples']:,} | {metrics['test']['one_sentence']['accuracy']:.4f} |" in text
 
 
 def test_loading_helper_refuses_a_model_with_code_in_it(hub: FakeHub, tmp_path: Path) -> None:

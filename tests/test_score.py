@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from conftest import run_module
 
+from training import artifacts
 from training.data import SAMPLE_CSV
 
+COMPILED_BATCH = 512  # the largest batch the serving path compiles (space/inference.py MAX_BATCH)
 
-def test_scores_every_row_in_chunks_and_keeps_the_columns(tiny_model: Path, tmp_path: Path) -> None:
-    data = pd.read_csv(SAMPLE_CSV).head(250)
-    data.insert(0, "id", range(250))
+
+def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
+    """P(positive) from the saved model through plain Keras, on the texts replaced as tokenizer.json says."""
+    import keras
+    import tensorflow as tf
+
+    for old, new in json.loads((folder / artifacts.TOKENIZER).read_text())["replace_before_tokenizing"].items():
+        texts = [text.replace(old, new) for text in texts]
+    model = keras.saving.load_model(folder, safe_mode=True)
+    return model.predict(tf.constant(texts), batch_size=256, verbose=0)[:, 0]
+
+
+@pytest.mark.parametrize("rows, chunk_rows", [(250, "60"), (COMPILED_BATCH + 150, None)], ids=["chunks", "batches"])
+def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: Path, rows: int, chunk_rows) -> None:
+    """Every row as plain Keras scores it, over several chunks, or over several compiled batches in one chunk."""
+    data = pd.read_csv(SAMPLE_CSV).head(rows)
+    data.insert(0, "id", range(rows))
     data.to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
+    chunking = ["--chunk-rows", chunk_rows] if chunk_rows else []
     result = run_module("training.score", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                        "--out", str(out), "--chunk-rows", "60")
+                        "--out", str(out), *chunking)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "scored 250 rows" in result.stdout
+    assert f"scored {rows:,} rows" in result.stdout
     scored = pd.read_csv(out)
     assert list(scored.columns) == ["id", "review", "sentiment", "probability", "label"]
-    assert scored["id"].tolist() == list(range(250))
-    assert scored["probability"].between(0, 1).all()
+    assert scored["id"].tolist() == list(range(rows))
+    np.testing.assert_allclose(scored["probability"], keras_scores(tiny_model, data["review"].tolist()), atol=1e-5)
     assert ((scored["probability"] >= 0.5) == (scored["label"] == "positive")).all()
 
 

@@ -98,13 +98,20 @@ def test_labels_are_read_not_assumed(model_dir: Path, tmp_path: Path) -> None:
     assert inference.load_predictor(folder).labels == ("thumbs down", "thumbs up")
 
 
-def test_long_text_reads_only_the_window(predictor, model, window: int) -> None:
-    text = words(window) + " " + "terrible " * 50
+def test_long_text_the_lstm_reads_only_the_window(predictor, model, window: int) -> None:
+    ngrams = model.get_layer(inference.NGRAM_TOKENIZER_LAYER)
+    # A word past the window that the n-gram branch knows and the window does not hold.
+    extra = next(w for w in ngrams.get_vocabulary()[1:] if " " not in w and w not in words(window).split())
+    text = words(window + 10) + " " + extra
     read = predictor.window(text)
     assert read.truncated and len([w for w in read.read.split() if w != ","]) == window
-    # Whatever follows the window changes nothing.
-    assert predictor.probabilities([text])[0] == pytest.approx(predictor.probabilities([read.read])[0], abs=1e-6)
+    # The LSTM's tokenizer gives the same ids for the whole text and for the part the Space tokenizes...
+    tokenizer = model.get_layer(inference.TOKENIZER_LAYER)
+    np.testing.assert_array_equal(tokenizer(tf.constant([text])), tokenizer(tf.constant([read.read])))
+    # ...while the n-gram branch reads the rest too, as the saved model does.
+    assert predictor.has_ngram_branch
     assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [text])[0], abs=1e-5)
+    assert ngrams(tf.constant([text])).indices.shape[0] > ngrams(tf.constant([read.read])).indices.shape[0]
 
 
 @pytest.mark.parametrize("past_window", [None, -30, 0, 3])
@@ -130,7 +137,7 @@ def test_classify_answers_with_both_labels(app) -> None:
     negative, positive = app.PREDICTOR.labels
     assert confidences[positive] == pytest.approx(probability)
     assert confidences[negative] == pytest.approx(1 - probability)
-    assert 0 <= probability <= 1 and note == ""
+    assert probability == pytest.approx(app.PREDICTOR.probabilities([review])[0]) and note == ""
     assert "".join(piece for piece, _ in highlights) == review
     # Each word gets the class of its effect; the strongest word the strong class of its direction.
     words = [label for piece, label in highlights if piece.strip()]
@@ -164,9 +171,17 @@ def test_empty_review_gets_a_friendly_message(app, empty) -> None:
 
 def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: int) -> None:
     _, probability, highlights, note = app.classify("great " * 200_000)
-    assert 0 <= probability <= 1
+    assert probability == pytest.approx(app.PREDICTOR.probabilities(["great " * window])[0], abs=1e-6)
     assert f"first {window} words" in note
     assert sum(1 for piece, _ in highlights if piece.strip() and piece != " [...]") == window
+
+
+def test_text_past_the_character_cap_is_not_read(predictor, model) -> None:
+    from review_text import MAX_TEXT_CHARS
+
+    head = words(MAX_TEXT_CHARS // 4)[:MAX_TEXT_CHARS]
+    text = head + " awful terrible boring" * 1000
+    assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [head])[0], abs=1e-5)
 
 
 def test_html_is_kept_as_text(app) -> None:
@@ -279,6 +294,18 @@ def test_csv_tab_shows_rows_counts_and_histogram(app, tmp_path: Path, monkeypatc
         low, high = map(float, bin_.split("-"))
         assert count == ((scores >= low) & ((scores < high) | (high == 1.0))).sum()
     assert app.csv_summary(None) == (None, None, None)
+
+
+def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app, tmp_path: Path) -> None:
+    # Excel's "CSV UTF-8" starts with a byte order mark; a header cell is a cell a spreadsheet may run too.
+    upload = tmp_path / "excel.csv"
+    upload.write_bytes("\ufeffreview,=SUM(A1)\nA wonderful film.,1\n".encode())
+    path, message = app.score_csv(str(upload))
+    assert message == "Scored 1 review(s)."
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["review", "'=SUM(A1)", "probability", "label"]
+    expected = app.PREDICTOR.probabilities(["A wonderful film."])[0]
+    assert float(out["probability"][0]) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(

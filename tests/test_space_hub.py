@@ -6,6 +6,7 @@ huggingface_hub reads HF_ENDPOINT when it is imported, so every client runs in a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -47,13 +48,18 @@ def model_dir(tiny_model: Path) -> Path:
     return tiny_model
 
 
+PUBLISH = [sys.executable, str(SPACE_DIR / "publish.py"), "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO]
+
+
 def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path) -> None:
     with FakeHub(token="hf_publish_secret_123") as hub:
         env = hub_env(hub.url, tmp_path / "home", hub.token)
-        command = [sys.executable, str(SPACE_DIR / "publish.py"), "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO]
-        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        first = subprocess.run([*PUBLISH, "--model-revision", "v1"], env=env, capture_output=True, text=True,
+                               timeout=120)
         assert first.returncode == 0, first.stderr
-        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO, "MODEL_REVISION": "v1"}
+        # Published again without a revision: the Space follows the model's main branch again.
+        second = subprocess.run(PUBLISH, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
 
         files = hub.files(SPACE_REPO, repo_type="space")
@@ -75,12 +81,43 @@ def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path)
 
 def test_publish_without_a_token_fails_clearly(tmp_path: Path) -> None:
     with FakeHub() as hub:
-        result = subprocess.run(
-            [sys.executable, str(SPACE_DIR / "publish.py"), "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO],
-            env=hub_env(hub.url, tmp_path / "home", None), capture_output=True, text=True, timeout=120,
-        )
+        result = subprocess.run(PUBLISH, env=hub_env(hub.url, tmp_path / "home", None), capture_output=True, text=True,
+                                timeout=120)
     assert result.returncode == 1
     assert result.stderr.startswith("error: the Hub refused the request")
+
+
+PUBLISH_COPY = """
+    import sys
+    from pathlib import Path
+    import publish
+    publish.SPACE_DIR = Path(sys.argv[1])
+    sys.exit(publish.main(sys.argv[2:]))
+"""
+FAILED_PUBLISH = {
+    "read-only-token": "error: the Hub refused the request: 403 Forbidden: ",
+    "card-metadata": f"error: publishing {SPACE_REPO} failed (ValueError): Invalid metadata in README.md. "
+    '- "short_description" length must be less than or equal to 60 characters long',
+    "xet-upload": f"error: publishing {SPACE_REPO} failed (ConnectionError): ",
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILED_PUBLISH))
+def test_failed_publish_is_one_line(tmp_path: Path, failure: str) -> None:
+    space = tmp_path / "space"
+    shutil.copytree(SPACE_DIR, space, ignore=shutil.ignore_patterns("__pycache__"))
+    if failure == "card-metadata":
+        card = (space / "README.md").read_text()
+        (space / "README.md").write_text(card.replace("short_description: ", "short_description: " + "x" * 60, 1))
+    with FakeHub() as hub:
+        hub.large_file_bytes = 1 if failure == "xet-upload" else None
+        token = hub.read_token if failure == "read-only-token" else hub.token
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[2:]],
+                                cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", token), capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith(FAILED_PUBLISH[failure]) and result.stderr.count("\n") == 1, result.stderr
+    assert hub.read_token not in result.stderr
 
 
 LOAD_FROM_ENV = """
@@ -121,15 +158,16 @@ def test_the_model_comes_from_the_hub_then_from_the_cache(model_dir: Path, tmp_p
             api = HfApi()
             api.create_repo(sys.argv[1], exist_ok=True)
             first = api.upload_folder(repo_id=sys.argv[1], folder_path=sys.argv[2]).oid
+            api.create_tag(sys.argv[1], tag="v1", revision=first)
             api.upload_folder(repo_id=sys.argv[1], folder_path=sys.argv[3])
             print(f'"{first}"')
         """
         first_commit = last_json(run(upload, hub_env(hub.url, tmp_path / "pusher", hub.token),
                                      MODEL_REPO, str(model_dir), str(relabelled)))
         online = hub_env(hub.url, home, None, MODEL_REPO=MODEL_REPO)
-        pinned, latest = last_json(run(LOAD_FROM_ENV, online, first_commit, ""))
+        pinned, tagged, latest = last_json(run(LOAD_FROM_ENV, online, first_commit, "v1", ""))
         downloaded = [path for _, path, _ in hub.requests if "/resolve/" in path]
-    assert pinned == {"labels": ["negative", "positive"], "p": pytest.approx(expected, abs=1e-6)}
+    assert pinned == tagged == {"labels": ["negative", "positive"], "p": pytest.approx(expected, abs=1e-6)}
     assert latest["labels"] == ["bad", "good"]
     # Only what serving needs is downloaded: no plots, no card.
     assert not any(name.endswith((".png", "README.md")) for name in downloaded)
@@ -143,3 +181,46 @@ def test_the_model_comes_from_the_hub_then_from_the_cache(model_dir: Path, tmp_p
     assert "could not be reached" in page["problem"] and "MODEL_REPO" in page["problem"]
     assert page["note"] == page["problem"]
     assert "The model is not available" in page["page"]
+
+
+HUB_PROBLEMS = """
+    import json, os, sys
+    import inference
+    token = os.environ.pop("HF_TOKEN")
+    answers = []
+    for repo, revision, with_token in json.loads(sys.argv[1]):
+        if with_token:
+            os.environ["HF_TOKEN"] = token
+        try:
+            answers.append(inference.load_predictor(inference.model_folder(repo, revision)).labels)
+        except inference.ModelUnavailable as problem:
+            answers.append(str(problem))
+        os.environ.pop("HF_TOKEN", None)
+    print(json.dumps(answers))
+"""
+
+
+def test_hub_refusals_say_what_to_check(model_dir: Path, tmp_path: Path) -> None:
+    """A wrong repo id, a missing revision, a private repo without a token: the page's message says which."""
+    cases = {  # (repo, revision, with token): what the message must say
+        ("tester/no-such-model", None, True): "Repository Not Found",
+        (MODEL_REPO, None, False): "Repository Not Found",
+        (MODEL_REPO, "no-such-revision", True): "Revision Not Found",
+        (MODEL_REPO, None, True): None,  # the control: with the token, the private model loads
+    }
+    with FakeHub() as hub:
+        upload = """
+            import sys
+            from huggingface_hub import HfApi
+            HfApi().create_repo(sys.argv[1], private=True)
+            HfApi().upload_folder(repo_id=sys.argv[1], folder_path=sys.argv[2])
+            print("{}")
+        """
+        run(upload, hub_env(hub.url, tmp_path / "pusher", hub.token), MODEL_REPO, str(model_dir))
+        answers = last_json(run(HUB_PROBLEMS, hub_env(hub.url, tmp_path / "home", hub.token), json.dumps(list(cases))))
+    for (repo, revision, _), expected, answer in zip(cases, cases.values(), answers):
+        if expected is None:
+            assert answer == ["negative", "positive"]
+        else:
+            assert answer.startswith(f"MODEL_REPO={repo!r} is not a local folder and could not be downloaded")
+            assert expected in answer and "MODEL_REVISION" in answer and "HF_TOKEN" in answer

@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, TINY_FLAGS, free_port, run_module, run_python
+from conftest import REPO, TINY_FLAGS, free_port, hub_env, run_module, run_python
+from hub_server import FakeHub
+from sklearn.metrics import roc_auc_score
 
 from training import artifacts
-from training.data import SAMPLE_CSV, load_splits, sha256_of
+from training.data import SAMPLE_CSV, Splits, load_splits, read_unlabeled, sha256_of
 from training.evaluate import last_sentences
+from training.pretrain import word_vectors
 
 TRICKY_TEXTS = [
     "",
@@ -60,17 +63,38 @@ def test_training_config_records_the_run(tiny_model: Path) -> None:
 def test_metrics_and_history(tiny_model: Path) -> None:
     metrics = json.loads((tiny_model / artifacts.METRICS).read_text())
     rows = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["data"]["rows"]
-    for model in ("lstm", "baseline"):
-        m = metrics[model]
-        assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
+    assert set(metrics["baselines"]) == {"tfidf", "nbsvm"}
+    for m in (metrics["test"], *metrics["baselines"].values()):
+        assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "ece", "confusion_matrix"}
+        assert sum(g["examples"] for g in m["by_length"].values()) == rows["test"]
         assert sum(map(sum, m["confusion_matrix"])) == m["examples"] == rows["test"]
         tn, fp = m["confusion_matrix"][0]
         fn, tp = m["confusion_matrix"][1]
         assert m["accuracy"] == pytest.approx((tn + tp) / m["examples"])
-    with open(tiny_model / artifacts.HISTORY) as f:
-        history = list(csv.DictReader(f))
+    history = pd.read_csv(tiny_model / artifacts.HISTORY)
     assert len(history) == metrics["training"]["epochs_run"] == 2
-    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert metrics["training"]["best_epoch"] == history["val_loss"].idxmin() + 1
+    assert metrics["training"]["best_val_loss"] == pytest.approx(history["val_loss"].min())
+
+
+def splits_of(folder: Path) -> Splits:
+    """The split that the run which made `folder` trained and tested on, from its recorded settings."""
+    hp = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
+    return load_splits(SAMPLE_CSV, hp["test_size"], hp["val_size"], hp["seed"], hp["max_rows"])
+
+
+def test_reported_test_figures_are_those_of_the_saved_model(tiny_model: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    test = splits_of(tiny_model).test
+    model = keras.saving.load_model(tiny_model, safe_mode=True)
+    scores = model.predict(tf.constant(test["text"].tolist()), verbose=0)[:, 0]
+    reported = json.loads((tiny_model / artifacts.METRICS).read_text())["test"]
+    assert reported["examples"] == len(test)
+    assert reported["accuracy"] == pytest.approx(((scores >= 0.5) == test["label"]).mean())
+    assert reported["roc_auc"] == pytest.approx(roc_auc_score(test["label"], scores), abs=1e-6)
 
 
 def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
@@ -78,7 +102,7 @@ def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
     import keras
     import tensorflow as tf
 
-    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())["lstm"]
+    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())["test"]
     hp = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
     test = load_splits(SAMPLE_CSV, hp["test_size"], hp["val_size"], hp["seed"], hp["max_rows"]).test
     model = keras.saving.load_model(tiny_model, safe_mode=True)
@@ -89,11 +113,13 @@ def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
     words = test["text"].str.split().str.len().to_numpy()
     right = correct(test["text"].tolist())
     groups = [words <= 100, (words > 100) & (words <= 400), words > 400]
-    assert [g["reviews"] for g in metrics["by_length"]] == [int(g.sum()) for g in groups]
-    assert sum(g["reviews"] for g in metrics["by_length"]) == metrics["examples"]
-    for group, inside in zip(metrics["by_length"], groups):
+    by_length = list(metrics["by_length"].values())
+    assert [g["examples"] for g in by_length] == [int(g.sum()) for g in groups]
+    assert sum(g["examples"] for g in by_length) == metrics["examples"]
+    for group, inside in zip(by_length, groups):
         assert group["accuracy"] == (pytest.approx(right[inside].mean()) if inside.any() else None)
-    assert metrics["one_sentence_accuracy"] == pytest.approx(correct(last_sentences(test["text"].tolist())).mean())
+    sentences = correct(last_sentences(test["text"].tolist()))
+    assert metrics["one_sentence"]["accuracy"] == pytest.approx(sentences.mean())
 
 
 def test_last_sentence_has_enough_words() -> None:
@@ -137,8 +163,16 @@ def reference_ids(text: str, spec: dict) -> list[int]:
     return (ids + [spec["pad_id"]] * length)[:length]
 
 
+def keras_scores(folder: Path, texts: list[str]) -> list[float]:
+    import keras
+    import tensorflow as tf
+
+    return keras.saving.load_model(folder, safe_mode=True).predict(tf.constant(texts), verbose=0)[:, 0].tolist()
+
+
 def test_plain_keras_loads_the_folder_and_scores_raw_strings(tiny_model: Path, tmp_path: Path) -> None:
     """A fresh process with only Keras and TensorFlow (our code not importable) scores any string."""
+    texts = [*TRICKY_TEXTS, "word " * 50_000]
     code = f"""
 import json, keras, numpy as np, tensorflow as tf
 try:
@@ -155,7 +189,8 @@ print(json.dumps({{"shape": list(p.shape), "values": p[:, 0].tolist()}}))
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["shape"] == [len(TRICKY_TEXTS) + 1, 1]
-    assert all(0.0 <= v <= 1.0 for v in out["values"])
+    # The same answers as in this process, where the project is importable.
+    assert out["values"] == pytest.approx(keras_scores(tiny_model, texts), abs=1e-6)
 
 
 def test_refuses_to_overwrite_and_overwrite_replaces(tiny_model: Path, tmp_path: Path) -> None:
@@ -265,17 +300,22 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "training.train", *flags], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    # Kill it in the middle of the second epoch: the first has been logged, the second not yet.
-    while not (state_history.is_file() and len(state_history.read_text().splitlines()) >= 2):
+    # Kill it during the second epoch: as soon as the first epoch's history row is complete on disk (the
+    # callbacks write it after the backup), and check below that the second epoch had not ended yet.
+    while not (state_history.is_file() and state_history.read_text().count("\n") >= 2):
         assert process.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
-        time.sleep(0.05)
-    time.sleep(0.3)
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not out.exists(), "a killed run must leave no model folder"
+    assert len(pd.read_csv(state_history)) == 1, "the second epoch ended before the kill"
 
     fresh = run_module("training.train", *flags)
     assert fresh.returncode == 2 and "--resume" in fresh.stderr
+    state = sorted(p.name for p in artifacts.training_state(out).rglob("*"))
+    changed = run_module("training.train", *flags, "--seed", "7", "--resume")
+    assert changed.returncode == 2 and "holds a run with other settings or data" in changed.stderr
+    assert sorted(p.name for p in artifacts.training_state(out).rglob("*")) == state
 
     resumed = run_module("training.train", *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -283,6 +323,78 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / artifacts.HISTORY))]
     assert epochs == [0, 1, 2, 3]
     assert not artifacts.training_state(out).exists()
+
+
+def test_unlabeled_reviews_feed_the_word_vectors(tmp_path: Path) -> None:
+    """With frozen embeddings the saved vectors are the pre-trained ones: they must be those of the training part
+    and the --unlabeled reviews together."""
+    import keras
+    import tensorflow as tf
+
+    unlabeled = tmp_path / "unlabeled.csv"
+    # Reviews the tiny run does not read (it reads the first 400 rows), with another column to ignore.
+    reviews = pd.read_csv(SAMPLE_CSV)["review"][1000:1600]
+    pd.DataFrame({"id": range(600), "review": reviews}).to_csv(unlabeled, index=False)
+    out = tmp_path / "model"
+    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--freeze-embeddings",
+                        "--unlabeled", str(unlabeled))
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((out / artifacts.TRAINING_CONFIG).read_text())
+    assert config["unlabeled_data"] == {"file": "unlabeled.csv", "sha256": sha256_of(unlabeled), "rows": 600}
+
+    model = keras.saving.load_model(out, safe_mode=True)
+    vocabulary = len(json.loads((out / artifacts.TOKENIZER).read_text())["vocabulary"])
+    hp = config["hyperparameters"]
+
+    def vectors(*texts: pd.Series) -> np.ndarray:
+        ids = np.concatenate([model.get_layer("tokenizer")(tf.constant(part.tolist())).numpy() for part in texts])
+        return word_vectors(ids, vocabulary, hp["embedding_dim"], hp["seed"])
+
+    saved = model.get_layer("bilstm_classifier").get_layer("embedding").get_weights()[0]
+    train = splits_of(out).train["text"]
+    np.testing.assert_allclose(saved, vectors(train, read_unlabeled(unlabeled)), atol=1e-4)
+    assert not np.allclose(saved, vectors(train), atol=1e-2)
+
+
+def test_early_stopping_keeps_the_best_validation_weights(tmp_path: Path) -> None:
+    """Patience 1 and a high learning rate on the tiny data: training stops early, and the folder holds the weights
+    of the best validation loss, not the last epoch's."""
+    import keras
+    import tensorflow as tf
+
+    out = tmp_path / "model"
+    epochs, patience = 8, 1
+    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", str(epochs),
+                        "--patience", str(patience), "--learning-rate", "0.05")
+    assert result.returncode == 0, result.stderr[-2000:]
+    history = pd.read_csv(out / artifacts.HISTORY)
+    best = int(history["val_loss"].idxmin())
+    assert len(history) == best + 1 + patience < epochs, "early stopping did not stop the run"
+
+    model = keras.saving.load_model(out, safe_mode=True)
+    model.compile(loss="binary_crossentropy")  # the training loss, computed the same way
+    val = splits_of(out).val
+    val_loss = model.evaluate(tf.constant(val["text"].tolist()), val["label"].to_numpy(), verbose=0)
+    best_loss, last_loss = history["val_loss"][best], history["val_loss"].iloc[-1]
+    assert last_loss - best_loss > 1e-4, "the last epoch is as good as the best: the test cannot tell them apart"
+    assert val_loss == pytest.approx(best_loss, abs=1e-5)
+
+
+def test_train_then_push_with_a_commit_message(hub: FakeHub, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    repo_id = f"{FakeHub.user}/trained"
+    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--push-to-hub", repo_id,
+                        "--private", "--commit-message", "First training", env=hub_env(hub, tmp_path / "home"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"commit: {hub.commits(repo_id)[-1]}" in result.stdout
+    assert hub.commit_message(repo_id) == "First training" and hub.is_private(repo_id)
+    local = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert hub.files(repo_id) == local
+
+
+def test_free_port_never_returns_a_port_twice() -> None:
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
 
 
 def test_mirrored_strategy_over_two_cpu_replicas(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ METRICS = "metrics.json"
 HISTORY = "history.csv"
 CURVES_PLOT = "training_curves.png"
 CONFUSION_PLOT = "confusion_matrix.png"
+CALIBRATION_PLOT = "calibration.png"
 CARD = "README.md"
 BENCHMARK = "benchmark.md"  # only in folders made by training.benchmark
 

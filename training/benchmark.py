@@ -1,10 +1,12 @@
-"""Train the `seed` preset, the default preset and the TF-IDF baseline on one split, and compare them.
+"""Train the `seed`, `bilstm` and default presets and the two bag-of-n-grams baselines on one split,
+and compare them.
 
     python -m training.benchmark --data ../shared/data/imdb_reviews.csv.gz --update-readme
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
 Prints one markdown table and writes it, with the raw figures as JSON, to --out. Timings are
-medians of repeats; since the machine is noisy, each speed is also given as a ratio to `seed`.
+medians of repeats; since machines differ, serving speeds are also given as ratios to the TF-IDF
+baseline measured in the same run, and training speed as a ratio to `seed`.
 """
 
 from __future__ import annotations
@@ -27,21 +29,18 @@ import numpy as np
 from training import artifacts
 from training.config import PRESETS, TrainConfig
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
-from training.evaluate import one_sentence_accuracy
+from training.evaluate import last_sentences
 from training.score import serving_scorer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 RESULTS_JSON = "benchmark.json"
+PRESETS_BENCHMARKED = ("seed", "bilstm", "default")
 SINGLE_CALLS = 200  # single-review latency samples per model
 BATCH_SIZE = 256
 BATCH_REPEATS = 3
-QUICK = {"max_rows": 600, "epochs": 1}
-
-
-def short_text_accuracy(score, splits) -> float:
-    """Accuracy when the model sees only one sentence of each test review, labelled as its review."""
-    return one_sentence_accuracy(score, splits.test["text"].tolist(), splits.test["label"].to_numpy())
+QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
+REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
 
 
 def peak_rss_reset() -> None:
@@ -77,89 +76,106 @@ def throughput(score, texts: list[str]) -> float:
     return float(np.median(rates))
 
 
-def bench_preset(name: str, config: TrainConfig, splits, args, unlabeled, out: Path) -> dict:
+def speed(score, texts: list[str], one_liners: list[str]) -> dict[str, float]:
+    """Single-review latency on real reviews and on one-liners, and batch throughput on real reviews."""
+    real, short = latency_ms(score, texts), latency_ms(score, one_liners)
+    return {"p50_ms": real["p50_ms"], "p99_ms": real["p99_ms"], "one_line_p50_ms": short["p50_ms"],
+            "batch_reviews_per_s": throughput(score, texts)}
+
+
+def quality(figures: dict) -> dict:
+    """The test-part figures the table shows."""
+    return {"accuracy": figures["accuracy"], "f1": figures["f1"], "ece": figures["ece"],
+            "one_sentence_accuracy": figures["one_sentence"]["accuracy"],
+            "one_sentence_ece": figures["one_sentence"]["ece"]}
+
+
+def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path) -> dict:
     """Train one preset into out/name and measure it."""
     from training.fit import fit_and_save
 
     peak_rss_reset()
     started = time.perf_counter()
-    metrics = fit_and_save(config, splits, out / name, True, unlabeled)
+    metrics = fit_and_save(config, splits, out / name, True, unlabeled, baselines=baselines)
     train_seconds = time.perf_counter() - started
     train_peak = peak_rss_mb()
     score = serving_scorer(out / name)
-    texts = splits.test["text"].tolist()
+    test = splits.test["text"].tolist()
     return {
-        "model": f"BiLSTM `{name}`",
-        "accuracy": metrics["lstm"]["accuracy"],
-        "f1": metrics["lstm"]["f1"],
-        "one_sentence_accuracy": short_text_accuracy(score, splits),
+        "model": f"`{name}`",
+        **quality(metrics["test"]),
         "train_seconds": train_seconds,
-        "seconds_per_epoch": metrics["training"]["seconds_per_epoch"],
-        "epochs": metrics["training"]["epochs_run"],
+        "epoch_seconds": metrics["training"]["epoch_seconds"],
         "peak_rss_mb": train_peak,
         "parameters": metrics["model"]["parameters"],
         "folder_mb": sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file()) / 1e6,
-        **latency_ms(score, texts),
-        "batch_reviews_per_s": throughput(score, texts),
+        **speed(score, test, last_sentences(test)),
     }
 
 
-def bench_baseline(splits, seed: int) -> dict:
-    """The TF-IDF + logistic-regression baseline on the same training part, measured the same way."""
-    from training.evaluate import BASELINE_NAME, classification_metrics, train_baseline
+def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict]:
+    """The baselines trained once on the same training part and measured the same way; their rows,
+    and their test figures for the model folders' cards."""
+    from training.fit import baseline_figures, train_baselines
 
     peak_rss_reset()
     started = time.perf_counter()
-    baseline = train_baseline(splits.train["text"], splits.train["label"], seed)
-    train_seconds = time.perf_counter() - started
+    baselines = train_baselines(splits, config)
+    train_seconds = time.perf_counter() - started  # both baselines together
+    figures = baseline_figures(baselines, splits.test)
     test = splits.test["text"].tolist()
-    metrics = classification_metrics(splits.test["label"].to_numpy(), baseline.predict_proba(test)[:, 1])
-    score = baseline.predict_proba
-    return {
-        "model": BASELINE_NAME,
-        "accuracy": metrics["accuracy"],
-        "f1": metrics["f1"],
-        "one_sentence_accuracy": short_text_accuracy(lambda texts: score(list(texts))[:, 1], splits),
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": None,
-        "epochs": None,
-        "peak_rss_mb": peak_rss_mb(),
-        "parameters": int(baseline[-1].coef_.size + 1),
-        "folder_mb": None,  # scikit-learn models save only as pickle, which this project does not use
-        **latency_ms(score, test),
-        "batch_reviews_per_s": throughput(score, test),
-    }
+    rows = []
+    for key, (name, model) in baselines.items():
+        score = lambda texts, model=model: model.predict_proba(list(texts))[:, 1]  # noqa: E731
+        rows.append({
+            "model": name, "key": key, **quality(figures[key]), "train_seconds": train_seconds,
+            "epoch_seconds": None, "peak_rss_mb": peak_rss_mb(), "parameters": int(model[-1].coef_.size + 1),
+            "folder_mb": None,  # scikit-learn models save only as pickle, which this project does not use
+            **speed(score, test, last_sentences(test)),
+        })
+    return rows, figures
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    """One table: quality, training cost, size and serving speed, with speed ratios to `seed`."""
-    seed = rows[0]
+    """One table: quality, calibration, training cost, size and serving speed, with speed ratios."""
+    seed = next(row for row in rows if row["model"] == "`seed`")
+    reference = next(row for row in rows if row.get("key") == REFERENCE)
 
     def fmt(value, spec: str) -> str:
         return "–" if value is None else format(value, spec)
 
-    def ratio(row: dict, key: str, higher_is_faster: bool) -> str:
-        if row[key] is None or seed[key] is None:
+    def ratio(row: dict, base: dict, key: str, higher_is_faster: bool) -> str:
+        if row[key] is None or base[key] is None:
             return "–"
-        return f"{(row[key] / seed[key]) if higher_is_faster else (seed[key] / row[key]):.2f}×"
+        return f"{(row[key] / base[key]) if higher_is_faster else (base[key] / row[key]):.2f}×"
 
+    def epochs(row: dict) -> str:
+        return "–" if row["epoch_seconds"] is None else " / ".join(f"{s:.0f}" for s in row["epoch_seconds"])
+
+    def median_epoch(row: dict) -> float | None:
+        return None if row["epoch_seconds"] is None else float(np.median(row["epoch_seconds"]))
+
+    for row in rows:
+        row["median_epoch_s"] = median_epoch(row)
     lines = [
         header,
-        "One-sentence accuracy: the last sentence of each test review alone, labelled as its review.",
+        "One-sentence: the last sentence of each test review alone, labelled as its review. ECE: expected "
+        "calibration error (15 bins). Speed ratios: one-line p50 and batch throughput against the TF-IDF "
+        "baseline, epoch time against `seed`, all measured in this run.",
         "",
-        "| model | test accuracy | test F1 | one-sentence accuracy | training wall s | s/epoch | epochs | peak RSS MB | parameters "
-        "| folder MB | single p50 ms | single p99 ms | batch reviews/s | epoch speed vs seed "
-        "| single speed vs seed | batch speed vs seed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE | training wall s "
+        "| seconds per epoch | peak RSS MB | parameters | folder MB | single p50 ms | single p99 ms | one-line p50 ms "
+        "| batch reviews/s | one-line speed vs TF-IDF | batch speed vs TF-IDF | epoch speed vs seed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['model']} | {row['accuracy']:.4f} | {row['f1']:.4f} | {row['one_sentence_accuracy']:.4f} "
-            f"| {row['train_seconds']:.0f} "
-            f"| {fmt(row['seconds_per_epoch'], '.1f')} | {fmt(row['epochs'], 'd')} | {row['peak_rss_mb']:.0f} "
-            f"| {row['parameters']:,} | {fmt(row['folder_mb'], '.1f')} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
-            f"| {row['batch_reviews_per_s']:,.0f} | {ratio(row, 'seconds_per_epoch', False)} "
-            f"| {ratio(row, 'p50_ms', False)} | {ratio(row, 'batch_reviews_per_s', True)} |"
+            f"| {row['model']} | {row['accuracy']:.4f} | {row['f1']:.4f} | {row['ece']:.4f} "
+            f"| {row['one_sentence_accuracy']:.4f} | {row['one_sentence_ece']:.4f} | {row['train_seconds']:.0f} "
+            f"| {epochs(row)} | {row['peak_rss_mb']:.0f} | {row['parameters']:,} | {fmt(row['folder_mb'], '.1f')} "
+            f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['one_line_p50_ms']:.2f} "
+            f"| {row['batch_reviews_per_s']:,.0f} | {ratio(row, reference, 'one_line_p50_ms', False)} "
+            f"| {ratio(row, reference, 'batch_reviews_per_s', True)} | {ratio(row, seed, 'median_epoch_s', False)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -174,7 +190,7 @@ def update_readme(table: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(SAMPLE_CSV), help="labelled reviews, as for training.train (default: the sample)")
-    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the default preset")
+    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
@@ -183,20 +199,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("training").setLevel(logging.INFO)
 
-    presets = {name: replace(PRESETS[name], **(QUICK if args.quick else {})) for name in ("seed", "default")}
+    presets = {name: replace(PRESETS[name], **(QUICK if args.quick else {})) for name in PRESETS_BENCHMARKED}
     first = presets["default"]
     splits = load_splits(args.data, first.test_size, first.val_size, first.seed, first.max_rows)
     unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else None
     args.out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
 
-    rows = [bench_preset(name, config, splits, args, unlabeled if name == "default" else None, args.out)
-            for name, config in presets.items()]
-    rows.append(bench_baseline(splits, first.seed))
+    baseline_rows, baselines = bench_baselines(splits, first)
+    rows = []
+    for name, config in presets.items():
+        used = unlabeled if config.pretrain_embeddings else None
+        rows.append(bench_preset(name, config, splits, used, baselines, args.out))
+    rows += baseline_rows
 
     command = "python -m training.benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     date = datetime.date.today().isoformat()
     header = (f"`{command}` on {date}: {len(splits.train):,} training and {len(splits.test):,} test reviews, "
-              f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU.")
+              f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU; load average "
+              f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.")
     table = markdown(rows, header)
     results = {"command": command, "date": date, "rows": rows, "splits": splits.counts}
     (args.out / RESULTS_JSON).write_text(json.dumps(results, indent=2) + "\n")

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from training import artifacts
-from training.evaluate import MIN_SENTENCE_WORDS
+from training.evaluate import CALIBRATION_BINS, MIN_SENTENCE_WORDS, THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 PLACEHOLDER_REPO = "OWNER/NAME"
@@ -71,7 +71,7 @@ def card_data(metrics: dict, evaluation: dict, examples: list[dict]) -> ModelCar
             **evaluation,
             metric_type=metric,
             metric_name=metric.capitalize() if metric == "accuracy" else metric.upper(),
-            metric_value=round(metrics["lstm"][metric], 4),
+            metric_value=round(metrics["test"][metric], 4),
         )
         for metric in ("accuracy", "f1")
     ]
@@ -119,6 +119,8 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         license=LICENSE,
         files=artifacts,
         benchmark=benchmark.read_text(encoding="utf-8") if benchmark.is_file() else None,
+        threshold=THRESHOLD,
+        calibration_bins=CALIBRATION_BINS,
     )
 
 

@@ -27,6 +27,11 @@ class TrainConfig:
     mask_padding: bool = True
     pool_over_time: bool = True
     bucket_by_length: bool = True
+    ngram_branch: bool = True
+    ngram_vocab_size: int = 500_000
+    ngram_max_n: int = 3
+    ngram_c: float = 1.0
+    calibrate: bool = True
     batch_size: int = 64
     learning_rate: float = 2e-3
     epochs: int = 10
@@ -40,6 +45,8 @@ PRESETS = {
     # Our design: pre-trained embedding, masked padding, longer window, max over time, dropout,
     # length-bucketed batches.
     "default": TrainConfig(),
+    # The default without its n-gram branch: nothing but embedding, BiLSTM and head.
+    "bilstm": TrainConfig(preset="bilstm", ngram_branch=False),
     # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
     "seed": TrainConfig(
         preset="seed",
@@ -55,6 +62,8 @@ PRESETS = {
         mask_padding=False,
         pool_over_time=False,
         bucket_by_length=False,
+        ngram_branch=False,
+        calibrate=False,
         batch_size=64,
         learning_rate=1e-3,
         epochs=10,
@@ -81,6 +90,12 @@ HELP = {
     "mask_padding": "mask padding so the LSTM skips it",
     "pool_over_time": "max-pool the LSTM outputs over all steps instead of using the final states",
     "bucket_by_length": "batch reviews of similar length together (needs --mask-padding)",
+    "ngram_branch": "add a linear branch over binarized n-grams (NBSVM weights) beside the BiLSTM",
+    "ngram_vocab_size": "n-grams the n-gram branch knows: the most frequent of the training part",
+    "ngram_max_n": "longest n-gram of the n-gram branch, in words",
+    "ngram_c": "inverse regularisation strength of the n-gram branch's logistic regression",
+    "calibrate": "fit the output layer (how much each branch counts, and a temperature) on the validation part's "
+    "reviews and their last sentences",
     "batch_size": "reviews per training step",
     "learning_rate": "Adam learning rate",
     "epochs": "maximum number of epochs",
@@ -110,7 +125,8 @@ class ConfigError(ValueError):
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Raise ConfigError for values that would fail late or silently train nonsense."""
-    positive = ("vocab_size", "sequence_length", "embedding_dim", "lstm_units", "dense_units", "batch_size", "epochs")
+    positive = ("vocab_size", "sequence_length", "embedding_dim", "lstm_units", "dense_units", "batch_size", "epochs",
+                "ngram_vocab_size", "ngram_max_n")
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
@@ -124,6 +140,8 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1)")
     if config.learning_rate <= 0 or config.patience < 0 or config.max_rows < 0:
         raise ConfigError("--learning-rate must be positive; --patience and --max-rows must not be negative")
+    if config.ngram_c <= 0:
+        raise ConfigError("--ngram-c must be positive")
     if config.freeze_embeddings and not config.pretrain_embeddings:
         raise ConfigError("--freeze-embeddings needs --pretrain-embeddings: random vectors would stay random")
     if config.bucket_by_length and not config.mask_padding:

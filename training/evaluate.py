@@ -1,19 +1,22 @@
-"""Test-part metrics, the TF-IDF + logistic-regression baseline, and the two plots."""
+"""Test-part metrics (calibration included), the bag-of-n-grams baselines, and the plots."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import TfidfVectorizer
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibrationDisplay
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
@@ -28,8 +31,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 THRESHOLD = 0.5
 BASELINE_NAME = "TF-IDF (1-2 grams) + logistic regression"
+NBSVM_NAME = "NBSVM (binarized 1-3 grams, Wang & Manning 2012)"
+NBSVM_MAX_N = 3
+NBSVM_SMOOTHING = 1.0  # added to every n-gram count before the log-count ratio
+CALIBRATION_BINS = 15  # equal-width bins of the expected calibration error
 MIN_SENTENCE_WORDS = 4
-# Review lengths in words (whitespace-separated, after cleaning): (name, fewest, most; None: no limit).
+# Review lengths in words, for the results broken down by length: (name, fewest words, most words).
 LENGTH_GROUPS = (("up to 100 words", 0, 100), ("101-400 words", 101, 400), ("over 400 words", 401, None))
 
 
@@ -42,12 +49,22 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         "recall": float(recall_score(labels, predicted, zero_division=0)),
         "f1": float(f1_score(labels, predicted, zero_division=0)),
         "roc_auc": float(roc_auc_score(labels, probabilities)),
+        "ece": expected_calibration_error(labels, probabilities),
         "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
         "examples": int(len(labels)),
     }
 
 
-def last_sentences(texts: Sequence[str]) -> list[str]:
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """How far P(positive) is from the observed share of positives: the mean gap over equal-width bins,
+    weighted by how many reviews fall in each."""
+    bins = np.minimum((probabilities * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    gaps = [abs(labels[bins == b].mean() - probabilities[bins == b].mean()) * (bins == b).sum()
+            for b in range(CALIBRATION_BINS) if (bins == b).any()]
+    return float(np.sum(gaps) / len(labels))
+
+
+def last_sentences(texts: list[str]) -> list[str]:
     """The last sentence of at least MIN_SENTENCE_WORDS words of each review: the one-line texts demo visitors type."""
     result = []
     for text in texts:
@@ -56,34 +73,16 @@ def last_sentences(texts: Sequence[str]) -> list[str]:
     return result
 
 
-def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float | None:
-    """The share of correct answers at THRESHOLD; None when there is nothing to score."""
-    return float(np.mean((probabilities >= THRESHOLD) == labels)) if len(labels) else None
-
-
-def one_sentence_accuracy(score: Callable[[list[str]], np.ndarray], texts: Sequence[str], labels: np.ndarray) -> float:
-    """Accuracy when the model sees only the last sentence of each review, labelled as its review."""
-    return accuracy(labels, np.ravel(score(last_sentences(texts))))
-
-
-def accuracy_by_length(texts: Sequence[str], labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
-    """Accuracy of each LENGTH_GROUPS group of reviews, with its size."""
-    words = np.array([len(text.split()) for text in texts])
-    groups = []
-    for name, fewest, most in LENGTH_GROUPS:
-        inside = (words >= fewest) & (words <= (np.inf if most is None else most))
-        groups.append({"group": name, "reviews": int(inside.sum()),
-                       "accuracy": accuracy(labels[inside], probabilities[inside])})
+def accuracy_by_length(texts: pd.Series, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, dict]:
+    """Accuracy and review count of each LENGTH_GROUPS group."""
+    words = texts.str.split().str.len().to_numpy()
+    correct = (probabilities >= THRESHOLD).astype(int) == labels
+    groups = {}
+    for name, low, high in LENGTH_GROUPS:
+        member = (words >= low) & (words <= (high if high is not None else words.max()))
+        groups[name] = {"accuracy": float(correct[member].mean()) if member.any() else None,
+                        "examples": int(member.sum())}
     return groups
-
-
-def held_out_metrics(score: Callable[[list[str]], np.ndarray], texts: Sequence[str], labels: np.ndarray) -> dict:
-    """Everything measured on the test part with `score` (texts in, P(positive) out): the classification
-    metrics, accuracy by review length, and one-sentence accuracy."""
-    probabilities = np.ravel(score(list(texts)))
-    return {**classification_metrics(labels, probabilities),
-            "by_length": accuracy_by_length(texts, labels, probabilities),
-            "one_sentence_accuracy": one_sentence_accuracy(score, texts, labels)}
 
 
 def train_baseline(texts: pd.Series, labels: pd.Series, seed: int) -> Pipeline:
@@ -93,6 +92,38 @@ def train_baseline(texts: pd.Series, labels: pd.Series, seed: int) -> Pipeline:
         LogisticRegression(C=4.0, max_iter=1000, random_state=seed),
     )
     return baseline.fit(texts, labels)
+
+
+class LogCountRatio(TransformerMixin, BaseEstimator):
+    """Scales binarized n-gram features by their naive-Bayes log-count ratio, the "NB" of NBSVM."""
+
+    def fit(self, features: sparse.spmatrix, labels: np.ndarray) -> LogCountRatio:
+        labels = np.asarray(labels)
+        positive = NBSVM_SMOOTHING + np.asarray(features[labels == 1].sum(axis=0)).ravel()
+        negative = NBSVM_SMOOTHING + np.asarray(features[labels == 0].sum(axis=0)).ravel()
+        self.ratio_ = (np.log(positive / positive.sum()) - np.log(negative / negative.sum())).astype("float32")
+        return self
+
+    def transform(self, features: sparse.spmatrix) -> sparse.csr_matrix:
+        return sparse.csr_matrix(sparse.csr_matrix(features).multiply(self.ratio_))
+
+
+def nbsvm(c: float, seed: int) -> Pipeline:
+    """NBSVM on binarized n-gram features: log-count-ratio scaling, then logistic regression (the
+    logistic-loss variant of Wang & Manning's NBSVM, as in Mesnil et al. 2015)."""
+    return make_pipeline(LogCountRatio(), LogisticRegression(C=c, solver="liblinear", random_state=seed))
+
+
+def nbsvm_weights(pipeline: Pipeline) -> tuple[np.ndarray, float]:
+    """One weight per n-gram and a bias, such that weights . features + bias is the NBSVM's logit."""
+    ratio, regression = pipeline[0].ratio_, pipeline[-1]
+    return ratio * regression.coef_[0], float(regression.intercept_[0])
+
+
+def train_nbsvm_baseline(texts: pd.Series, labels: pd.Series, c: float, seed: int) -> Pipeline:
+    """Classic NBSVM over every 1-3-gram of the training part (scikit-learn's own tokenizer)."""
+    counts = CountVectorizer(ngram_range=(1, NBSVM_MAX_N), binary=True, dtype=np.float32)
+    return Pipeline([("counts", counts), *nbsvm(c, seed).steps]).fit(texts, labels)
 
 
 def plot_history(history: pd.DataFrame, path: Path) -> None:
@@ -116,6 +147,18 @@ def plot_confusion(matrix: list[list[int]], labels: tuple[str, str], path: Path)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     display.plot(ax=ax, cmap="Blues", values_format="d", colorbar=False)
     ax.set_title("Test part")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+    """Reliability diagram: observed share of positives against P(positive), one curve per test set."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for name, (labels, probabilities) in curves.items():
+        CalibrationDisplay.from_predictions(labels, probabilities, n_bins=CALIBRATION_BINS, name=name, ax=ax)
+    ax.set_title("Calibration on the test part")
+    ax.set(xlabel="P(positive) given by the model", ylabel="share of positive reviews")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

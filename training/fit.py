@@ -17,17 +17,28 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from training import artifacts, card, evaluate
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
-from training.model import build_classifier, end_to_end, make_tokenizer, write_tokenizer_json
+from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
+                            ngram_weights, output_layer, write_tokenizer_json)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
 
 TOKENIZE_CHUNK = 4096
 BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less than this
+PREDICT_BATCH = 256
+# The BiLSTM outputs a logit; the Keras path and the multi-worker loop share these definitions.
+LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
+ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
+# The output layer is a logistic regression on the branches' logits over the validation part: almost
+# unregularised, since it has only a weight per branch and a bias.
+OUTPUT_LAYER_C = 1e4
 
 
 def tokenize(tokenizer: keras.layers.TextVectorization, texts: pd.Series) -> np.ndarray:
@@ -172,9 +183,9 @@ def fit_multiworker(
 
     def sums(ids, labels, training: bool) -> tf.Tensor:
         """Summed loss, correct answers and examples of one replica's share of a batch."""
-        probabilities = classifier(ids, training=training)
-        losses = keras.losses.binary_crossentropy(labels, probabilities)
-        correct = tf.cast(tf.equal(probabilities >= 0.5, labels >= 0.5), tf.float32)
+        logits = classifier(ids, training=training)
+        losses = LOSS.call(labels, logits)
+        correct = keras.metrics.binary_accuracy(labels, logits, threshold=ACCURACY_THRESHOLD)
         return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.shape(labels)[0], tf.float32)])
 
     def train_replica(ids, labels) -> tf.Tensor:
@@ -223,6 +234,235 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> keras.Model:
+    """The compiled BiLSTM classifier, its embedding pre-trained on the token ids of `corpus` if asked."""
+    classifier = build_classifier(
+        vocab_size=vocab_size,
+        embedding_dim=config.embedding_dim,
+        freeze_embeddings=config.freeze_embeddings,
+        embedding_dropout=config.embedding_dropout,
+        lstm_units=config.lstm_units,
+        dense_units=config.dense_units,
+        dropout=config.dropout,
+        mask_padding=config.mask_padding,
+        pool_over_time=config.pool_over_time,
+    )
+    if config.pretrain_embeddings:
+        vectors = word_vectors(corpus, vocab_size, config.embedding_dim, config.seed)
+        classifier.get_layer(EMBEDDING_LAYER).set_weights([vectors])
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=LOSS,
+        metrics=[keras.metrics.BinaryAccuracy(threshold=ACCURACY_THRESHOLD, name="accuracy")],
+    )
+    return classifier
+
+
+def ngram_features(layer: keras.layers.TextVectorization, texts: pd.Series) -> sparse.csr_matrix:
+    """The n-gram tokenizer's sparse 0/1 output as a SciPy matrix, computed in chunks."""
+    chunks = []
+    for i in range(0, len(texts), TOKENIZE_CHUNK):
+        out = layer(tf.constant(texts.iloc[i : i + TOKENIZE_CHUNK].tolist()))
+        rows, columns = out.indices.numpy().T
+        chunks.append(sparse.csr_matrix((np.ones(len(rows), "float32"), (rows, columns)),
+                                        shape=tuple(out.dense_shape.numpy())))
+    return sparse.vstack(chunks).tocsr()
+
+
+def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) -> tuple[keras.layers.Layer, ...]:
+    """The n-gram tokenizer and the Dense layer holding NBSVM weights fitted on the training part."""
+    started = time.perf_counter()
+    tokenizer = make_ngram_tokenizer(texts.tolist(), config.ngram_vocab_size, config.ngram_max_n)
+    nbsvm = evaluate.nbsvm(config.ngram_c, config.seed).fit(ngram_features(tokenizer, texts), labels)
+    log.info("n-gram branch: %d n-grams, fitted in %.0f s", tokenizer.vocabulary_size(),
+             time.perf_counter() - started)
+    return tokenizer, ngram_weights(*evaluate.nbsvm_weights(nbsvm))
+
+
+def fit_output_layer(logits: np.ndarray, labels: np.ndarray, calibrate: bool) -> keras.layers.Dense:
+    """The output layer over the branches' validation-part logits: fitted (weights and bias, which
+    also set the temperature) or, without `calibrate`, their plain sum."""
+    if not calibrate:
+        return output_layer(np.ones(logits.shape[1]), 0.0)
+    regression = LogisticRegression(C=OUTPUT_LAYER_C).fit(logits, labels)
+    return output_layer(regression.coef_[0], float(regression.intercept_[0]))
+
+
+@dataclass
+class Fitted:
+    """What training produced: the end-to-end model and the record of how it got there."""
+
+    model: keras.Model
+    tokenizer: keras.layers.TextVectorization
+    history: pd.DataFrame
+    epoch_seconds: list[float]
+    validation: dict  # validation-part figures of each branch and of the output before and after fitting
+    seconds: float
+    distribute: dict  # the strategy and its number of replicas
+
+
+def branch_logits(parts: dict, ids: np.ndarray, texts: pd.Series) -> np.ndarray:
+    """Each branch's logit for the reviews (token ids for the BiLSTM, texts for the n-gram branch)."""
+    columns = [parts["classifier"].predict(ids, batch_size=PREDICT_BATCH, verbose=0)[:, 0]]
+    if "ngram_tokenizer" in parts:
+        kernel, bias = parts["ngram_dense"].get_weights()
+        columns.append(ngram_features(parts["ngram_tokenizer"], texts) @ kernel[:, 0] + bias[0])
+    return np.stack(columns, axis=1)
+
+
+def validation_figures(logits: dict[str, np.ndarray], labels: np.ndarray, output: keras.layers.Dense) -> dict:
+    """Accuracy and calibration error on the validation part's reviews and on their last sentences: each
+    branch alone, the plain sum of the logits, and the output layer as shipped."""
+    def figures(probabilities: np.ndarray) -> dict:
+        return {"accuracy": float(((probabilities >= evaluate.THRESHOLD) == labels).mean()),
+                "ece": evaluate.expected_calibration_error(labels, probabilities)}
+
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    weights, bias = output.get_weights()
+    result = {}
+    for i, name in enumerate(("bilstm", "ngram")[: logits["reviews"].shape[1]]):
+        result[name] = {part: figures(sigmoid(x[:, i])) for part, x in logits.items()}
+    result["sum"] = {part: figures(sigmoid(x.sum(axis=1))) for part, x in logits.items()}
+    result["output"] = {part: figures(sigmoid(x @ weights[:, 0] + bias[0])) for part, x in logits.items()}
+    return result
+
+
+def fit_model(
+    config: TrainConfig, splits: Splits, out: Path, unlabeled: Unlabeled | None = None, resume: bool = False,
+    distribute: str = "none",
+) -> Fitted | None:
+    """Tokenizer, BiLSTM, n-gram branch and output layer, fitted on the training and validation parts.
+    None on a multi-worker cluster's non-chief workers."""
+    started = time.perf_counter()
+    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
+    strategy = make_strategy(distribute)
+    log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
+             len(tf.config.list_physical_devices("GPU")))
+    keras.utils.set_random_seed(config.seed)
+    # The tokenizers see the training part only.
+    tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
+    data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
+                   tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
+    # The word vectors' pre-training also reads the unlabeled reviews, if any.
+    corpus = data.train_ids
+    if config.pretrain_embeddings and unlabeled is not None:
+        corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled.texts)])
+    with strategy.scope():
+        classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
+    if distribute == "multiworker":
+        history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
+    else:
+        history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
+    if not is_chief(strategy):
+        return None  # the chief alone goes on and writes the model folder
+
+    parts = {"classifier": classifier}
+    if config.ngram_branch:
+        parts["ngram_tokenizer"], parts["ngram_dense"] = fit_ngram_branch(splits.train["text"], data.train_labels,
+                                                                          config)
+    # The output layer learns from whole reviews and from one-liners (their last sentences), so that
+    # P(positive) means what it says for both; it has one weight per branch and a bias, nothing else.
+    sentences = pd.Series(evaluate.last_sentences(splits.val["text"].tolist()))
+    logits = {"reviews": branch_logits(parts, data.val_ids, splits.val["text"]),
+              "last_sentences": branch_logits(parts, tokenize(tokenizer, sentences), sentences)}
+    output = fit_output_layer(np.concatenate(list(logits.values())), np.tile(data.val_labels, 2), config.calibrate)
+    model = end_to_end(tokenizer, classifier, output, parts.get("ngram_tokenizer"), parts.get("ngram_dense"))
+    return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, data.val_labels, output),
+                  time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync})
+
+
+def predict(model: keras.Model | Pipeline, texts: list[str]) -> np.ndarray:
+    """P(positive) of each text, from the Keras model or a scikit-learn baseline."""
+    if isinstance(model, Pipeline):
+        return model.predict_proba(texts)[:, 1]
+    return model.predict(tf.constant(texts), batch_size=PREDICT_BATCH, verbose=0)[:, 0]
+
+
+def test_figures(model: keras.Model | Pipeline, test: pd.DataFrame) -> tuple[dict, dict]:
+    """The test part's metrics (whole reviews, their last sentences alone, by length), and the
+    (labels, probabilities) pairs of both for the reliability diagram."""
+    labels = test["label"].to_numpy()
+    probabilities = predict(model, test["text"].tolist())
+    sentences = predict(model, evaluate.last_sentences(test["text"].tolist()))
+    figures = {
+        **evaluate.classification_metrics(labels, probabilities),
+        "one_sentence": {"accuracy": float(((sentences >= evaluate.THRESHOLD) == labels).mean()),
+                         "ece": evaluate.expected_calibration_error(labels, sentences)},
+        "by_length": evaluate.accuracy_by_length(test["text"], labels, probabilities),
+    }
+    return figures, {"whole reviews": (labels, probabilities), "last sentence only": (labels, sentences)}
+
+
+def train_baselines(splits: Splits, config: TrainConfig) -> dict[str, tuple[str, Pipeline]]:
+    """The bag-of-n-grams baselines, trained on the same training part: {key: (name, model)}."""
+    train_texts, train_labels = splits.train["text"], splits.train["label"]
+    return {
+        "tfidf": (evaluate.BASELINE_NAME, evaluate.train_baseline(train_texts, train_labels, config.seed)),
+        "nbsvm": (evaluate.NBSVM_NAME,
+                  evaluate.train_nbsvm_baseline(train_texts, train_labels, config.ngram_c, config.seed)),
+    }
+
+
+def baseline_figures(baselines: dict[str, tuple[str, Pipeline]], test: pd.DataFrame) -> dict:
+    """The baselines' figures on the test part, as the model's are computed."""
+    return {key: {"name": name, **test_figures(model, test)[0]} for key, (name, model) in baselines.items()}
+
+
+def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig, weights_bytes: int) -> dict:
+    """Everything `metrics.json` holds."""
+    history = fitted.history
+    return {
+        "test": test,
+        "baselines": baselines,
+        "validation": fitted.validation,
+        "training": {
+            "epochs_run": len(history),
+            "best_epoch": int(history["val_loss"].idxmin()) + 1,
+            "best_val_loss": float(history["val_loss"].min()),
+            "fit_seconds": round(sum(fitted.epoch_seconds), 1),
+            # The median: the first epoch also pays for tracing the graphs.
+            "seconds_per_epoch": round(float(np.median(fitted.epoch_seconds)), 1),
+            "epoch_seconds": [round(s, 1) for s in fitted.epoch_seconds],
+            "wall_seconds": round(fitted.seconds, 1),
+        },
+        "compute": hardware(),
+        "model": {
+            "parameters": int(fitted.model.count_params()),
+            "weights_bytes": weights_bytes,
+            "vocabulary": fitted.tokenizer.vocabulary_size(),
+            "sequence_length": config.sequence_length,
+            "ngram_branch": config.ngram_branch,
+        },
+    }
+
+
+def provenance(splits: Splits, unlabeled: Unlabeled | None) -> dict:
+    """What the data was, for `training_config.json`: files (names, SHA-256, Hub repo and commit), row counts."""
+    return {"data": {**splits.source, "rows": splits.counts},
+            "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)}}
+
+
+def write_folder(
+    fitted: Fitted, config: TrainConfig, data_record: dict, baselines: dict, test_part: pd.DataFrame, folder: Path
+) -> dict:
+    """Score the test part once and write the complete model folder into the empty `folder`; returns the metrics."""
+    test, curves = test_figures(fitted.model, test_part)
+    fitted.model.save(folder, zipped=False)
+    write_tokenizer_json(fitted.tokenizer, folder / artifacts.TOKENIZER)
+    fitted.history.to_csv(folder / artifacts.HISTORY, index=False)
+    metrics = run_metrics(fitted, test, baselines, config, (folder / artifacts.KERAS_WEIGHTS).stat().st_size)
+    training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **data_record,
+                       "distribute": fitted.distribute, "versions": library_versions()}
+    for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):
+        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    evaluate.plot_history(fitted.history, folder / artifacts.CURVES_PLOT)
+    evaluate.plot_confusion(test["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
+    evaluate.plot_reliability(curves, folder / artifacts.CALIBRATION_PLOT)
+    card.write_card(folder)
+    artifacts.check_folder(folder)
+    return metrics
+
+
 def fit_and_save(
     config: TrainConfig,
     splits: Splits,
@@ -231,101 +471,19 @@ def fit_and_save(
     unlabeled: Unlabeled | None = None,
     resume: bool = False,
     distribute: str = "none",
+    baselines: dict | None = None,
 ) -> dict | None:
-    """Tokenizer, model, fit, test, baseline, folder: the whole story after the data. Returns the metrics,
-    or None on a multi-worker cluster's non-chief workers, which write nothing.
+    """Fit, score the test part once, train the baselines (unless given) and write the folder `out`.
+    Returns the metrics, or None on a multi-worker cluster's non-chief workers, which write nothing.
 
-    `unlabeled` texts only feed the embedding's pre-training. With `resume`, an interrupted run with the
+    `unlabeled` texts only feed the embedding's pre-training; with `resume`, an interrupted run with the
     same settings goes on from its last completed epoch.
     """
-    started = time.perf_counter()
-    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
-    strategy = make_strategy(distribute)
-    log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
-             len(tf.config.list_physical_devices("GPU")))
-    keras.utils.set_random_seed(config.seed)
-
-    # The tokenizer sees the training part only.
-    tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
-    data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
-                   tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
-
-    with strategy.scope():
-        classifier = build_classifier(
-            vocab_size=tokenizer.vocabulary_size(),
-            embedding_dim=config.embedding_dim,
-            freeze_embeddings=config.freeze_embeddings,
-            embedding_dropout=config.embedding_dropout,
-            lstm_units=config.lstm_units,
-            dense_units=config.dense_units,
-            dropout=config.dropout,
-            mask_padding=config.mask_padding,
-            pool_over_time=config.pool_over_time,
-        )
-        if config.pretrain_embeddings:
-            corpus = data.train_ids
-            if unlabeled is not None:
-                corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled.texts)])
-            vectors = word_vectors(corpus, tokenizer.vocabulary_size(), config.embedding_dim, config.seed)
-            classifier.get_layer("embedding").set_weights([vectors])
-        classifier.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss="binary_crossentropy",
-            metrics=["accuracy"],
-        )
-
-    if distribute == "multiworker":
-        history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
-    else:
-        history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
-    if not is_chief(strategy):
-        return None  # the chief alone writes the model folder
-
+    fitted = fit_model(config, splits, out, unlabeled, resume, distribute)
+    if fitted is None:
+        return None
+    baselines = baselines if baselines is not None else baseline_figures(train_baselines(splits, config), splits.test)
     with artifacts.staged_folder(out, overwrite) as folder:
-        history.to_csv(folder / artifacts.HISTORY, index=False)
-        # What ships is the end-to-end model; the test part is scored once, through it.
-        model = end_to_end(tokenizer, classifier)
-        test_texts, test_labels = splits.test["text"].tolist(), splits.test["label"].to_numpy()
-        baseline = evaluate.train_baseline(splits.train["text"], splits.train["label"], config.seed)
-
-        model.save(folder, zipped=False)
-        write_tokenizer_json(tokenizer, folder / artifacts.TOKENIZER)
-        metrics = {
-            "lstm": evaluate.held_out_metrics(lambda texts: model.predict(tf.constant(texts), batch_size=256, verbose=0),
-                                              test_texts, test_labels),
-            "baseline": {"name": evaluate.BASELINE_NAME,
-                         **evaluate.held_out_metrics(lambda texts: baseline.predict_proba(texts)[:, 1],
-                                                     test_texts, test_labels)},
-            "training": {
-                "epochs_run": len(history),
-                "best_epoch": int(history["val_loss"].idxmin()) + 1,
-                "best_val_loss": float(history["val_loss"].min()),
-                "fit_seconds": round(sum(epoch_seconds), 1),
-                # The median: the first epoch also pays for tracing the graphs.
-                "seconds_per_epoch": round(float(np.median(epoch_seconds)), 1),
-                "wall_seconds": round(time.perf_counter() - started, 1),
-            },
-            "compute": hardware(),
-            "model": {
-                "parameters": int(model.count_params()),
-                "weights_bytes": (folder / artifacts.KERAS_WEIGHTS).stat().st_size,
-                "vocabulary": tokenizer.vocabulary_size(),
-                "sequence_length": config.sequence_length,
-            },
-        }
-        training_config = {
-            "hyperparameters": config.to_dict(),
-            "labels": list(LABELS),
-            "data": {**splits.source, "rows": splits.counts},
-            "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)},
-            "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync},
-            "versions": library_versions(),
-        }
-        for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):
-            (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        evaluate.plot_history(history, folder / artifacts.CURVES_PLOT)
-        evaluate.plot_confusion(metrics["lstm"]["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
-        card.write_card(folder)
-        artifacts.check_folder(folder)
+        metrics = write_folder(fitted, config, provenance(splits, unlabeled), baselines, splits.test, folder)
     shutil.rmtree(artifacts.training_state(out), ignore_errors=True)
     return metrics

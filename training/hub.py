@@ -17,6 +17,7 @@ from training import artifacts, card
 from training.data import first_line
 
 MODEL_REPO_URL = "{endpoint}/{repo_id}"
+MESSAGE_CHARS = 300  # of an error from huggingface_hub, quoted on our one line
 
 
 class HubError(RuntimeError):
@@ -42,6 +43,19 @@ def _login_check(api: HfApi) -> None:
     except (httpx2.HTTPError, OSError) as err:
         raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                        "check the network or HF_ENDPOINT") from None
+
+
+def _one_line(err: Exception) -> str:
+    """The whole message on one line, cut to MESSAGE_CHARS: huggingface_hub's ValueErrors list the reasons below."""
+    return " ".join(str(err).split())[:MESSAGE_CHARS] or type(err).__name__
+
+
+def _refused(err: HfHubHTTPError, repo_id: str) -> str:
+    """What to tell the user when the Hub answered an error; a 403 means the token may not write."""
+    if err.response is not None and err.response.status_code == 403:
+        return (f"the Hugging Face token may not write to {repo_id} (403 Forbidden): use a token with write access "
+                "in HF_TOKEN or `hf auth login`")
+    return f"the Hub refused the push: {first_line(err)}"
 
 
 def push_folder(
@@ -71,9 +85,11 @@ def push_folder(
             commit_message=commit_message or f"Upload model folder {folder.name}",
         )
     except HfHubHTTPError as err:
-        raise HubError(f"the Hub refused the push: {first_line(err)}") from None
-    except (httpx2.HTTPError, OSError) as err:
-        raise HubError(f"the push to {repo_id} was interrupted ({type(err).__name__}); "
+        raise HubError(_refused(err, repo_id)) from None
+    except ValueError as err:  # huggingface_hub's for README.md metadata or a large file that the Hub refused
+        raise HubError(f"the Hub refused the push: {_one_line(err)}") from None
+    except (httpx2.HTTPError, OSError) as err:  # the network, or a failed large-file upload (hf_xet)
+        raise HubError(f"the push to {repo_id} was interrupted ({type(err).__name__}: {_one_line(err)}); "
                        "the local folder is intact; run the same command again") from None
     return PushResult(url=MODEL_REPO_URL.format(endpoint=constants.ENDPOINT, repo_id=repo_id), commit_id=commit.oid)
 

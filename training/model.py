@@ -1,4 +1,7 @@
-"""The tokenizer and the bidirectional LSTM, and the end-to-end model that takes raw strings.
+"""The tokenizers, the bidirectional LSTM, the n-gram branch, and the end-to-end model that takes raw strings.
+
+    text ─ tokenizer (word ids, window) ─ bilstm_classifier ─ logit ─┐
+        └─ ngram_tokenizer (binarized 1-3-grams) ─ ngram_weights ─ logit ─┴─ positive: Dense(1, sigmoid)
 
 Only built-in Keras layers are used, so the saved model loads with `safe_mode=True` and nothing from
 this project installed.
@@ -10,19 +13,32 @@ import json
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
 from training.data import LINE_BREAK
 
-# Keras' built-in standardization: ASCII lower-casing, then this ASCII punctuation removed.
+# Layer names: the Space finds the parts of the model by these.
+TOKENIZER_LAYER = "tokenizer"
+CLASSIFIER_LAYER = "bilstm_classifier"
+EMBEDDING_LAYER = "embedding"
+NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
+NGRAM_WEIGHTS_LAYER = "ngram_weights"
+OUTPUT_LAYER = "positive"
+
+# Keras' built-in standardization: ASCII lower-casing, then this ASCII punctuation removed; then a split
+# on ASCII whitespace. Both tokenizers use the same rules.
 STANDARDIZE = "lower_and_strip_punctuation"
 STRIP_PUNCTUATION_REGEX = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 SPLIT = "whitespace"
+PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
+FIRST_WORD_ID = 2
+NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
 
 
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
-    """Fit the tokenizer's vocabulary on `texts` (the training part only)."""
+    """Word ids for the BiLSTM, vocabulary fitted on `texts` (the training part only)."""
     settings = dict(max_tokens=vocab_size, standardize=STANDARDIZE, split=SPLIT, output_mode="int",
                     output_sequence_length=sequence_length)
     counter = layers.TextVectorization(**settings)
@@ -30,11 +46,31 @@ def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> l
     # Given as an argument, the vocabulary is saved in config.json as JSON. (An adapted layer saves it
     # as a text file of lines instead, which words holding a Unicode line separator would corrupt.)
     vocabulary = counter.get_vocabulary(include_special_tokens=False)
-    return layers.TextVectorization(**settings, vocabulary=vocabulary, name="tokenizer")
+    return layers.TextVectorization(**settings, vocabulary=vocabulary, name=TOKENIZER_LAYER)
+
+
+def most_frequent_ngrams(texts: list[str], count: int, max_n: int) -> list[str]:
+    """The `count` most frequent 1..max_n-grams of `texts`, standardized and split as the tokenizers do.
+    (Four times faster than `TextVectorization.adapt`, which keeps every n-gram in a hash table as it goes.)"""
+    grams = []
+    for i in range(0, len(texts), NGRAM_COUNT_CHUNK):
+        text = tf.strings.regex_replace(tf.strings.lower(texts[i : i + NGRAM_COUNT_CHUNK]), STRIP_PUNCTUATION_REGEX, "")
+        grams.append(tf.strings.ngrams(tf.strings.split(text), ngram_width=tuple(range(1, max_n + 1)),
+                                       separator=" ").flat_values)
+    unique, _, counts = tf.unique_with_counts(tf.concat(grams, axis=0))
+    top = np.argsort(-counts.numpy(), kind="stable")[:count]
+    return [gram.decode("utf-8") for gram in unique.numpy()[top]]
+
+
+def make_ngram_tokenizer(texts: list[str], vocab_size: int, max_n: int) -> layers.TextVectorization:
+    """Which of the most frequent 1..max_n-grams of `texts` a review contains (sparse 0/1, id 0: any other)."""
+    vocabulary = most_frequent_ngrams(texts, vocab_size - 1, max_n)  # id 0 is taken by "any other n-gram"
+    return layers.TextVectorization(standardize=STANDARDIZE, split=SPLIT, ngrams=max_n, output_mode="multi_hot",
+                                    sparse=True, vocabulary=vocabulary, name=NGRAM_TOKENIZER_LAYER)
 
 
 def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
-    """Everything needed to reproduce the model's token ids outside Keras."""
+    """Everything needed to reproduce the BiLSTM's token ids outside Keras."""
     config = tokenizer.get_config()
     return {
         # Done to the training data before the tokenizer saw it (not by the model): do it to new text too.
@@ -45,8 +81,8 @@ def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
         "sequence_length": config["output_sequence_length"],
         "padding": "post",
         "truncation": "post",
-        "pad_id": 0,
-        "oov_id": 1,
+        "pad_id": PAD_ID,
+        "oov_id": OOV_ID,
         "vocabulary": tokenizer.get_vocabulary(),
     }
 
@@ -67,10 +103,10 @@ def build_classifier(
     mask_padding: bool,
     pool_over_time: bool,
 ) -> keras.Model:
-    """Token ids in, P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(sigmoid)."""
+    """Token ids in, the logit of P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(1)."""
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=mask_padding, trainable=not freeze_embeddings,
-                         name="embedding")(ids)
+                         name=EMBEDDING_LAYER)(ids)
     if embedding_dropout:
         # Drops whole channels, not single numbers, so a word cannot be recognised from a few of them.
         x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
@@ -83,12 +119,37 @@ def build_classifier(
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
-    return keras.Model(ids, probability, name="bilstm_classifier")
+    logit = layers.Dense(1, name="logit")(x)
+    return keras.Model(ids, logit, name=CLASSIFIER_LAYER)
 
 
-def end_to_end(tokenizer: layers.TextVectorization, classifier: keras.Model) -> keras.Model:
+def ngram_weights(kernel: np.ndarray, bias: float) -> layers.Dense:
+    """The n-gram branch's linear layer, holding weights fitted outside Keras (one per n-gram)."""
+    dense = layers.Dense(1, name=NGRAM_WEIGHTS_LAYER)
+    dense.build((None, len(kernel)))
+    dense.set_weights([np.asarray(kernel, "float32").reshape(-1, 1), np.array([bias], "float32")])
+    return dense
+
+
+def output_layer(weights: np.ndarray, bias: float) -> layers.Dense:
+    """P(positive) from the branches' logits: sigmoid(weights . logits + bias). Weights of one and a
+    bias of zero leave a lone logit unchanged; fitted on the validation part they combine and calibrate."""
+    dense = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)
+    dense.build((None, len(weights)))
+    dense.set_weights([np.asarray(weights, "float32").reshape(-1, 1), np.array([bias], "float32")])
+    return dense
+
+
+def end_to_end(
+    tokenizer: layers.TextVectorization,
+    classifier: keras.Model,
+    output: layers.Dense,
+    ngram_tokenizer: layers.TextVectorization | None = None,
+    ngram_dense: layers.Dense | None = None,
+) -> keras.Model:
     """Raw strings of shape (n,) in, P(positive) of shape (n, 1) out."""
     text = keras.Input(shape=(), dtype="string", name="text")
-    probability = classifier(tokenizer(text))
-    return keras.Model(text, probability, name="imdb_sentiment_bilstm")
+    logits = classifier(tokenizer(text))
+    if ngram_tokenizer is not None:
+        logits = layers.Concatenate(name="logits")([logits, ngram_dense(ngram_tokenizer(text))])
+    return keras.Model(text, output(logits), name="imdb_sentiment_bilstm")

@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     if metrics is None:
         print("worker finished; the chief writes the model folder")
         return 0
-    lstm, baseline, run = metrics["lstm"], metrics["baseline"], metrics["training"]
+    test, baselines, run = metrics["test"], metrics["baselines"], metrics["training"]
     print(f"model folder: {args.out}")
-    print(f"test accuracy: BiLSTM {lstm['accuracy']:.4f}, baseline {baseline['accuracy']:.4f} "
-          f"({run['epochs_run']} epochs, {run['wall_seconds']:.0f} s)")
+    print(f"test accuracy: {test['accuracy']:.4f}; baselines: "
+          + ", ".join(f"{b['name']} {b['accuracy']:.4f}" for b in baselines.values())
+          + f" ({run['epochs_run']} epochs, {run['wall_seconds']:.0f} s)")
     return push(args.out, args.push_to_hub, args) if args.push_to_hub else 0
 
 

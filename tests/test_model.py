@@ -1,0 +1,99 @@
+"""The model's parts: the n-gram branch's NBSVM weights, the fitted output layer, a model without the branch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY_FLAGS, run_module
+
+import space_support  # noqa: F401  (puts space/ on the path)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import inference  # noqa: E402
+from training import evaluate  # noqa: E402
+from training.config import PRESETS  # noqa: E402
+from training.data import SAMPLE_CSV, load_splits  # noqa: E402
+from training.fit import fit_ngram_branch, fit_output_layer, ngram_features  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits(SAMPLE_CSV, 0.25, 0.1, 42, max_rows=600)
+
+
+def test_ngram_branch_holds_the_nbsvm_of_its_features(splits) -> None:
+    """weights . x + bias of the Keras branch is logistic regression on x scaled by the log-count ratio."""
+    config = replace(PRESETS["default"], ngram_vocab_size=3000)
+    texts, labels = splits.train["text"], splits.train["label"].to_numpy()
+    tokenizer, dense = fit_ngram_branch(texts, labels, config)
+    features = ngram_features(tokenizer, texts).toarray()
+    assert set(np.unique(features)) == {0.0, 1.0} and features.shape[1] == 3000  # binarized, capped
+    # The log-count ratio, computed here from its definition (Wang & Manning 2012, eq. 1, alpha = 1).
+    p, q = 1 + features[labels == 1].sum(axis=0), 1 + features[labels == 0].sum(axis=0)
+    ratio = np.log(p / p.sum()) - np.log(q / q.sum())
+    regression = evaluate.nbsvm(config.ngram_c, config.seed).fit(features, labels)[-1]
+    test = splits.test["text"].iloc[:20]
+    expected = (ngram_features(tokenizer, test).toarray() * ratio) @ regression.coef_[0] + regression.intercept_[0]
+    keras_logits = dense(tokenizer(tf.constant(test.tolist()))).numpy()[:, 0]
+    np.testing.assert_allclose(keras_logits, expected, rtol=1e-4, atol=1e-4)
+    # And it learned something: better than chance on reviews it did not see.
+    accuracy = ((dense(tokenizer(tf.constant(splits.test["text"].tolist()))).numpy()[:, 0] > 0)
+                == splits.test["label"].to_numpy()).mean()
+    assert accuracy > 0.65
+
+
+def test_output_layer_calibrates_overconfident_logits() -> None:
+    """Fitted on validation logits that are five times too confident, the output layer undoes it."""
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, size=(4000, 1))
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logits[:, 0]))).astype(int)
+    overconfident = 5 * true_logits
+    fitted = fit_output_layer(overconfident, labels, calibrate=True)
+    before = evaluate.expected_calibration_error(labels, 1 / (1 + np.exp(-overconfident[:, 0])))
+    after = evaluate.expected_calibration_error(labels, fitted(overconfident).numpy()[:, 0])
+    assert before > 0.1 and after < 0.03
+    assert fitted.get_weights()[0][0, 0] == pytest.approx(0.2, rel=0.15)
+    plain = fit_output_layer(overconfident, labels, calibrate=False)
+    np.testing.assert_allclose(plain(overconfident).numpy()[:, 0], 1 / (1 + np.exp(-overconfident[:, 0])), rtol=1e-5)
+
+
+def test_calibration_error_of_known_cases() -> None:
+    labels = np.array([0, 1] * 50)
+    assert evaluate.expected_calibration_error(labels, np.full(100, 0.5)) == pytest.approx(0.0)
+    assert evaluate.expected_calibration_error(labels, labels.astype(float)) == pytest.approx(0.0)
+    assert evaluate.expected_calibration_error(labels, np.full(100, 0.9)) == pytest.approx(0.4)
+
+
+def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> None:
+    """The `bilstm` preset: one logit, no n-gram layers; the Space still equals plain Keras."""
+    out = tmp_path / "bilstm"
+    result = run_module("training.train", "--preset", "bilstm", "--out", str(out), *TINY_FLAGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = keras.saving.load_model(out, safe_mode=True)
+    assert {layer.name for layer in model.layers}.isdisjoint({inference.NGRAM_TOKENIZER_LAYER,
+                                                               inference.NGRAM_WEIGHTS_LAYER})
+    assert json.loads((out / "metrics.json").read_text())["model"]["ngram_branch"] is False
+    predictor = inference.load_predictor(out)
+    assert not predictor.has_ngram_branch
+    texts = ["A wonderful, moving film.", "Boring. " * 60, "meh"]
+    np.testing.assert_allclose(predictor.probabilities(texts), model(tf.constant(texts)).numpy()[:, 0], atol=1e-5)
+
+
+def test_short_reviews_are_scored_with_the_shortest_window(tiny_model: Path) -> None:
+    predictor = inference.load_predictor(tiny_model)
+    shapes = []
+    classify = predictor._classify
+    predictor._classify = lambda ids: shapes.append(ids.shape) or classify(ids)
+    texts = ["Great.", "word " * (predictor.window_size + 10), "Bad film."]
+    scores = predictor.probabilities(texts)
+    assert sorted(shapes) == [(1, predictor.window_size), (2, predictor.windows[0])]
+    model = keras.saving.load_model(tiny_model, safe_mode=True)
+    np.testing.assert_allclose(scores, model(tf.constant(texts)).numpy()[:, 0], atol=1e-5)
+    assert pd.Series(scores).notna().all()
