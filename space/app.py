@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
+import pandas as pd  # noqa: E402
 
 import batch
 import inference
@@ -49,6 +50,13 @@ QUEUE_MAX_SIZE = 256
 # is a new caller: at Gradio's default capacity of 10,000, memory grew by ~60 kB a call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
 STATE_CAPACITY = 256
+# Word highlights: a diverging pair that colour-blind readers tell apart too (ColorBrewer's RdBu blues and
+# PuOr oranges): blue pushed towards the positive label, orange towards the negative one. A word's effect
+# is compared with the strongest word's: the darker shade from STRONG times it, no colour under FAINT times it.
+POSITIVE_SHADES = ("#92c5de", "#2166ac")
+NEGATIVE_SHADES = ("#fdb863", "#e66101")
+STRONG = 0.5
+FAINT = 0.1
 # Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`).
 OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
 
@@ -71,16 +79,31 @@ def confidences(probability: float) -> dict[str, float]:
     return {positive: probability, negative: 1.0 - probability}
 
 
-def highlights(explanation: inference.Explanation) -> list[tuple[str, float | None]]:
-    """The text the model read, each word scored in [-1, 1] relative to the strongest word."""
+def word_classes(labels: tuple[str, str]) -> dict[str, str]:
+    """The highlight classes, weakest to strongest on each side, with their colours (the page's legend)."""
+    negative, positive = labels
+    return {f"towards {positive}": POSITIVE_SHADES[0], f"strongly towards {positive}": POSITIVE_SHADES[1],
+            f"towards {negative}": NEGATIVE_SHADES[0], f"strongly towards {negative}": NEGATIVE_SHADES[1]}
+
+
+def word_class(effect: float, strongest: float, labels: tuple[str, str]) -> str | None:
+    """The highlight class of a word whose removal lowers P(positive) by `effect`; None if it hardly matters."""
+    if not strongest or abs(effect) < FAINT * strongest:
+        return None
+    strength = "strongly towards" if abs(effect) >= STRONG * strongest else "towards"
+    return f"{strength} {labels[1] if effect > 0 else labels[0]}"
+
+
+def highlights(explanation: inference.Explanation) -> list[tuple[str, str | None]]:
+    """The text the model read, each word with its highlight class (the words that moved the score most)."""
     window, effects = explanation.window, explanation.effects
     strongest = float(abs(effects).max()) if len(effects) else 0.0
-    pieces: list[tuple[str, float | None]] = []
+    pieces: list[tuple[str, str | None]] = []
     position = 0
     for (start, end), effect in zip(window.spans, effects):
         if start > position:
             pieces.append((window.text[position:start], None))
-        pieces.append((window.text[start:end], round(float(effect) / strongest, 3) if strongest else 0.0))
+        pieces.append((window.text[start:end], word_class(float(effect), strongest, PREDICTOR.labels)))
         position = end
     if window.truncated:
         pieces.append((" [...]", None))
@@ -119,17 +142,36 @@ def scores(reviews: list[str]) -> list[float | None]:
 
 
 def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
-    """The API's /predict; Gradio passes a batch of reviews. Label confidences of each, None for an empty one."""
+    """The API's /predict: label confidences of each review (Gradio passes a batch), None for an empty one.
+
+    Args:
+        review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
+    """
     return ([None if p is None else confidences(p) for p in scores(review)],)
 
 
 def probability(review: list[str]) -> tuple[list[float | None]]:
-    """The API's /probability; Gradio passes a batch of reviews. P(positive) of each, None for an empty one."""
+    """The API's /probability: P(positive) of each review (Gradio passes a batch), None for an empty one.
+
+    Args:
+        review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
+    """
     return (scores(review),)
 
 
+def described(does: str, returns: str) -> str:
+    """An endpoint's description for API and MCP users: what it does, what comes back, the limits."""
+    read = f"the first {PREDICTOR.window_size:,} words of a review" if PREDICTOR else "the start of a long review"
+    return (f"{does} Returns {returns}. Limits: the model reads only {read}; it learned from English movie "
+            "reviews (IMDB), so other languages and other kinds of text get unreliable answers.")
+
+
 def score_csv(upload: str | None) -> tuple[str | None, str]:
-    """The batch tab: the uploaded CSV scored, or a message saying what is wrong with it."""
+    """Score every review of a CSV file.
+
+    Args:
+        upload: a UTF-8 CSV file with a header row and a `review` column
+    """
     if PREDICTOR is None:
         return None, PROBLEM
     if upload is None:
@@ -146,6 +188,79 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
     return str(batch.write_csv(scored, OUTPUT_ROOT)), message
 
 
+def csv_summary(scored: str | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """The batch tab beside the download: the first scored rows, the count per label, P(positive) for the histogram."""
+    if scored is None:
+        return None, None, None
+    return batch.summary(Path(scored), PREDICTOR.labels)
+
+
+def review_tab(labels: tuple[str, str]) -> None:
+    """The Review tab: a review in; the prediction, P(positive) and the words that moved it out."""
+    with gr.Tab("Review"):
+        with gr.Row():
+            with gr.Column():
+                review = gr.Textbox(label="Review", lines=8, placeholder="This film was...", elem_id="review")
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column():
+                label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+                number = gr.Number(label=f"P({labels[1]})", precision=4, interactive=False, placeholder="-",
+                                   elem_id="probability")
+                message = gr.Markdown(elem_id="note")
+        words = gr.HighlightedText(
+            label=f"Words the model read: blue pushed it towards {labels[1]}, orange towards {labels[0]} "
+            "(how much the score changes when the word is left out; darker: stronger)",
+            color_map=word_classes(labels), show_legend=True, show_inline_category=False, elem_id="highlights",
+        )
+        gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
+    button.click(classify, review, [label, number, words, message], api_visibility="private")
+
+
+def batch_tab(labels: tuple[str, str]) -> None:
+    """The Batch tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
+    limits = f"at most {batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB"
+    added = f"`{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}`"
+    with gr.Tab("Batch (CSV)"):
+        gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column ({limits}). You get it back "
+                    f"with {added} columns.")
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
+                score_button = gr.Button("Score the file", variant="primary")
+                scored = gr.File(label="Scored CSV", elem_id="scored")
+                message = gr.Markdown(elem_id="batch-message")
+            with gr.Column():
+                counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
+                histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
+                                       sort="x", label="Scored reviews by probability", elem_id="histogram")
+        preview = gr.Dataframe(label=f"The first {batch.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
+                               max_chars=200, wrap=True, elem_id="preview")
+    description = described(f"Scores every review of a CSV file (a `{batch.TEXT_COLUMN}` column, {limits}).",
+                            f"the scored CSV (every column, plus {added}) and a message with the counts")
+    score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description
+                       ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
+
+
+def api_endpoints(labels: tuple[str, str]) -> None:
+    """/predict and /probability (also MCP tools): batched, on hidden components."""
+    with gr.Row(visible=False):  # the API's inputs and outputs, never shown on the page
+        api_review = gr.Textbox(label="review")
+        api_confidences = gr.JSON(label="confidences")
+        api_probability = gr.Number(label="probability")
+    descriptions = {
+        predict: described("Classifies the sentiment of an English movie review.",
+                           f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), "
+                           "or null for an empty text"),
+        probability: described(f"The probability that an English movie review is {labels[1]}.",
+                               f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), "
+                               "or null for an empty text"),
+    }
+    for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
+        api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__,
+                          api_description=descriptions[endpoint], batch=True, max_batch_size=API_BATCH,
+                          concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID)
+
+
 def build() -> gr.Blocks:
     """The page and its named API endpoints."""
     labels = PREDICTOR.labels if PREDICTOR else NO_MODEL_LABELS
@@ -154,41 +269,9 @@ def build() -> gr.Blocks:
                     f"**{labels[1]}** and shows which words pushed it up or down.")
         if PROBLEM:
             gr.Markdown(f"**The model is not available.** {PROBLEM}", elem_id="model-problem")
-        with gr.Tab("Review"):
-            with gr.Row():
-                with gr.Column():
-                    review = gr.Textbox(label="Review", lines=8, placeholder="This film was...", elem_id="review")
-                    button = gr.Button("Classify", variant="primary", elem_id="classify")
-                with gr.Column():
-                    label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
-                    number = gr.Number(label=f"P({labels[1]})", precision=4, interactive=False, placeholder="-",
-                                       elem_id="probability")
-                    message = gr.Markdown(elem_id="note")
-            words = gr.HighlightedText(
-                label=f"Words the model read: red pushed towards {labels[1]}, purple towards {labels[0]} "
-                "(the change when the word is left out; strongest word darkest)",
-                elem_id="highlights",
-            )
-            gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
-        with gr.Tab("Batch (CSV)"):
-            gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column (at most "
-                        f"{batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB). You get it back "
-                        f"with `{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}` columns.")
-            upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
-            score_button = gr.Button("Score the file", variant="primary")
-            scored = gr.File(label="Scored CSV")
-            batch_message = gr.Markdown()
-        outputs = [label, number, words, message]
-        button.click(classify, review, outputs, api_visibility="private")
-        score_button.click(score_csv, upload, [scored, batch_message], api_name="score_csv")
-        with gr.Row(visible=False):  # the API's inputs and outputs, never shown on the page
-            api_review = gr.Textbox(label="review")
-            api_confidences = gr.JSON(label="confidences")
-            api_probability = gr.Number(label="probability")
-        for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
-            api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__, batch=True,
-                              max_batch_size=API_BATCH, concurrency_limit=API_CONCURRENCY,
-                              concurrency_id=API_CONCURRENCY_ID)
+        review_tab(labels)
+        batch_tab(labels)
+        api_endpoints(labels)
     page.queue(max_size=QUEUE_MAX_SIZE)
     return page
 
@@ -208,4 +291,6 @@ if __name__ == "__main__":
     # full collections: walking them paused the server for up to 0.45 s each time under load.
     gc.collect()
     gc.freeze()
-    demo.launch(server_name=server_name(), max_file_size=batch.MAX_BYTES, state_session_capacity=STATE_CAPACITY)
+    # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
+    demo.launch(server_name=server_name(), max_file_size=batch.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
+                mcp_server=True)

@@ -18,6 +18,9 @@ LABEL_COLUMN = "label"
 MAX_BYTES = 5 * 1024 * 1024  # also given to Gradio as the upload limit
 MAX_ROWS = 10_000
 OUTPUT_NAME = "scored_reviews.csv"
+PREVIEW_ROWS = 20
+HISTOGRAM_BINS = 10
+NOT_SCORED = "(empty: not scored)"
 OUTPUT_TTL_SECONDS = 3600
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -76,3 +79,17 @@ def write_csv(frame: pd.DataFrame, root: Path) -> Path:
     path = Path(tempfile.mkdtemp(dir=root)) / OUTPUT_NAME
     spreadsheet_safe(frame).to_csv(path, index=False)
     return path
+
+
+def summary(path: Path, labels: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the tab shows of a scored CSV as downloaded: its first rows, the count per label, and the
+    histogram of P(labels[1]) in HISTOGRAM_BINS equal bins from 0 to 1."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    counts = frame[LABEL_COLUMN].replace("", NOT_SCORED).value_counts()
+    counts = counts.reindex([*labels, *sorted(set(counts.index) - set(labels))], fill_value=0)
+    probabilities = pd.to_numeric(frame[PROBABILITY_COLUMN], errors="coerce").dropna()
+    reviews, edges = np.histogram(probabilities, bins=HISTOGRAM_BINS, range=(0, 1))
+    bins = [f"{low:.1f}-{high:.1f}" for low, high in zip(edges[:-1], edges[1:])]
+    return (frame.head(PREVIEW_ROWS),
+            pd.DataFrame({LABEL_COLUMN: counts.index, "reviews": counts.to_numpy()}),
+            pd.DataFrame({PROBABILITY_COLUMN: bins, "reviews": reviews}))

@@ -11,24 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
-
-import keras
 import numpy as np
-import tensorflow as tf
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
 
+from quiet_tf import keras, tf
 from review_text import Window, WindowReader, clean
 
 log = logging.getLogger("space.inference")
-# Max over time does not need the mask (masked LSTM steps output zeros); Keras warns all the same.
-warnings.filterwarnings("ignore", message=".*does not support masking.*")
 
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"

@@ -8,7 +8,10 @@ before `huggingface_hub` is imported) and `HF_TOKEN=hub.token` (or `hub.read_tok
 may read but gets 403 on every write, like a read-only token on the Hub).
 
 Simplifications compared with the real Hub:
-- every repo lives under the single user `FakeHub.user`; repo ids are `namespace/name`;
+- every repo created through the API lives under the single user `FakeHub.user`; repo ids
+  are `namespace/name`. `FakeHub.publish` adds a public repo of any namespace, as if its
+  owner had pushed it (e.g. a dataset such as `stanfordnlp/imdb`), whose file system
+  (`hf://` paths, `HfFileSystem`) lists and reads them;
 - preupload answers `uploadMode: "regular"`, so contents travel base64 inline in the
   commit NDJSON and downloads never redirect; files of at least `large_file_bytes` are
   "lfs" instead, as on the Hub, but FakeHub stores none: their upload request (Xet token
@@ -158,6 +161,7 @@ class _Repo:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> commit id
     commits: dict[str, _Commit] = field(default_factory=dict)  # commit id -> commit, in creation order
     variables: dict[str, dict] = field(default_factory=dict)  # Space variables: key -> {"value", ...}
+    lfs: set[str] = field(default_factory=set)  # paths stored in LFS (listed with their SHA-256)
 
     def resolve(self, revision: str) -> _Commit:
         """A branch, a tag or a full commit id, like the Hub accepts in URLs."""
@@ -239,6 +243,23 @@ class FakeHub:
         with self._lock:
             return {key: var["value"] for key, var in self._repo("space", repo_id).variables.items()}
 
+    def publish(self, repo_id: str, files: dict[str, bytes], repo_type: str = "dataset", lfs: bool = False) -> str:
+        """Add `files` to the public repo `repo_id` (created if missing, any namespace) in one commit on main,
+        as if its owner had pushed them; with `lfs`, they are LFS files. Returns the commit id."""
+        with self._lock:
+            key = (repo_type, repo_id)
+            if key not in self._repos:
+                self._repos[key] = _Repo(repo_id=repo_id, repo_type=repo_type, private=False,
+                                         sdk=None, created_at=_now())
+                self._repos[key].add_commit("main", {}, "initial commit")
+            repo = self._repos[key]
+            stored = {path: self._blobs.put(data) for path, data in files.items()}
+            if lfs:
+                repo.lfs.update(files)
+            else:
+                repo.lfs.difference_update(files)
+            return repo.add_commit("main", {**repo.resolve("main").files, **stored}, "Upload files").id
+
     def commit_message(self, repo_id: str, revision: str = "main", repo_type: str = "model") -> str:
         with self._lock:
             return self._repo(repo_type, repo_id).resolve(revision).message
@@ -258,7 +279,7 @@ class FakeHub:
             parts = [unquote(part) for part in url.path.split("/")[1:]]
             try:
                 role = self._authenticate(headers.get("authorization"))
-                return self._route(method, parts, parse_qs(url.query), body, role)
+                return self._route(method, parts, parse_qs(url.query), body, role, headers.get("range"))
             except HubError as error:
                 return error.reply()
 
@@ -270,7 +291,9 @@ class FakeHub:
             raise HubError(401, "Invalid credentials in Authorization header")
         return roles.get(authorization)
 
-    def _route(self, method: str, parts: list[str], query: dict, body: bytes, role: str | None) -> _Reply:
+    def _route(
+        self, method: str, parts: list[str], query: dict, body: bytes, role: str | None, byte_range: str | None
+    ) -> _Reply:
         match method, parts:
             case "GET", ["api", "whoami-v2"]:
                 _require_token(role)
@@ -293,10 +316,10 @@ class FakeHub:
                 return _json(self._lfs_batch(json.loads(body)))
             case "GET" | "HEAD", ["datasets" | "spaces" as kind, namespace, name, "resolve", revision, *path]:
                 repo = self._visible_repo(_API_KINDS[kind], f"{namespace}/{name}", role)
-                return self._resolve(repo, revision, "/".join(path))
+                return self._resolve(repo, revision, "/".join(path), byte_range)
             case "GET" | "HEAD", [namespace, name, "resolve", revision, *path]:
                 repo = self._visible_repo("model", f"{namespace}/{name}", role)
-                return self._resolve(repo, revision, "/".join(path))
+                return self._resolve(repo, revision, "/".join(path), byte_range)
         raise HubError(404, f"FakeHub has no route for {method} /{'/'.join(parts)}")
 
     def _repo_api(
@@ -312,6 +335,9 @@ class FakeHub:
                 return _json(self._tree(repo, revision, "/".join(path), recursive))
             case "GET", ["refs"]:
                 return _json(self._refs(repo))
+            case "POST", ["paths-info", revision]:
+                # A form: paths=a&paths=b&expand=False
+                return _json(self._paths_info(repo, revision, parse_qs(body.decode()).get("paths", [])))
             case "POST", ["preupload", revision]:
                 _require_write(role)
                 return _json(self._preupload(repo, revision, json.loads(body)))
@@ -421,10 +447,29 @@ class FakeHub:
                 continue
             for subfolder in folders:
                 entries.setdefault(subfolder, _folder_entry(files, subfolder))
-            entries[path] = {"type": "file", "oid": oid, "size": len(self._blobs.get(oid)), "path": path}
+            entries[path] = self._file_entry(repo, path, oid)
         if prefix and not entries:
             raise HubError(404, f"{folder} does not exist on {revision}", "EntryNotFound")
         return list(entries.values())
+
+    def _paths_info(self, repo: _Repo, revision: str, paths: list[str]) -> list[dict]:
+        """The entries of the paths that exist (files or folders); missing paths are left out, like on the Hub."""
+        files = repo.resolve(revision).files
+        entries = []
+        for path in (p.strip("/") for p in paths):
+            if path in files:
+                entries.append(self._file_entry(repo, path, files[path]))
+            elif any(name.startswith(path + "/") for name in files):
+                entries.append(_folder_entry(files, path))
+        return entries
+
+    def _file_entry(self, repo: _Repo, path: str, oid: str) -> dict:
+        data = self._blobs.get(oid)
+        entry = {"type": "file", "oid": oid, "size": len(data), "path": path}
+        if path in repo.lfs:
+            # The Hub gives an LFS file's SHA-256 (its "oid" is then the pointer file's id; the blob's here).
+            entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+        return entry
 
     def _refs(self, repo: _Repo) -> dict:
         def refs(kind: str, names: dict[str, str]) -> list[dict]:
@@ -525,15 +570,24 @@ class FakeHub:
 
     # ------------------------------------------------------------------ downloads
 
-    def _resolve(self, repo: _Repo, revision: str, path: str) -> _Reply:
+    def _resolve(self, repo: _Repo, revision: str, path: str, byte_range: str | None) -> _Reply:
         commit = repo.resolve(revision)
         # The client caches "file missing at this commit" using X-Repo-Commit, also on 404.
         headers = {"X-Repo-Commit": commit.id}
         if path not in commit.files:
             raise HubError(404, "Entry not found", "EntryNotFound", headers)
         oid = commit.files[path]
+        data = self._blobs.get(oid)
         # The client refuses files without X-Repo-Commit or ETag; the handler adds Content-Length.
-        return 200, {**headers, "ETag": f'"{oid}"', "Content-Type": "application/octet-stream"}, self._blobs.get(oid)
+        headers.update({"ETag": f'"{oid}"', "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"})
+        if byte_range is None:
+            return 200, headers, data
+        # The file system reads parquet footers and row groups with "Range: bytes=START-END" (END inclusive).
+        start, _, end = byte_range.removeprefix("bytes=").partition("-")
+        first, last = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
+        if first >= len(data):
+            raise HubError(416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{len(data)}"})
+        return 206, {**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"}, data[first : last + 1]
 
 
 def _require_token(role: str | None) -> None:

@@ -35,10 +35,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_app(model_repo: Path | str, log: Path) -> Iterator[str]:
-    """`python space/app.py` on a free port of 127.0.0.1: its URL once it answers; stopped on exit."""
+def running_app(model_repo: Path | str, log: Path, unset: tuple[str, ...] = ()) -> Iterator[str]:
+    """`python space/app.py` on a free port of 127.0.0.1, without the variables `unset`: its URL once it
+    answers; stopped on exit."""
     port = free_port()
     env = clean_env(MODEL_REPO=str(model_repo), GRADIO_SERVER_PORT=str(port), HF_HOME=str(log.parent / "hf-home"))
+    env = {name: value for name, value in env.items() if name not in unset}
     with open(log, "wb") as out:
         server = subprocess.Popen([sys.executable, str(SPACE_DIR / "app.py")], env=env, stdout=out,
                                   stderr=subprocess.STDOUT)

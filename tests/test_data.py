@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.data import SAMPLE_CSV, DataError, clean, load_splits, parse_labels, read_reviews
+from training.data import SAMPLE_CSV, DataError, clean, load_splits, locate, parse_labels, read_reviews
 
 
 def write_csv(path: Path, reviews: list[str], labels: list[str]) -> Path:
@@ -65,10 +65,11 @@ def test_sample_splits_are_disjoint_stratified_and_deterministic() -> None:
     ("make", "expected"),
     [
         (lambda d: d / "nope.csv", "not found"),
+        (lambda d: Path("no-such-folder/reviews.csv"), "data file not found"),  # a path, not a Hub dataset id
         (lambda d: (d / "x.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe") and d / "x.csv",
          "not UTF-8"),
-        (lambda d: (d / "x.csv").write_text("text,label\nhello,positive\n") and d / "x.csv",
-         "lacks column(s) 'review', 'sentiment'; found: 'text', 'label'"),
+        (lambda d: (d / "x.csv").write_text("text,stars\nhello,5\n") and d / "x.csv",
+         "lacks the columns 'review', 'sentiment' or 'text', 'label'; found: 'text', 'stars'"),
         (lambda d: (d / "x.csv").write_bytes("review,sentiment\nun film \xe9mouvant,positive\n".encode("latin-1"))
          and d / "x.csv", "not UTF-8"),
         (lambda d: write_csv(d / "x.csv", *balanced(6)), "at least 20 are needed"),
@@ -76,7 +77,7 @@ def test_sample_splits_are_disjoint_stratified_and_deterministic() -> None:
         (lambda d: (d / "x.csv").write_text('review,sentiment\n"unclosed,positive\n' + "a,b\n" * 3) and d / "x.csv",
          "not a readable CSV"),
     ],
-    ids=["missing", "binary", "columns", "latin-1", "too-few", "one-class", "malformed"],
+    ids=["missing", "missing-relative", "binary", "columns", "latin-1", "too-few", "one-class", "malformed"],
 )
 def test_bad_files_raise_one_line_errors(tmp_path: Path, make, expected: str) -> None:
     path = make(tmp_path)
@@ -90,4 +91,17 @@ def test_reads_gzip_and_keeps_only_the_two_columns(tmp_path: Path) -> None:
     reviews, labels = balanced(30)
     frame = pd.DataFrame({"id": range(30), "review": reviews, "sentiment": labels})
     frame.to_csv(tmp_path / "x.csv.gz", index=False)
-    assert list(read_reviews(tmp_path / "x.csv.gz").columns) == ["review", "sentiment"]
+    assert list(read_reviews(locate(str(tmp_path / "x.csv.gz"))).columns) == ["review", "sentiment"]
+
+
+def test_reads_parquet_in_the_hub_layout(tmp_path: Path) -> None:
+    """stanfordnlp/imdb's columns: `text` and an integer `label`; a missing text counts as an empty review."""
+    reviews, labels = balanced(30)
+    frame = pd.DataFrame({"label": [int(label == "positive") for label in labels] + [1], "text": reviews + [None]})
+    frame.to_parquet(tmp_path / "x.parquet")
+    splits = load_splits(tmp_path / "x.parquet", test_size=0.25, val_size=0.1, seed=0)
+    assert splits.counts["rows_read"] == 31 and splits.counts["empty_dropped"] == 1
+    used = pd.concat([splits.train, splits.val, splits.test])
+    assert sorted(used["text"]) == sorted(reviews)
+    assert ((used["label"] == 1) == used["text"].str.endswith("great")).all()
+    assert splits.source["files"]["reviews"]["file"] == "x.parquet" and splits.source["official_splits"] is None

@@ -7,6 +7,7 @@ the developer's own Hugging Face login.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -371,3 +372,30 @@ def test_keras_load_model_from_hf_url(hub: FakeHub, tmp_path: Path) -> None:
     out = client_json(hub, code, tmp_path / "home")
     assert out["hub"][0] == pytest.approx(out["local"][0])
     assert "model.weights.h5" in hub.files("tester/tiny")
+
+
+def test_dataset_files_through_the_file_system(hub: FakeHub, tmp_path: Path) -> None:
+    """A published dataset of another owner, read as `hf://` paths: listing, paths-info (with the SHA-256 the
+    Hub gives LFS files), byte ranges, and both revisions of a file."""
+    big, small = os.urandom(200_000), b"review,sentiment\nfine,positive\n"
+    first = hub.publish("someone/reviews", {"data/big.bin": big}, lfs=True)
+    hub.publish("someone/reviews", {"data/big.bin": big[::-1]}, lfs=True)
+    hub.publish("someone/reviews", {"small.csv": small})
+    code = """
+    from huggingface_hub import HfApi, HfFileSystem
+    fs = HfFileSystem()
+    root = "hf://datasets/someone/reviews"
+    with fs.open(root + "@" + ARGS["first"] + "/data/big.bin", "rb") as f:
+        f.seek(1000)
+        head = f.read(10).hex()
+    infos = HfApi().get_paths_info("someone/reviews", ["data/big.bin", "small.csv", "nope"], repo_type="dataset")
+    print(json.dumps({
+        "listing": sorted(fs.ls(root, detail=False)), "head": head, "small": fs.cat(root + "/small.csv").decode(),
+        "sha256": {i.path: i.lfs.sha256 if i.lfs else None for i in infos},
+    }))
+    """
+    out = client_json(hub, code, tmp_path / "home", args={"first": first}, token=None)
+    assert out["listing"] == ["datasets/someone/reviews/data", "datasets/someone/reviews/small.csv"]
+    assert out["head"] == big[1000:1010].hex() and out["small"] == small.decode()
+    assert out["sha256"] == {"data/big.bin": hashlib.sha256(big[::-1]).hexdigest(), "small.csv": None}
+    assert any(headers.get("range") for _, path, headers in hub.requests if "/resolve/" in path)

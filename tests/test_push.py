@@ -119,8 +119,15 @@ def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub:
     assert unreachable.returncode == 2 and "error: cannot reach the Hub" in unreachable.stderr
     missing = push(incomplete, hub_env(hub, tmp_path / "home"))
     assert missing.returncode == 2 and f"missing {artifacts.TOKENIZER}" in missing.stderr
+    older = tmp_path / "older"
+    shutil.copytree(tiny_model, older)
+    config = json.loads((older / artifacts.TRAINING_CONFIG).read_text())
+    config["data"] = {"file": "reviews.csv", "sha256": "0" * 64, "rows": config["data"]["rows"]}  # the earlier layout
+    (older / artifacts.TRAINING_CONFIG).write_text(json.dumps(config))
+    old_layout = push(older, hub_env(hub, tmp_path / "home"))
+    assert old_layout.returncode == 2 and "train it again" in old_layout.stderr
 
-    for result in (no_token, unreachable, missing):
+    for result in (no_token, unreachable, missing, old_layout):
         assert "Traceback" not in result.stderr
     assert fingerprint(folder) == before
     assert REPO_ID not in str(hub.requests)
@@ -178,10 +185,13 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
     text = (folder / artifacts.CARD).read_text(encoding="utf-8")
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["library_name"] == "keras" and meta["pipeline_tag"] == "text-classification"
-    assert meta["language"] == "en" and meta["license"] and meta["datasets"] == ["stanfordnlp/imdb"]
+    assert meta["language"] == "en" and meta["license"]
     metrics = json.loads((folder / artifacts.METRICS).read_text())
     results = meta["model-index"][0]["results"][0]
     assert results["task"]["type"] == "text-classification"
+    # Trained on a local file: a custom split of it, no Hub dataset or split claimed.
+    assert "datasets" not in meta and "split" not in results["dataset"]
+    assert results["dataset"]["type"] == "imdb_sample.csv.gz" and "custom split" in results["dataset"]["name"]
     values = {m["type"]: m["value"] for m in results["metrics"]}
     assert values == {"accuracy": round(metrics["test"]["accuracy"], 4), "f1": round(metrics["test"]["f1"], 4)}
     assert ModelCard(text).data.eval_results[0].metric_value == values["accuracy"]
@@ -193,6 +203,33 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
     card = str(render_card(folder, repo_id="someone/else"))
     assert "**98.76%**" in card and "0.5432" in card and "value: 0.9876" in card
     assert 'load_model("hf://someone/else")' in card
+
+
+def test_card_widget_usage_compute_and_parts_of_the_test_set(tiny_model: Path, tmp_path: Path) -> None:
+    """The widget's outputs are the model's own answers; the usage snippet picks TensorFlow before Keras is
+    imported; Compute and the disaggregated table show the run's records."""
+    import keras
+    import tensorflow as tf
+
+    text = (tiny_model / artifacts.CARD).read_text(encoding="utf-8")
+    widget = yaml.safe_load(text.split("---\n")[1])["widget"]
+    p = keras.saving.load_model(tiny_model, safe_mode=True).predict(tf.constant([w["text"] for w in widget]), verbose=0)
+    for example, positive in zip(widget, p[:, 0]):
+        scores = {answer["label"]: answer["score"] for answer in example["output"]}
+        assert scores == {"positive": pytest.approx(positive, abs=1e-4), "negative": pytest.approx(1 - positive, abs=1e-4)}
+        assert example["output"][0]["score"] >= example["output"][1]["score"]
+    usage = text[text.index("## How to use"):]
+    assert usage.index('os.environ["KERAS_BACKEND"] = "tensorflow"') < usage.index("import keras")
+    assert "`jax`" in usage and "TensorFlow only" in usage
+
+    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())
+    compute = text[text.index("## Compute"):text.index("## Citation")]
+    assert f"{metrics['compute']['cores']} cores" in compute and metrics["compute"]["cpu"] in compute
+    assert f"Wall time {metrics['training']['wall_seconds']:,.0f} s" in compute
+    for name, group in metrics["test"]["by_length"].items():
+        accuracy = "–" if group["accuracy"] is None else f"{group['accuracy']:.4f}"
+        assert f"| {name} | {group['examples']:,} | {accuracy} |" in text
+    assert f"| last sentence alone | {metrics['test']['examples']:,} | {metrics['test']['one_sentence']['accuracy']:.4f} |" in text
 
 
 def test_loading_helper_refuses_a_model_with_code_in_it(hub: FakeHub, tmp_path: Path) -> None:

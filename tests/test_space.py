@@ -132,14 +132,36 @@ def test_occlusion_is_the_change_when_a_word_is_left_out(predictor, model, windo
 
 
 def test_classify_answers_with_both_labels(app) -> None:
-    confidences, probability, highlights, note = app.classify("A wonderful, moving film.")
+    review = "A wonderful, moving film."
+    confidences, probability, highlights, note = app.classify(review)
     negative, positive = app.PREDICTOR.labels
     assert confidences[positive] == pytest.approx(probability)
     assert confidences[negative] == pytest.approx(1 - probability)
-    assert probability == pytest.approx(app.PREDICTOR.probabilities(["A wonderful, moving film."])[0]) and note == ""
-    assert "".join(piece for piece, _ in highlights) == "A wonderful, moving film."
-    scores = [score for _, score in highlights if score is not None]
-    assert len(scores) == 4 and max(abs(s) for s in scores) == pytest.approx(1.0)
+    assert probability == pytest.approx(app.PREDICTOR.probabilities([review])[0]) and note == ""
+    assert "".join(piece for piece, _ in highlights) == review
+    # Each word gets the class of its effect; the strongest word the strong class of its direction.
+    words = [label for piece, label in highlights if piece.strip()]
+    effects = app.PREDICTOR.explain(review).effects
+    assert len(words) == len(effects) == 4 and set(words) <= set(app.word_classes(app.PREDICTOR.labels)) | {None}
+    strongest = int(abs(effects).argmax())
+    assert words[strongest] == f"strongly towards {positive if effects[strongest] > 0 else negative}"
+
+
+def test_word_classes_follow_direction_and_strength(app) -> None:
+    labels = ("bad", "good")
+    assert app.word_class(0.8, 1.0, labels) == "strongly towards good"
+    assert app.word_class(-0.3, 1.0, labels) == "towards bad"
+    assert app.word_class(0.05, 1.0, labels) is None and app.word_class(0.0, 0.0, labels) is None
+    colours = app.word_classes(labels)
+    assert set(colours) == {"towards good", "strongly towards good", "towards bad", "strongly towards bad"}
+    assert colours["strongly towards good"] == app.POSITIVE_SHADES[1] and colours["towards bad"] == app.NEGATIVE_SHADES[0]
+
+
+def test_highlights_show_a_legend_of_the_classes(app) -> None:
+    components = {c.get("props", {}).get("elem_id"): c["props"] for c in app.demo.get_config_file()["components"]}
+    highlights = components["highlights"]
+    assert highlights["show_legend"] and highlights["color_map"] == app.word_classes(app.PREDICTOR.labels)
+    assert "blue" in highlights["label"] and "orange" in highlights["label"]
 
 
 @pytest.mark.parametrize("empty", ["", "   ", "\n\t ", None])
@@ -151,7 +173,7 @@ def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: in
     _, probability, highlights, note = app.classify("great " * 200_000)
     assert probability == pytest.approx(app.PREDICTOR.probabilities(["great " * window])[0], abs=1e-6)
     assert f"first {window} words" in note
-    assert sum(score is not None for _, score in highlights) == window
+    assert sum(1 for piece, _ in highlights if piece.strip() and piece != " [...]") == window
 
 
 def test_text_past_the_character_cap_is_not_read(predictor, model) -> None:
@@ -252,6 +274,26 @@ def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
     assert float(out["probability"][1]) == pytest.approx(scores[1], abs=1e-5)
     assert out["label"][0] == app.PREDICTOR.labels[int(scores[0] >= 0.5)]
     assert out["probability"][2] == "" and out["label"][2] == ""
+
+
+def test_csv_tab_shows_rows_counts_and_histogram(app, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(batch, "PREVIEW_ROWS", 3)
+    reviews = ["A wonderful film.", "", "Dreadful and dull.", "Not bad at all.", "Great!"]
+    path, _ = app.score_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": reviews})))
+    preview, counts, histogram = app.csv_summary(path)
+    scored = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert preview.to_dict("records") == scored.head(3).to_dict("records")
+    labels = app.PREDICTOR.labels
+    expected = scored["label"].replace("", batch.NOT_SCORED).value_counts()
+    assert dict(zip(counts["label"], counts["reviews"])) == {label: expected.get(label, 0) for label in
+                                                             (*labels, batch.NOT_SCORED)}
+    assert list(counts["label"][:2]) == list(labels)
+    scores = np.array([float(p) for p in scored["probability"] if p])
+    assert len(histogram) == batch.HISTOGRAM_BINS and histogram["reviews"].sum() == len(scores) == 4
+    for bin_, count in zip(histogram["probability"], histogram["reviews"]):
+        low, high = map(float, bin_.split("-"))
+        assert count == ((scores >= low) & ((scores < high) | (high == 1.0))).sum()
+    assert app.csv_summary(None) == (None, None, None)
 
 
 def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app, tmp_path: Path) -> None:

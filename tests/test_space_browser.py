@@ -107,3 +107,27 @@ def test_classify_in_a_browser(browser, app_url: str, embed_url: str, screenshot
         page.screenshot(path=str(path), full_page=True)
         print(f"screenshot: {path}")
         page.close()
+
+
+def test_csv_tab_shows_what_came_out(browser, app_url: str, screenshots: Path, tmp_path: Path) -> None:
+    """The CSV tab: after scoring, the preview, the count per label and the histogram are on the page."""
+    upload = tmp_path / "reviews.csv"
+    upload.write_text('review\n"A wonderful, moving film."\nDull and far too long.\n""\nNot bad at all.\n')
+    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(app_url, timeout=TIMEOUT_MS)
+        page.get_by_role("tab", name="Batch (CSV)").click()
+        page.locator("gradio-app input[type=file]").first.set_input_files(str(upload))
+        page.get_by_role("button", name="Score the file").click()
+        sync_api.expect(page.locator("#batch-message")).to_contain_text("Scored 3 review(s)", timeout=TIMEOUT_MS)
+        sync_api.expect(page.locator("#preview")).to_contain_text("Dull and far too long.", timeout=TIMEOUT_MS)
+        sync_api.expect(page.locator("#label-counts")).to_contain_text("(empty: not scored)", timeout=TIMEOUT_MS)
+        sync_api.expect(page.locator("#histogram canvas, #histogram svg").first).to_be_visible(timeout=TIMEOUT_MS)
+        assert not errors
+    finally:
+        path = screenshots / "space-csv-tab.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        page.close()

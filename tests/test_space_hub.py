@@ -63,7 +63,7 @@ def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path)
         assert second.returncode == 0, second.stderr
 
         files = hub.files(SPACE_REPO, repo_type="space")
-        assert {"app.py", "inference.py", "review_text.py", "batch.py", "examples.py",
+        assert {"app.py", "inference.py", "quiet_tf.py", "review_text.py", "batch.py", "examples.py",
                 "requirements.txt", "README.md"} <= set(files)
         assert not {"publish.py", "benchmark.py"} & set(files)
         assert not any("__pycache__" in name for name in files)

@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from training import artifacts
 from training.data import SAMPLE_CSV, Splits, load_splits, read_unlabeled, sha256_of
+from training.evaluate import last_sentences
 from training.pretrain import word_vectors
 
 TRICKY_TEXTS = [
@@ -51,8 +52,8 @@ def test_training_config_records_the_run(tiny_model: Path) -> None:
     config = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())
     assert config["hyperparameters"]["vocab_size"] == 500 and config["hyperparameters"]["seed"] == 42
     assert config["labels"] == ["negative", "positive"]
-    assert config["data"]["file"] == SAMPLE_CSV.name
-    assert config["data"]["sha256"] == sha256_of(SAMPLE_CSV)
+    assert config["data"]["files"] == {"reviews": {"file": SAMPLE_CSV.name, "sha256": sha256_of(SAMPLE_CSV)}}
+    assert config["data"]["official_splits"] is None  # split here: a custom split of the file
     rows = config["data"]["rows"]
     assert rows["rows_read"] == 400
     assert rows["train"] + rows["val"] + rows["test"] == rows["rows_used"] == 400 - rows["duplicates_dropped"]
@@ -94,6 +95,41 @@ def test_reported_test_figures_are_those_of_the_saved_model(tiny_model: Path) ->
     assert reported["examples"] == len(test)
     assert reported["accuracy"] == pytest.approx(((scores >= 0.5) == test["label"]).mean())
     assert reported["roc_auc"] == pytest.approx(roc_auc_score(test["label"], scores), abs=1e-6)
+
+
+def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
+    """metrics.json's disaggregated figures, recomputed here from the saved model and the same test part."""
+    import keras
+    import tensorflow as tf
+
+    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())["test"]
+    hp = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
+    test = load_splits(SAMPLE_CSV, hp["test_size"], hp["val_size"], hp["seed"], hp["max_rows"]).test
+    model = keras.saving.load_model(tiny_model, safe_mode=True)
+
+    def correct(texts: list[str]) -> np.ndarray:
+        return (model.predict(tf.constant(texts), verbose=0)[:, 0] >= 0.5) == test["label"].to_numpy()
+
+    words = test["text"].str.split().str.len().to_numpy()
+    right = correct(test["text"].tolist())
+    groups = [words <= 100, (words > 100) & (words <= 400), words > 400]
+    by_length = list(metrics["by_length"].values())
+    assert [g["examples"] for g in by_length] == [int(g.sum()) for g in groups]
+    assert sum(g["examples"] for g in by_length) == metrics["examples"]
+    for group, inside in zip(by_length, groups):
+        assert group["accuracy"] == (pytest.approx(right[inside].mean()) if inside.any() else None)
+    sentences = correct(last_sentences(test["text"].tolist()))
+    assert metrics["one_sentence"]["accuracy"] == pytest.approx(sentences.mean())
+
+
+def test_last_sentence_has_enough_words() -> None:
+    assert last_sentences(["Great film. I loved every minute of it! 10/10", "Too short.", "One. Two three four five?"]) == [
+        "I loved every minute of it!", "Too short.", "Two three four five?"]
+
+
+def test_compute_is_recorded(tiny_model: Path) -> None:
+    compute = json.loads((tiny_model / artifacts.METRICS).read_text())["compute"]
+    assert compute["cores"] == len(os.sched_getaffinity(0)) and compute["cpu"] and isinstance(compute["gpus"], list)
 
 
 def test_tokenizer_json_matches_the_model(tiny_model: Path, tmp_path: Path) -> None:

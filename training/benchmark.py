@@ -31,7 +31,6 @@ from training.config import PRESETS, TrainConfig
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 from training.evaluate import last_sentences
 from training.score import serving_scorer
-from training.train import provenance
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
@@ -91,14 +90,13 @@ def quality(figures: dict) -> dict:
             "one_sentence_ece": figures["one_sentence"]["ece"]}
 
 
-def bench_preset(name: str, config: TrainConfig, splits, provenance: dict, unlabeled, baselines: dict,
-                 out: Path) -> dict:
+def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path) -> dict:
     """Train one preset into out/name and measure it."""
     from training.fit import fit_and_save
 
     peak_rss_reset()
     started = time.perf_counter()
-    metrics = fit_and_save(config, splits, provenance, out / name, True, unlabeled, baselines=baselines)
+    metrics = fit_and_save(config, splits, out / name, True, unlabeled, baselines=baselines)
     train_seconds = time.perf_counter() - started
     train_peak = peak_rss_mb()
     score = serving_scorer(out / name)
@@ -191,13 +189,15 @@ def update_readme(table: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=SAMPLE_CSV, help="labelled reviews CSV (default: the sample)")
-    parser.add_argument("--unlabeled", type=Path, metavar="CSV", help="unlabeled reviews for the default preset")
+    parser.add_argument("--data", default=str(SAMPLE_CSV), help="labelled reviews, as for training.train (default: the sample)")
+    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Our lines at INFO; the libraries' (one per HTTP request to the Hub, ...) from WARNING up.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("training").setLevel(logging.INFO)
 
     presets = {name: replace(PRESETS[name], **(QUICK if args.quick else {})) for name in PRESETS_BENCHMARKED}
     first = presets["default"]
@@ -210,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, config in presets.items():
         used = unlabeled if config.pretrain_embeddings else None
-        rows.append(bench_preset(name, config, splits, provenance(args.data, splits, args.unlabeled, used), used,
-                                 baselines, args.out))
+        rows.append(bench_preset(name, config, splits, used, baselines, args.out))
     rows += baseline_rows
 
     command = "python -m training.benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

@@ -1,18 +1,18 @@
 """Render the top-level `model_card.md` template into a model folder's `README.md`.
 
-Every figure on the card is read from the folder's own files, so the card cannot disagree with the
-weights it describes.
+Every figure on the card is read from the folder's own files or computed by its model, so the card
+cannot disagree with the weights it describes.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from training import artifacts
-from training.evaluate import CALIBRATION_BINS, THRESHOLD
+from training.evaluate import CALIBRATION_BINS, MIN_SENTENCE_WORDS, THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 PLACEHOLDER_REPO = "OWNER/NAME"
@@ -21,6 +21,8 @@ DATASET_ID = "stanfordnlp/imdb"
 DATASET_NAME = "IMDB movie reviews (Maas et al., 2011)"
 TUTORIAL_ACCURACY = 0.86  # what the original tutorial reports for the network of the `seed` preset
 TAGS = ["keras", "tensorflow", "text-classification", "sentiment-analysis", "lstm", "bidirectional-lstm", "imdb"]
+# The card's examples: the Hub's widget shows them with the answers this model gave when the card was rendered.
+EXAMPLES = ("A moving, beautifully acted film.", "Two hours I will never get back.", "Not bad at all.")
 
 
 def folder_bytes(folder: Path) -> int:
@@ -28,21 +30,52 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != artifacts.CARD)
 
 
-def card_data(metrics: dict, split_name: str) -> ModelCardData:
+def evaluation_dataset(config: dict) -> dict:
+    """What the test figures were measured on, as model-index fields: a Hub dataset's own test split, or a
+    custom split of one file (then no split of any Hub dataset is claimed)."""
+    data = config["data"]
+    dataset = data["official_splits"]
+    if dataset:
+        test = data["files"]["test"]
+        return {"dataset_type": dataset, "dataset_name": DATASET_NAME if dataset == DATASET_ID else dataset,
+                "dataset_config": PurePosixPath(test["path"]).parent.name, "dataset_split": "test",
+                "dataset_revision": test["commit"]}
+    file = data["files"]["reviews"]
+    share = config["hyperparameters"]["test_size"]
+    return {"dataset_type": file.get("repo", file["file"]),
+            "dataset_name": f"custom split of {file['file']}: its held-out {share:.0%}",
+            "dataset_revision": file.get("commit")}
+
+
+def example_probabilities(folder: Path) -> list[float]:
+    """P(positive) of each of EXAMPLES, computed by the folder's model (loaded in safe mode)."""
+    from training.quiet_tf import keras, tf
+
+    model = keras.saving.load_model(folder, safe_mode=True)
+    return [round(p, 4) for p in model.predict(tf.constant(EXAMPLES), verbose=0)[:, 0].tolist()]
+
+
+def widget(probabilities: list[float], labels: list[str]) -> list[dict]:
+    """EXAMPLES with the model's answers in the Hub's widget format: the Hub runs no Keras text model itself,
+    so a card shows static outputs. The likelier label comes first, as in a live widget."""
+    answers = ([{"label": labels[1], "score": p}, {"label": labels[0], "score": round(1 - p, 4)}] for p in probabilities)
+    return [{"text": text, "output": sorted(answer, key=lambda a: -a["score"])} for text, answer in zip(EXAMPLES, answers)]
+
+
+def card_data(metrics: dict, evaluation: dict, examples: list[dict]) -> ModelCardData:
     """The YAML metadata block, with a model-index holding the measured test figures."""
     results = [
         EvalResult(
             task_type="text-classification",
             task_name="Sentiment analysis",
-            dataset_type=DATASET_ID,
-            dataset_name=DATASET_NAME,
-            dataset_split=split_name,
+            **evaluation,
             metric_type=metric,
             metric_name=metric.capitalize() if metric == "accuracy" else metric.upper(),
             metric_value=round(metrics["test"][metric], 4),
         )
         for metric in ("accuracy", "f1")
     ]
+    on_hub = evaluation.get("dataset_revision") is not None  # a local file has no commit and no Hub page
     return ModelCardData(
         model_name="IMDB sentiment BiLSTM",
         language="en",
@@ -50,9 +83,10 @@ def card_data(metrics: dict, split_name: str) -> ModelCardData:
         library_name="keras",
         pipeline_tag="text-classification",
         tags=TAGS,
-        datasets=[DATASET_ID],
+        datasets=[evaluation["dataset_type"]] if on_hub else None,
         metrics=["accuracy", "f1"],
         eval_results=results,
+        widget=examples,
     )
 
 
@@ -60,22 +94,28 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
     """The card for the model folder `folder`, with usage examples for `repo_id` if known."""
     metrics = json.loads((folder / artifacts.METRICS).read_text(encoding="utf-8"))
     config = json.loads((folder / artifacts.TRAINING_CONFIG).read_text(encoding="utf-8"))
+    if "files" not in config["data"] or "compute" not in metrics:
+        raise artifacts.FolderError(f"{folder} was made by an older training.train, without the records of its data "
+                                    "files and machine that the card shows; train it again")
     benchmark = folder / artifacts.BENCHMARK
-    test_share = config["hyperparameters"]["test_size"]
-    split_name = f"held-out {test_share:.0%} of the de-duplicated reviews"
+    evaluation = evaluation_dataset(config)
+    probabilities = example_probabilities(folder)
     return ModelCard.from_template(
-        card_data(metrics, split_name),
+        card_data(metrics, evaluation, widget(probabilities, config["labels"])),
         template_path=str(TEMPLATE),
         repo_id=repo_id or PLACEHOLDER_REPO,
         space_id=space_id,
         metrics=metrics,
         config=config,
         hp=config["hyperparameters"],
+        data=config["data"],
         rows=config["data"]["rows"],
-        split_name=split_name,
+        evaluation=evaluation,
+        examples=EXAMPLES,
+        example_probabilities=probabilities,
+        min_sentence_words=MIN_SENTENCE_WORDS,
         size_mb=folder_bytes(folder) / 1e6,
         tutorial_accuracy=TUTORIAL_ACCURACY,
-        dataset_id=DATASET_ID,
         license=LICENSE,
         files=artifacts,
         benchmark=benchmark.read_text(encoding="utf-8") if benchmark.is_file() else None,

@@ -14,7 +14,7 @@ class TrainConfig:
     seed: int = 42
     test_size: float = 0.25  # as in the original tutorial
     val_size: float = 0.1  # carved from what the test part leaves
-    max_rows: int = 0  # 0: every row; otherwise the first N rows, for quick runs
+    max_rows: int = 0  # 0: every row; otherwise N rows, for quick runs
     vocab_size: int = 20_000
     sequence_length: int = 400
     embedding_dim: int = 64
@@ -75,7 +75,8 @@ HELP = {
     "seed": "random seed for the split, the weight initialisation and the shuffling",
     "test_size": "fraction of the reviews held out as the test part",
     "val_size": "fraction of the remaining reviews used for validation (early stopping)",
-    "max_rows": "use only the first N rows of the CSV (0: all)",
+    "max_rows": "use only the first N rows of the data file (0: all); with a Hub dataset's own splits, N reviews "
+    "of the train split drawn at random (the test split stays whole)",
     "vocab_size": "tokenizer vocabulary size, padding and out-of-vocabulary ids included",
     "sequence_length": "tokens per review the model reads; longer reviews are cut at the end",
     "embedding_dim": "size of the word embedding",

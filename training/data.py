@@ -1,17 +1,27 @@
-"""Read the reviews CSV, clean it, and split it reproducibly.
+"""Read the labelled reviews, clean them, and split them reproducibly.
 
-The input is the layout of the widely used "IMDB Dataset.csv": a `review` column with the text and a
-`sentiment` column with `positive` or `negative`.
+The reviews come from a local file, from a file of a dataset repo on the Hugging Face Hub
+(`hf://datasets/OWNER/NAME/PATH`, read by pandas through huggingface_hub's file system), or from a Hub
+dataset's own train and test splits (`OWNER/NAME`, in the layout of stanfordnlp/imdb). Files are CSV
+(plain or gzip'd) or parquet, with a `review` and a `sentiment` column (the layout of the widely used
+"IMDB Dataset.csv") or a `text` and a `label` column (the layout of stanfordnlp/imdb).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import fsspec
+import httpx2  # the HTTP client huggingface_hub uses; its errors are the transport failures
 import pandas as pd
+from huggingface_hub import HfApi, RepoFile, constants, parse_hf_uri
+from huggingface_hub.errors import HfHubHTTPError, HfUriError, RepositoryNotFoundError, RevisionNotFoundError
 from sklearn.model_selection import train_test_split
 
 log = logging.getLogger(__name__)
@@ -19,12 +29,23 @@ log = logging.getLogger(__name__)
 SAMPLE_CSV = Path(__file__).parent / "data" / "imdb_sample.csv.gz"
 TEXT_COLUMN = "review"
 LABEL_COLUMN = "sentiment"
+# Column pairs a file may have, in order of preference: "IMDB Dataset.csv", then stanfordnlp/imdb.
+COLUMN_LAYOUTS = ((TEXT_COLUMN, LABEL_COLUMN), ("text", "label"))
 # Index i is the name of class i; the model outputs P(class 1).
 LABELS = ("negative", "positive")
 LABEL_ALIASES = {"negative": 0, "neg": 0, "0": 0, "positive": 1, "pos": 1, "1": 1}
 # The IMDB dump keeps the site's HTML line breaks; they are layout, not words.
 LINE_BREAK = "<br />"
 MIN_ROWS = 20
+HUB_DATASETS = "hf://datasets/"
+# A Hub dataset in the layout of stanfordnlp/imdb: one parquet file per split (label 0/1, -1 in unsupervised).
+SPLIT_FILES = {
+    "train": "plain_text/train-00000-of-00001.parquet",
+    "test": "plain_text/test-00000-of-00001.parquet",
+    "unsupervised": "plain_text/unsupervised-00000-of-00001.parquet",
+}
+DATASET_ID = re.compile(r"[\w.-]+/[\w.-]+")
+DATA_FILE_SUFFIXES = (".csv", ".gz", ".parquet")
 
 
 class DataError(ValueError):
@@ -32,57 +53,142 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A file the reviews are read from, and what pins its content."""
+
+    location: str  # a local path, or hf://datasets/OWNER/NAME@COMMIT/PATH
+    sha256: str
+    hub: dict[str, str] | None = None  # repo, revision, commit and path of a file of a Hub dataset repo
+
+    def record(self) -> dict[str, str]:
+        """What training_config.json says about the file."""
+        return {"file": PurePosixPath(self.location).name, "sha256": self.sha256, **(self.hub or {})}
+
+
+@dataclass(frozen=True)
 class Splits:
-    """Texts and 0/1 labels of the three parts, and how many rows each cleaning step kept."""
+    """Texts and 0/1 labels of the three parts, how many rows each cleaning step kept, and where they came from.
+
+    `source` names the files read; its `official_splits` is the Hub dataset whose own train and test splits
+    these are, or None when the test part was split off here (a custom split).
+    """
 
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
     counts: dict[str, int]
+    source: dict
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, so a model folder names the exact data it came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Unlabeled:
+    """Cleaned review texts without labels, and the record of the file they came from."""
+
+    texts: pd.Series
+    source: dict[str, str]
 
 
-def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV or gzip'd CSV and keep `columns`; raise DataError if it is missing or unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+def sha256_of(location: str | Path) -> str:
+    """Hex SHA-256 of a file (local, or hf://...), so a model folder names the exact data it came from."""
+    with fsspec.open(str(location), "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@contextmanager
+def hub_errors(what: str) -> Iterator[None]:
+    """Turn the Hub client's failures into one-line DataErrors about `what`."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        yield
+    except (RepositoryNotFoundError, FileNotFoundError):
+        raise DataError(f"{what}: no such dataset on the Hub (or it is private: set HF_TOKEN)") from None
+    except RevisionNotFoundError:
+        raise DataError(f"{what}: no such revision of the dataset") from None
+    except HfHubHTTPError as err:
+        raise DataError(f"{what}: the Hub answered an error ({first_line(err)})") from None
+    except (httpx2.HTTPError, OSError) as err:
+        raise DataError(f"{what}: cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
+                        "check the network or HF_ENDPOINT") from None
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an error's message (its type's name if it has none)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def hub_file(repo: str, path: str, revision: str | None) -> DataFile:
+    """The file `path` of the Hub dataset `repo`, pinned to the commit that `revision` (default main) is now."""
+    api = HfApi()
+    with hub_errors(f"{HUB_DATASETS}{repo}/{path}"):
+        commit = api.dataset_info(repo, revision=revision).sha
+        found = api.get_paths_info(repo, [path], repo_type="dataset", revision=commit)
+        if not found or not isinstance(found[0], RepoFile):
+            raise DataError(f"{HUB_DATASETS}{repo}/{path}: no such file in the dataset at {revision or 'main'}")
+        location = f"{HUB_DATASETS}{repo}@{commit}/{path}"
+        # The Hub hashes LFS files (the big ones) itself; a small regular file is hashed by reading it.
+        sha256 = found[0].lfs.sha256 if found[0].lfs else sha256_of(location)
+    return DataFile(location, sha256, {"repo": repo, "revision": revision or "main", "commit": commit, "path": path})
+
+
+def locate(spec: str, revision: str | None = None) -> DataFile:
+    """The file that `spec` names: a local path, or hf://datasets/OWNER/NAME[@REVISION]/PATH."""
+    if not spec.startswith("hf://"):
+        if not Path(spec).is_file():
+            raise DataError(f"data file not found: {spec}")
+        return DataFile(spec, sha256_of(spec))
+    try:
+        uri = parse_hf_uri(spec)
+    except HfUriError as err:
+        raise DataError(f"{spec} is not a Hub file path: {first_line(err)}") from None
+    if uri.type != "dataset" or not uri.path_in_repo:
+        raise DataError(f"{spec}: give a file of a dataset repo, {HUB_DATASETS}OWNER/NAME/PATH")
+    if uri.revision and revision and uri.revision != revision:
+        raise DataError(f"{spec} names revision {uri.revision!r} and --data-revision {revision!r}; give one")
+    return hub_file(uri.id, uri.path_in_repo, uri.revision or revision)
+
+
+def is_dataset_id(spec: str) -> bool:
+    """Whether `spec` names a Hub dataset (OWNER/NAME) rather than a local file (one that exists, or that
+    ends like a data file: a mistyped path stays a missing file)."""
+    return (DATASET_ID.fullmatch(spec) is not None and not Path(spec).exists()
+            and not spec.endswith(DATA_FILE_SUFFIXES))
+
+
+def read_table(file: DataFile, layouts: tuple[tuple[str, ...], ...]) -> pd.DataFrame:
+    """The columns of the first of `layouts` that the CSV or parquet file has, named as `layouts[0]`."""
+    name = file.location
+    try:
+        if PurePosixPath(name).suffix == ".parquet":
+            frame = pd.read_parquet(name)
+        else:
+            frame = pd.read_csv(name, dtype=str, keep_default_na=False, encoding="utf-8")
     except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text; save it as UTF-8 CSV") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path} is not a readable CSV file ({first_line})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        found = ", ".join(repr(c) for c in frame.columns[:10]) or "none"
-        raise DataError(f"{path} lacks column(s) {', '.join(map(repr, missing))}; found: {found}")
-    return frame[list(columns)]
+        raise DataError(f"{name} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except (ValueError, OSError, EOFError) as err:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise DataError(f"{name} is not a readable CSV or parquet file ({first_line(err)})") from None
+    for columns in layouts:
+        if all(c in frame.columns for c in columns):
+            return frame[list(columns)].set_axis(list(layouts[0]), axis=1)
+    wanted = " or ".join(", ".join(map(repr, columns)) for columns in layouts)
+    found = ", ".join(repr(c) for c in frame.columns[:10]) or "none"
+    raise DataError(f"{name} lacks the columns {wanted}; found: {found}")
 
 
-def read_reviews(path: Path) -> pd.DataFrame:
+def read_reviews(file: DataFile) -> pd.DataFrame:
     """The labelled reviews: `review` and `sentiment` columns."""
-    return read_csv(path, (TEXT_COLUMN, LABEL_COLUMN))
+    return read_table(file, COLUMN_LAYOUTS)
 
 
-def read_unlabeled(path: Path) -> pd.Series:
-    """Review texts of a CSV with a `review` column (other columns are ignored), cleaned, empty ones dropped."""
-    text = normalize_text(read_csv(path, (TEXT_COLUMN,))[TEXT_COLUMN])
-    return text[text != ""]
+def read_unlabeled(spec: str, revision: str | None = None) -> Unlabeled:
+    """Review texts of a file (a `review` or `text` column), or of a Hub dataset's unsupervised split,
+    cleaned, empty ones dropped."""
+    file = hub_file(spec, SPLIT_FILES["unsupervised"], revision) if is_dataset_id(spec) else locate(spec, revision)
+    text = normalize_text(read_table(file, tuple(columns[:1] for columns in COLUMN_LAYOUTS))[TEXT_COLUMN])
+    return Unlabeled(text[text != ""], file.record())
 
 
 def normalize_text(text: pd.Series) -> pd.Series:
-    """Line breaks of the IMDB dump become spaces; surrounding whitespace goes."""
-    return text.str.replace(LINE_BREAK, " ", regex=False).str.strip()
+    """Line breaks of the IMDB dump become spaces; surrounding whitespace goes; missing texts are empty."""
+    return text.fillna("").str.replace(LINE_BREAK, " ", regex=False).str.strip()
 
 
 def parse_labels(values: pd.Series) -> pd.Series:
@@ -100,8 +206,8 @@ def parse_labels(values: pd.Series) -> pd.Series:
     return labels.astype("int64")
 
 
-def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Turn line breaks into spaces, drop empty reviews and exact duplicates; return rows and counts."""
+def clean(frame: pd.DataFrame, deduplicate: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Turn line breaks into spaces, drop empty reviews and (if `deduplicate`) exact duplicates; return rows and counts."""
     counts = {"rows_read": len(frame)}
     text = normalize_text(frame[TEXT_COLUMN])
     data = pd.DataFrame({"text": text, "label": parse_labels(frame[LABEL_COLUMN])})
@@ -111,11 +217,22 @@ def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         log.info("dropped %d empty review(s)", counts["empty_dropped"])
     # Duplicates go before the split so that no review is both trained and tested on.
     before = len(data)
-    data = data.drop_duplicates(subset="text", keep="first")
+    if deduplicate:
+        data = data.drop_duplicates(subset="text", keep="first")
+        log.info("dropped %d duplicate review(s)", before - len(data))
     counts["duplicates_dropped"] = before - len(data)
-    log.info("dropped %d duplicate review(s)", counts["duplicates_dropped"])
     counts["rows_used"] = len(data)
     return data.reset_index(drop=True), counts
+
+
+def check_usable(data: pd.DataFrame, where: str) -> None:
+    """Raise DataError unless `data` has enough reviews of both classes to split and train on."""
+    if len(data) < MIN_ROWS:
+        raise DataError(f"{where} has {len(data)} usable review(s); at least {MIN_ROWS} are needed")
+    classes = data["label"].value_counts()
+    if len(classes) < 2 or classes.min() < 3:
+        present = ", ".join(f"{LABELS[i]}: {n}" for i, n in classes.items())
+        raise DataError(f"{where} needs reviews of both classes, at least 3 each; found {present}")
 
 
 def split(data: pd.DataFrame, test_size: float, val_size: float, seed: int) -> tuple[pd.DataFrame, ...]:
@@ -125,16 +242,44 @@ def split(data: pd.DataFrame, test_size: float, val_size: float, seed: int) -> t
     return train, val, test
 
 
-def load_splits(path: Path, test_size: float, val_size: float, seed: int, max_rows: int = 0) -> Splits:
-    """Read, validate, clean and split the CSV at `path` (only its first `max_rows` rows if set)."""
-    frame = read_reviews(path)
+def load_splits(
+    spec: str | Path, test_size: float, val_size: float, seed: int, max_rows: int = 0, revision: str | None = None
+) -> Splits:
+    """Read, validate, clean and split the reviews `spec` names: a Hub dataset id (its own train and test
+    splits), or a local or Hub file (only its first `max_rows` rows if set), split here.
+    `revision` pins a Hub dataset or file to a branch, tag or commit."""
+    if is_dataset_id(str(spec)):
+        return load_dataset_splits(str(spec), revision, val_size, seed, max_rows)
+    file = locate(str(spec), revision)
+    frame = read_reviews(file)
     data, counts = clean(frame.head(max_rows) if max_rows else frame)
-    if len(data) < MIN_ROWS:
-        raise DataError(f"{path} has {len(data)} usable review(s); at least {MIN_ROWS} are needed")
-    classes = data["label"].value_counts()
-    if len(classes) < 2 or classes.min() < 3:
-        present = ", ".join(f"{LABELS[i]}: {n}" for i, n in classes.items())
-        raise DataError(f"{path} needs reviews of both classes, at least 3 each; found {present}")
+    check_usable(data, str(spec))
     train, val, test = split(data, test_size, val_size, seed)
     counts.update(train=len(train), val=len(val), test=len(test))
-    return Splits(train, val, test, counts)
+    return Splits(train, val, test, counts, {"files": {"reviews": file.record()}, "official_splits": None})
+
+
+def load_dataset_splits(dataset: str, revision: str | None, val_size: float, seed: int, max_rows: int = 0) -> Splits:
+    """A Hub dataset's own splits (SPLIT_FILES): validation carved from train, the test split kept whole
+    (not de-duplicated, so its figures compare with published ones). Training reviews that are also in the
+    test split are dropped. `max_rows` samples that many training reviews (the file is sorted by label)."""
+    files = {part: hub_file(dataset, SPLIT_FILES[part], revision) for part in ("train", "test")}
+    frame = read_reviews(files["train"])
+    if 0 < max_rows < len(frame):
+        frame = frame.sample(n=max_rows, random_state=seed).sort_index()
+    train, counts = clean(frame)
+    test, test_counts = clean(read_reviews(files["test"]), deduplicate=False)
+    in_test = train["text"].isin(set(test["text"]))
+    train = train[~in_test]
+    check_usable(train, files["train"].location)
+    train, val = train_test_split(train, test_size=val_size, stratify=train["label"], random_state=seed)
+    counts = {
+        "rows_read": counts["rows_read"] + test_counts["rows_read"],
+        "empty_dropped": counts["empty_dropped"] + test_counts["empty_dropped"],
+        "duplicates_dropped": counts["duplicates_dropped"],
+        "test_overlap_dropped": int(in_test.sum()),
+        "rows_used": len(train) + len(val) + len(test),
+        "train": len(train), "val": len(val), "test": len(test),
+    }
+    records = {part: file.record() for part, file in files.items()}
+    return Splits(train, val, test, counts, {"files": records, "official_splits": dataset})

@@ -9,31 +9,26 @@ import platform
 import shutil
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
-
+import training.quiet_tf  # noqa: F401  (first: TensorFlow without its C++ start-up lines)
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from training import artifacts, card, evaluate
 from training.config import TrainConfig
-from training.data import LABELS, Splits
+from training.data import LABELS, Splits, Unlabeled
 from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
                             ngram_weights, output_layer, write_tokenizer_json)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
-# Max over time does not need the mask: masked LSTM steps output zeros. Keras warns all the same.
-warnings.filterwarnings("ignore", message=".*does not support masking.*")
 
 TOKENIZE_CHUNK = 4096
 BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less than this
@@ -53,6 +48,12 @@ def tokenize(tokenizer: keras.layers.TextVectorization, texts: pd.Series) -> np.
     return np.concatenate(chunks)
 
 
+def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
+    """How many batches `bucket_by_sequence_length` makes of `ids`, in any order: ceil(reviews / batch size) per bucket."""
+    buckets = np.searchsorted(boundaries, np.count_nonzero(ids, axis=1), side="right")
+    return int(sum(-(-count // batch_size) for count in np.bincount(buckets, minlength=len(boundaries) + 1)))
+
+
 def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
     """Batches of (ids, label); with bucketing, each batch is only as long as its longest review."""
     data = tf.data.Dataset.from_tensor_slices((ids, labels))
@@ -66,6 +67,8 @@ def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuff
         data = data.bucket_by_sequence_length(
             lambda x, y: tf.shape(x)[0], boundaries, [config.batch_size] * (len(boundaries) + 1)
         )
+        # Keras then knows where an epoch ends instead of running the data dry ("Your input ran out of data").
+        data = data.apply(tf.data.experimental.assert_cardinality(bucketed_batches(ids, boundaries, config.batch_size)))
     else:
         data = data.batch(config.batch_size)
     return data.prefetch(tf.data.AUTOTUNE)
@@ -95,6 +98,19 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "huggingface_hub": huggingface_hub.__version__,
     }
+
+
+def hardware() -> dict:
+    """The machine this process trained on: CPU model, the cores it could use, GPUs."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")  # Linux names the model here; platform.processor() often does not
+    if cpuinfo.is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu, "cores": cores, "gpus": gpus, "system": f"{platform.system()} {platform.machine()}"}
 
 
 @dataclass(frozen=True)
@@ -312,7 +328,7 @@ def validation_figures(logits: dict[str, np.ndarray], labels: np.ndarray, output
 
 
 def fit_model(
-    config: TrainConfig, splits: Splits, out: Path, unlabeled: pd.Series | None = None, resume: bool = False,
+    config: TrainConfig, splits: Splits, out: Path, unlabeled: Unlabeled | None = None, resume: bool = False,
     distribute: str = "none",
 ) -> Fitted | None:
     """Tokenizer, BiLSTM, n-gram branch and output layer, fitted on the training and validation parts.
@@ -320,7 +336,8 @@ def fit_model(
     started = time.perf_counter()
     # First: a multi-worker strategy must exist before TensorFlow runs anything else.
     strategy = make_strategy(distribute)
-    log.info("training on %d replica(s)", strategy.num_replicas_in_sync)
+    log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
+             len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
     # The tokenizers see the training part only.
     tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
@@ -329,7 +346,7 @@ def fit_model(
     # The word vectors' pre-training also reads the unlabeled reviews, if any.
     corpus = data.train_ids
     if config.pretrain_embeddings and unlabeled is not None:
-        corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled)])
+        corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled.texts)])
     with strategy.scope():
         classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
     if distribute == "multiworker":
@@ -408,6 +425,7 @@ def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig
             "epoch_seconds": [round(s, 1) for s in fitted.epoch_seconds],
             "wall_seconds": round(fitted.seconds, 1),
         },
+        "compute": hardware(),
         "model": {
             "parameters": int(fitted.model.count_params()),
             "weights_bytes": weights_bytes,
@@ -418,8 +436,14 @@ def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig
     }
 
 
+def provenance(splits: Splits, unlabeled: Unlabeled | None) -> dict:
+    """What the data was, for `training_config.json`: files (names, SHA-256, Hub repo and commit), row counts."""
+    return {"data": {**splits.source, "rows": splits.counts},
+            "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)}}
+
+
 def write_folder(
-    fitted: Fitted, config: TrainConfig, provenance: dict, baselines: dict, test_part: pd.DataFrame, folder: Path
+    fitted: Fitted, config: TrainConfig, data_record: dict, baselines: dict, test_part: pd.DataFrame, folder: Path
 ) -> dict:
     """Score the test part once and write the complete model folder into the empty `folder`; returns the metrics."""
     test, curves = test_figures(fitted.model, test_part)
@@ -427,7 +451,7 @@ def write_folder(
     write_tokenizer_json(fitted.tokenizer, folder / artifacts.TOKENIZER)
     fitted.history.to_csv(folder / artifacts.HISTORY, index=False)
     metrics = run_metrics(fitted, test, baselines, config, (folder / artifacts.KERAS_WEIGHTS).stat().st_size)
-    training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **provenance,
+    training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **data_record,
                        "distribute": fitted.distribute, "versions": library_versions()}
     for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):
         (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
@@ -442,10 +466,9 @@ def write_folder(
 def fit_and_save(
     config: TrainConfig,
     splits: Splits,
-    provenance: dict,
     out: Path,
     overwrite: bool = False,
-    unlabeled: pd.Series | None = None,
+    unlabeled: Unlabeled | None = None,
     resume: bool = False,
     distribute: str = "none",
     baselines: dict | None = None,
@@ -453,14 +476,14 @@ def fit_and_save(
     """Fit, score the test part once, train the baselines (unless given) and write the folder `out`.
     Returns the metrics, or None on a multi-worker cluster's non-chief workers, which write nothing.
 
-    `provenance` (what the data was) goes into `training_config.json`; with `resume`, an interrupted run
-    with the same settings goes on from its last completed epoch.
+    `unlabeled` texts only feed the embedding's pre-training; with `resume`, an interrupted run with the
+    same settings goes on from its last completed epoch.
     """
     fitted = fit_model(config, splits, out, unlabeled, resume, distribute)
     if fitted is None:
         return None
     baselines = baselines if baselines is not None else baseline_figures(train_baselines(splits, config), splits.test)
     with artifacts.staged_folder(out, overwrite) as folder:
-        metrics = write_folder(fitted, config, provenance, baselines, splits.test, folder)
+        metrics = write_folder(fitted, config, provenance(splits, unlabeled), baselines, splits.test, folder)
     shutil.rmtree(artifacts.training_state(out), ignore_errors=True)
     return metrics

@@ -14,6 +14,7 @@ from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
 from training import artifacts, card
+from training.data import first_line
 
 MODEL_REPO_URL = "{endpoint}/{repo_id}"
 MESSAGE_CHARS = 300  # of an error from huggingface_hub, quoted on our one line
@@ -38,14 +39,10 @@ def _login_check(api: HfApi) -> None:
     except HfHubHTTPError as err:
         if err.response is not None and err.response.status_code == 401:
             raise HubError("the Hugging Face token was refused (401): check HF_TOKEN or log in again") from None
-        raise HubError(f"the Hub answered an error: {_first_line(err)}") from None
+        raise HubError(f"the Hub answered an error: {first_line(err)}") from None
     except (httpx2.HTTPError, OSError) as err:
         raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                        "check the network or HF_ENDPOINT") from None
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _one_line(err: Exception) -> str:
@@ -58,7 +55,7 @@ def _refused(err: HfHubHTTPError, repo_id: str) -> str:
     if err.response is not None and err.response.status_code == 403:
         return (f"the Hugging Face token may not write to {repo_id} (403 Forbidden): use a token with write access "
                 "in HF_TOKEN or `hf auth login`")
-    return f"the Hub refused the push: {_first_line(err)}"
+    return f"the Hub refused the push: {first_line(err)}"
 
 
 def push_folder(
@@ -71,14 +68,15 @@ def push_folder(
 ) -> PushResult:
     """Upload a complete model folder to `repo_id`; an unchanged folder makes no new commit."""
     artifacts.check_folder(folder)
+    # The card's usage examples name the repo, so it is rendered for this one, before the Hub is touched.
+    rendered = card.render_card(folder, repo_id=repo_id, space_id=space_id)
     api = HfApi()
     _login_check(api)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        # The card's usage examples name the repo, so it is rendered for this one.
-        card.write_card(folder, repo_id=repo_id, space_id=space_id)
+        rendered.save(folder / artifacts.CARD)
         commit = api.upload_folder(
             folder_path=folder,
             repo_id=repo_id,
@@ -98,7 +96,7 @@ def push_folder(
 
 def load_from_hub(repo_id: str, revision: str | None = None):
     """Download `repo_id` at `revision` (a branch, tag or commit id) into the local cache and load it safely."""
-    import keras  # only loading needs TensorFlow; pushing does not
+    from training.quiet_tf import keras  # only loading needs TensorFlow; pushing does not
 
     folder = snapshot_download(repo_id, revision=revision)
     return keras.saving.load_model(folder, safe_mode=True)

@@ -1,7 +1,8 @@
-"""Train the bidirectional LSTM on a reviews CSV and write a complete, Hub-ready model folder.
+"""Train the bidirectional LSTM on labelled reviews and write a complete, Hub-ready model folder.
 
     python -m training.train                      # the bundled sample of real reviews
-    python -m training.train --data "IMDB Dataset.csv" --out artifacts/full
+    python -m training.train --data stanfordnlp/imdb --unlabeled stanfordnlp/imdb --out artifacts/full
+    python -m training.train --data "hf://datasets/scikit-learn/imdb/IMDB Dataset.csv" --out artifacts/csv
     python -m training.train --preset seed        # the original tutorial's network
 """
 
@@ -12,11 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from training import artifacts
 from training.config import ConfigError, add_config_flags, config_from_args
-from training.data import SAMPLE_CSV, DataError, Splits, load_splits, read_unlabeled, sha256_of
+from training.data import SAMPLE_CSV, SPLIT_FILES, DataError, load_splits, read_unlabeled
 from training.push import add_push_flags, push
 
 log = logging.getLogger("training")
@@ -30,8 +29,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train the IMDB sentiment BiLSTM and write a model folder (Keras model, tokenizer, "
         "metrics, plots, model card).",
     )
-    parser.add_argument("--data", type=Path, default=SAMPLE_CSV,
-                        help="CSV or .csv.gz with 'review' and 'sentiment' columns (default: the bundled sample)")
+    parser.add_argument("--data", default=str(SAMPLE_CSV), metavar="FILE_OR_DATASET",
+                        help="labelled reviews: a CSV (.csv, .csv.gz) or parquet file with 'review' and 'sentiment' "
+                        "(or 'text' and 'label') columns, local or hf://datasets/OWNER/NAME/PATH on the Hub, split "
+                        "here; or a Hub dataset id such as stanfordnlp/imdb, whose own train and test splits are used "
+                        f"({', '.join(SPLIT_FILES[p] for p in ('train', 'test'))}; default: the bundled sample)")
+    parser.add_argument("--data-revision", metavar="REV",
+                        help="branch, tag or commit of the Hub dataset(s) read (default: main; recorded as a commit)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to create (default: artifacts/model)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true",
@@ -40,34 +44,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="mirrored: data-parallel over every local GPU (MirroredStrategy); multiworker: over "
                         "the machines listed in TF_CONFIG, each running this same command (MultiWorkerMirroredStrategy; "
                         "the chief, worker 0, writes --out)")
-    parser.add_argument("--unlabeled", type=Path, metavar="CSV",
-                        help="optional CSV of unlabeled reviews ('review' column) that only feeds the pre-training "
-                        "of the word vectors, e.g. the unsupervised part of the IMDB dataset")
+    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
+                        help="optional unlabeled reviews that only feed the pre-training of the word vectors: a file "
+                        "as for --data with a 'review' (or 'text') column, or a Hub dataset id, whose unsupervised "
+                        f"split is used ({SPLIT_FILES['unsupervised']}), e.g. stanfordnlp/imdb")
     add_push_flags(parser.add_argument_group("publishing (optional)"), "--push-to-hub")
     add_config_flags(parser.add_argument_group("hyperparameters (override the preset)"))
     return parser.parse_args(argv)
 
 
-def provenance(data: Path, splits: Splits, unlabeled_path: Path | None, unlabeled: pd.Series | None) -> dict:
-    """What the data was, for `training_config.json`: file names, SHA-256 and row counts."""
-    return {
-        "data": {"file": data.name, "sha256": sha256_of(data), "rows": splits.counts},
-        "unlabeled_data": None if unlabeled is None else {
-            "file": unlabeled_path.name, "sha256": sha256_of(unlabeled_path), "rows": len(unlabeled)},
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Our lines at INFO; the libraries' (one per HTTP request to the Hub, ...) from WARNING up.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("training").setLevel(logging.INFO)
     try:
         config = config_from_args(args)
         artifacts.check_destination(args.out, args.overwrite)
         # Cleaned and de-duplicated before a deterministic, stratified split.
-        splits = load_splits(args.data, config.test_size, config.val_size, config.seed, config.max_rows)
-        unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else None
-        settings = {"hyperparameters": config.to_dict(), "data": sha256_of(args.data),
-                    "unlabeled": sha256_of(args.unlabeled) if args.unlabeled else None}
+        splits = load_splits(args.data, config.test_size, config.val_size, config.seed, config.max_rows,
+                             args.data_revision)
+        unlabeled = read_unlabeled(args.unlabeled, args.data_revision) if args.unlabeled else None
+        settings = {"hyperparameters": config.to_dict(), "data": splits.source,
+                    "unlabeled": unlabeled.source if unlabeled else None}
         if args.distribute == "multiworker" and args.resume:
             raise ConfigError("--resume is not available with --distribute multiworker")
         if args.distribute != "multiworker":  # workers sharing a disk must not share the resume state
@@ -79,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: TensorFlow takes seconds to start and its start-up messages would bury an input error.
     from training.fit import fit_and_save
 
-    metrics = fit_and_save(config, splits, provenance(args.data, splits, args.unlabeled, unlabeled), args.out, args.overwrite, unlabeled,
-                           args.resume, args.distribute)
+    metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
     if metrics is None:
         print("worker finished; the chief writes the model folder")
         return 0
