@@ -4,9 +4,10 @@ and compare them.
     python -m training.benchmark --data ../shared/data/imdb_reviews.csv.gz --update-readme
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
-Prints one markdown table and writes it, with the raw figures as JSON, to --out. Timings are
-medians of repeats; since machines differ, serving speeds are also given as ratios to the TF-IDF
-baseline measured in the same run, and training speed as a ratio to `seed`.
+Prints one markdown table and writes it, with the raw figures as JSON, to --out. Serving speeds are
+measured after all training, every model in turn on the same texts, so that the machine's load falls
+on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and
+training speed as a ratio to `seed`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ PRESETS_BENCHMARKED = ("seed", "bilstm", "default")
 SINGLE_CALLS = 200  # single-review latency samples per model
 BATCH_SIZE = 256
 BATCH_REPEATS = 3
+THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
 QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
 
@@ -54,33 +56,34 @@ def peak_rss_mb() -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
-def latency_ms(score, texts: list[str]) -> dict[str, float]:
-    """p50/p99 of scoring one review at a time."""
-    score(texts[:1])  # warm-up
-    times = []
-    for text in texts[:SINGLE_CALLS]:
-        started = time.perf_counter()
-        score([text])
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+def timed_ms(score, texts: list[str]) -> float:
+    """Milliseconds to score `texts` in one call."""
+    started = time.perf_counter()
+    score(texts)
+    return (time.perf_counter() - started) * 1000
 
 
-def throughput(score, texts: list[str]) -> float:
-    """Reviews per second scoring `texts` in batches; the median of BATCH_REPEATS passes."""
-    rates = []
+def speeds(scorers: dict, texts: list[str]) -> dict[str, dict[str, float]]:
+    """Single-review latency (real reviews and one-liners) and batch throughput of every model, measured
+    in turns (one call of each model, then the next text) so that the machine's load falls on all alike."""
+    one_liners = last_sentences(texts)
+    for score in scorers.values():
+        score(texts[:BATCH_SIZE])  # warm-up: compiled shapes, caches
+    single = {name: {"real": [], "one_line": []} for name in scorers}
+    for text, line in zip(texts[:SINGLE_CALLS], one_liners[:SINGLE_CALLS]):
+        for name, score in scorers.items():
+            single[name]["real"].append(timed_ms(score, [text]))
+            single[name]["one_line"].append(timed_ms(score, [line]))
+    batches = [texts[i : i + BATCH_SIZE] for i in range(0, min(len(texts), THROUGHPUT_REVIEWS), BATCH_SIZE)]
+    rates = {name: [] for name in scorers}
     for _ in range(BATCH_REPEATS):
-        started = time.perf_counter()
-        for i in range(0, len(texts), BATCH_SIZE):
-            score(texts[i : i + BATCH_SIZE])
-        rates.append(len(texts) / (time.perf_counter() - started))
-    return float(np.median(rates))
-
-
-def speed(score, texts: list[str], one_liners: list[str]) -> dict[str, float]:
-    """Single-review latency on real reviews and on one-liners, and batch throughput on real reviews."""
-    real, short = latency_ms(score, texts), latency_ms(score, one_liners)
-    return {"p50_ms": real["p50_ms"], "p99_ms": real["p99_ms"], "one_line_p50_ms": short["p50_ms"],
-            "batch_reviews_per_s": throughput(score, texts)}
+        for name, score in scorers.items():
+            seconds = sum(timed_ms(score, batch) for batch in batches) / 1000
+            rates[name].append(sum(map(len, batches)) / seconds)
+    return {name: {"p50_ms": float(np.percentile(single[name]["real"], 50)),
+                   "p99_ms": float(np.percentile(single[name]["real"], 99)),
+                   "one_line_p50_ms": float(np.percentile(single[name]["one_line"], 50)),
+                   "batch_reviews_per_s": float(np.median(rates[name]))} for name in scorers}
 
 
 def quality(figures: dict) -> dict:
@@ -90,8 +93,8 @@ def quality(figures: dict) -> dict:
             "one_sentence_ece": figures["one_sentence"]["ece"]}
 
 
-def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path) -> dict:
-    """Train one preset into out/name and measure it."""
+def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path) -> tuple[dict, object]:
+    """Train one preset into out/name; its row (without speeds) and its serving scorer."""
     from training.fit import fit_and_save
 
     peak_rss_reset()
@@ -99,8 +102,6 @@ def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: d
     metrics = fit_and_save(config, splits, out / name, True, unlabeled, baselines=baselines)
     train_seconds = time.perf_counter() - started
     train_peak = peak_rss_mb()
-    score = serving_scorer(out / name)
-    test = splits.test["text"].tolist()
     return {
         "model": f"`{name}`",
         **quality(metrics["test"]),
@@ -109,13 +110,12 @@ def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: d
         "peak_rss_mb": train_peak,
         "parameters": metrics["model"]["parameters"],
         "folder_mb": sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file()) / 1e6,
-        **speed(score, test, last_sentences(test)),
-    }
+    }, serving_scorer(out / name)
 
 
-def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict]:
-    """The baselines trained once on the same training part and measured the same way; their rows,
-    and their test figures for the model folders' cards."""
+def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict, dict]:
+    """The baselines trained once on the same training part; their rows (without speeds), their test
+    figures for the model folders' cards, and their scorers."""
     from training.fit import baseline_figures, train_baselines
 
     peak_rss_reset()
@@ -123,17 +123,15 @@ def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict]:
     baselines = train_baselines(splits, config)
     train_seconds = time.perf_counter() - started  # both baselines together
     figures = baseline_figures(baselines, splits.test)
-    test = splits.test["text"].tolist()
-    rows = []
+    rows, scorers = [], {}
     for key, (name, model) in baselines.items():
-        score = lambda texts, model=model: model.predict_proba(list(texts))[:, 1]  # noqa: E731
+        scorers[name] = lambda texts, model=model: model.predict_proba(list(texts))[:, 1]  # noqa: E731
         rows.append({
             "model": name, "key": key, **quality(figures[key]), "train_seconds": train_seconds,
             "epoch_seconds": None, "peak_rss_mb": peak_rss_mb(), "parameters": int(model[-1].coef_.size + 1),
             "folder_mb": None,  # scikit-learn models save only as pickle, which this project does not use
-            **speed(score, test, last_sentences(test)),
         })
-    return rows, figures
+    return rows, figures, scorers
 
 
 def markdown(rows: list[dict], header: str) -> str:
@@ -189,7 +187,8 @@ def update_readme(table: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(SAMPLE_CSV), help="labelled reviews, as for training.train (default: the sample)")
+    parser.add_argument("--data", default=str(SAMPLE_CSV),
+                        help="labelled reviews, as for training.train (default: the sample)")
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
@@ -206,12 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
 
-    baseline_rows, baselines = bench_baselines(splits, first)
+    baseline_rows, baselines, scorers = bench_baselines(splits, first)
     rows = []
     for name, config in presets.items():
         used = unlabeled if config.pretrain_embeddings else None
-        rows.append(bench_preset(name, config, splits, used, baselines, args.out))
+        row, scorer = bench_preset(name, config, splits, used, baselines, args.out)
+        rows.append(row)
+        scorers[row["model"]] = scorer
     rows += baseline_rows
+    measured = speeds(scorers, splits.test["text"].tolist())
+    for row in rows:
+        row.update(measured[row["model"]])
 
     command = "python -m training.benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     date = datetime.date.today().isoformat()
