@@ -351,6 +351,10 @@ def fit_model(
         classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
     if distribute == "multiworker":
         history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
+        # A copy outside the cluster: what follows runs on the chief alone, after the workers are gone.
+        trained = classifier
+        classifier = keras.models.clone_model(trained)
+        classifier.set_weights(trained.get_weights())
     else:
         history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
     if not is_chief(strategy):
