@@ -6,6 +6,7 @@ import importlib
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -281,6 +282,53 @@ def test_bad_csv_gets_a_clear_message(app, tmp_path: Path, content: bytes, expec
     upload.write_bytes(content)
     path, message = app.score_csv(str(upload))
     assert path is None and expected in message
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("id,review\n1,bad, really bad\n2,great\n", 2),  # pandas took the first field as an index: shifted
+        ("id,review\n1,fine\n2,bad, really bad\n", 3),
+        ('review\n"two\nlines",\n', 3),
+    ],
+)
+def test_a_row_with_an_extra_field_is_refused_naming_its_line(app, tmp_path: Path, content: str, line: int) -> None:
+    upload = tmp_path / "extra.csv"
+    upload.write_text(content)
+    path, message = app.score_csv(str(upload))
+    assert path is None and message.startswith(f"Line {line} has ") and "fields but the header has" in message
+
+
+def test_a_short_row_keeps_its_fields_in_place(app, tmp_path: Path) -> None:
+    upload = tmp_path / "short.csv"
+    upload.write_text("review,id,stars\nA wonderful film.,7\n")
+    path, _ = app.score_csv(str(upload))
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert out[["review", "id", "stars"]].values.tolist() == [["A wonderful film.", "7", ""]]
+
+
+def bomb(path: Path, where: str) -> str:
+    """A CSV just under the upload limit that is almost all empty columns, in its header or in a row."""
+    columns = "," * (batch.MAX_BYTES - 100)
+    path.write_text({"header": f"id,review{columns}\n1,fine\n", "row": f"id,review\n1,fine{columns}\n",
+                     "header without a review column": f"id{columns}\n1\n"}[where])
+    return str(path)
+
+
+@pytest.mark.parametrize("where", ["header", "row", "header without a review column"])
+def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, monkeypatch, where: str) -> None:
+    def parse(*args, **kwargs):
+        raise AssertionError("pandas parsed the file")
+
+    monkeypatch.setattr(pd, "read_csv", parse)
+    upload = bomb(tmp_path / "bomb.csv", where)
+    started = time.perf_counter()
+    path, message = app.score_csv(upload)
+    assert time.perf_counter() - started < 5  # the issue's bound for any file within the upload limits
+    columns = batch.MAX_BYTES - 100 + 2 - (where == "header without a review column")
+    expected = {"row": f"Line 2 has {columns:,} fields but the header has 2"}.get(
+        where, f"The CSV has {columns:,} columns; at most {batch.MAX_COLUMNS} can be read.")
+    assert path is None and message.startswith(expected)
 
 
 def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:
