@@ -23,6 +23,7 @@ import gradio as gr  # noqa: E402  (reads the setting above)
 import batch
 import inference
 from examples import EXAMPLES
+from review_text import MAX_TEXT_CHARS
 
 log = logging.getLogger("space")
 # Our own lines (model loading; never a review) at INFO, the libraries' at WARNING.
@@ -33,6 +34,9 @@ TITLE = "Movie review sentiment: a bidirectional LSTM"
 EMPTY_REVIEW = "Type or paste a review first: the text is empty."
 # Label names live in the model folder; without one, the page shows these placeholders.
 NO_MODEL_LABELS = ("label 0", "label 1")
+# Of the text after the last word the model reads, the highlights show at most this much, then MORE.
+TAIL_CHARS = 200
+MORE = " [...]"
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 # The API's calls are short: ~2 ms of model time for one review, ~0.6 ms a review in a batch of 32,
@@ -71,8 +75,10 @@ def confidences(probability: float) -> dict[str, float]:
     return {positive: probability, negative: 1.0 - probability}
 
 
-def highlights(explanation: inference.Explanation) -> list[tuple[str, float | None]]:
-    """The text the model read, each word scored in [-1, 1] relative to the strongest word."""
+def highlights(explanation: inference.Explanation, cut: bool) -> list[tuple[str, float | None]]:
+    """The text the model read, each word scored in [-1, 1] relative to the strongest word; of the text
+    after its last word, at most TAIL_CHARS, then MORE if anything was left out (`cut`: the text was
+    longer than MAX_TEXT_CHARS)."""
     window, effects = explanation.window, explanation.effects
     strongest = float(abs(effects).max()) if len(effects) else 0.0
     pieces: list[tuple[str, float | None]] = []
@@ -82,23 +88,28 @@ def highlights(explanation: inference.Explanation) -> list[tuple[str, float | No
             pieces.append((window.text[position:start], None))
         pieces.append((window.text[start:end], round(float(effect) / strongest, 3) if strongest else 0.0))
         position = end
-    if window.truncated:
-        pieces.append((" [...]", None))
-    elif position < len(window.text):
-        pieces.append((window.text[position:], None))
+    tail = "" if window.truncated else window.text[position:]
+    if tail:
+        pieces.append((tail[:TAIL_CHARS], None))
+    if window.truncated or cut or len(tail) > TAIL_CHARS:
+        pieces.append((MORE, None))
     return pieces
 
 
-def note(explanation: inference.Explanation) -> str:
+def note(explanation: inference.Explanation, cut: bool) -> str:
     """What the reader should know about how much of the text was read."""
     window = explanation.window
     if window.truncated:
         rest = "the n-gram part read all of it" if PREDICTOR.has_ngram_branch else "the rest was ignored"
-        return (f"This review is longer than the model's window: the LSTM read only its first "
-                f"{PREDICTOR.window_size} words (highlighted), {rest}.")
-    if not window.spans:
-        return "The text has no words, only punctuation: the score is the model's answer for an empty review."
-    return ""
+        message = (f"This review is longer than the model's window: the LSTM read only its first "
+                   f"{PREDICTOR.window_size} words (highlighted), {rest}.")
+    elif not window.spans:
+        message = "The text has no words, only punctuation: the score is the model's answer for an empty review."
+    else:
+        message = ""
+    if cut:
+        message += f" Texts are cut at {MAX_TEXT_CHARS:,} characters: the end of this one was not read."
+    return message.strip()
 
 
 def classify(review: str | None) -> tuple[dict[str, float] | None, float | None, list, str]:
@@ -107,8 +118,9 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
         return None, None, [], PROBLEM
     if inference.blank(review):
         return None, None, [], EMPTY_REVIEW
-    explanation = PREDICTOR.explain(review)
-    return confidences(explanation.probability), explanation.probability, highlights(explanation), note(explanation)
+    explanation, cut = PREDICTOR.explain(review), len(review) > MAX_TEXT_CHARS
+    return (confidences(explanation.probability), explanation.probability, highlights(explanation, cut),
+            note(explanation, cut))
 
 
 def scores(reviews: list[str]) -> list[float | None]:

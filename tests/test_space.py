@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 import batch  # noqa: E402
 import inference  # noqa: E402
-from review_text import clean  # noqa: E402
+from review_text import MAX_TEXT_CHARS, clean  # noqa: E402
 
 LINE_BREAK = "<br />"  # what the IMDB dump has between paragraphs
 
@@ -156,11 +156,49 @@ def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: in
 
 
 def test_text_past_the_character_cap_is_not_read(predictor, model) -> None:
-    from review_text import MAX_TEXT_CHARS
-
     head = words(MAX_TEXT_CHARS // 4)[:MAX_TEXT_CHARS]
     text = head + " awful terrible boring" * 1000
     assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [head])[0], abs=1e-5)
+
+
+# Texts that cost the most per character before the cut: only punctuation, one huge word, combining marks.
+PATHOLOGICAL = {"punctuation": "!! " * 3_500_000, "one word": "x" * 10_000_000, "combining": "e" + "\u0301" * 5_000_000,
+                "words": "great " * 2_000_000}
+
+
+def test_every_path_reads_at_most_the_character_cap(app, tmp_path: Path, monkeypatch) -> None:
+    """The API, the Classify button and the CSV tab: the model's calls never get more than MAX_TEXT_CHARS
+    characters of a text, however it is built, so any text costs what its first MAX_TEXT_CHARS cost."""
+    longest = []
+    for name in ("_tokenize", "_ngram_logits"):
+        def spy(texts, call=getattr(app.PREDICTOR, name)):
+            longest.append(max(len(text.decode()) for text in texts.numpy()))
+            return call(texts)
+
+        monkeypatch.setattr(app.PREDICTOR, name, spy)
+    for text in PATHOLOGICAL.values():
+        app.probability([text]), app.predict([text]), app.classify(text)
+    upload = tmp_path / "long.csv"
+    upload.write_text("review\n" + "x" * (batch.MAX_BYTES - 100) + "\n")
+    assert app.score_csv(str(upload))[1] == "Scored 1 review(s)."
+    assert longest and max(longest) <= MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize("text", ["A fine film" + " !!" * 5000, *PATHOLOGICAL.values()],
+                         ids=["trailing punctuation", *PATHOLOGICAL])
+def test_highlights_show_what_was_read_and_a_marker_not_the_rest(app, text: str) -> None:
+    _, _, pieces, note = app.classify(text)
+    window = app.PREDICTOR.window(text)
+    last_word_end = window.spans[min(len(window.spans), window.size) - 1][1] if window.spans else 0
+    shown = "".join(piece for piece, _ in pieces)
+    assert len(shown) <= last_word_end + app.TAIL_CHARS + len(app.MORE) and shown.endswith(app.MORE)
+    assert (f"cut at {MAX_TEXT_CHARS:,} characters" in note) == (len(text) > MAX_TEXT_CHARS)
+
+
+def test_a_text_blank_where_it_is_read_has_nothing_to_score(app) -> None:
+    text = " " * MAX_TEXT_CHARS + "A wonderful film."
+    assert app.probability([text]) == ([None],) and app.predict([text]) == ([None],)
+    assert app.classify(text)[3] == app.EMPTY_REVIEW
 
 
 def test_html_is_kept_as_text(app) -> None:
