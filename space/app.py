@@ -37,6 +37,8 @@ NO_MODEL_LABELS = ("label 0", "label 1")
 # Of the text after the last word the model reads, the highlights show at most this much, then MORE.
 TAIL_CHARS = 200
 MORE = " [...]"
+# What a caller sent instead of a string, in the API's terms (JSON).
+JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 # The API's calls are short: ~2 ms of model time for one review, ~0.6 ms a review in a batch of 32,
@@ -130,6 +132,19 @@ def scores(reviews: list[str]) -> list[float | None]:
     return [None if math.isnan(p) else p for p in PREDICTOR.scores(reviews).tolist()]
 
 
+def require_text(review: list[object]) -> tuple[list[dict]]:
+    """The API's validator, run for each call before it joins a batch: a review must be a string or null.
+
+    Raising here refuses that call alone (HTTP 400 with this message); inside the batch, an error would
+    fail every call of it, and `gr.validate(False, ...)` answers do not refuse a batched call in Gradio 6.31.
+    """
+    for value in review:
+        if not (value is None or isinstance(value, str)):
+            kind = JSON_TYPES.get(type(value), type(value).__name__)
+            raise ValueError(f"The review must be a string (or null for no review), not {kind}.")
+    return ([gr.validate(True, "")] * len(review),)
+
+
 def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
     """The API's /predict; Gradio passes a batch of reviews. Label confidences of each, None for an empty one."""
     return ([None if p is None else confidences(p) for p in scores(review)],)
@@ -198,9 +213,10 @@ def build() -> gr.Blocks:
             api_confidences = gr.JSON(label="confidences")
             api_probability = gr.Number(label="probability")
         for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
+            # preprocess=False: the validator must see what was sent, not Textbox's str() of it.
             api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__, batch=True,
                               max_batch_size=API_BATCH, concurrency_limit=API_CONCURRENCY,
-                              concurrency_id=API_CONCURRENCY_ID)
+                              concurrency_id=API_CONCURRENCY_ID, validator=require_text, preprocess=False)
     page.queue(max_size=QUEUE_MAX_SIZE)
     return page
 
