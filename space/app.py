@@ -10,7 +10,6 @@ import gc
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
@@ -55,8 +54,9 @@ QUEUE_MAX_SIZE = 256
 # is a new caller: at Gradio's default capacity of 10,000, memory grew by ~60 kB a call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
 STATE_CAPACITY = 256
-# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`).
-OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
+# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`); a timer
+# removes them after an hour (batch.OUTPUT_TTL_SECONDS).
+OUTPUT_ROOT = batch.output_root()
 
 
 def load() -> tuple[inference.Predictor | None, str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +23,9 @@ MAX_ROWS = 10_000
 # Wider files are refused from their header line alone: each column costs time and memory for every row.
 MAX_COLUMNS = 100
 OUTPUT_NAME = "scored_reviews.csv"
+# Scored files are removed after OUTPUT_TTL_SECONDS, checked every PRUNE_EVERY_SECONDS.
 OUTPUT_TTL_SECONDS = 3600
+PRUNE_EVERY_SECONDS = 300
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # A cell may hold a whole review, longer than the csv module's default limit of 128 KB.
@@ -102,12 +107,31 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.map(safe).rename(columns=safe)
 
 
-def write_csv(frame: pd.DataFrame, root: Path) -> Path:
-    """Write a spreadsheet-safe CSV in a fresh folder under `root`; folders older than an hour are removed."""
-    root.mkdir(parents=True, exist_ok=True)
+def prune(root: Path, ttl: float) -> None:
+    """Remove the folders under `root` that are older than `ttl` seconds."""
     for old in root.iterdir():
-        if time.time() - old.stat().st_mtime > OUTPUT_TTL_SECONDS:
+        if time.time() - old.stat().st_mtime > ttl:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def output_root(ttl: float = OUTPUT_TTL_SECONDS, every: float = PRUNE_EVERY_SECONDS) -> Path:
+    """A new folder for scored CSVs: a timer removes what is older than `ttl` seconds every `every`
+    seconds, whether or not more files are scored, and the folder goes when the process exits."""
+    root = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+
+    def prune_forever() -> None:
+        while True:
+            time.sleep(every)
+            with contextlib.suppress(FileNotFoundError):  # the folder is removed at exit
+                prune(root, ttl)
+
+    threading.Thread(target=prune_forever, name="prune-scored-csv", daemon=True).start()
+    return root
+
+
+def write_csv(frame: pd.DataFrame, root: Path) -> Path:
+    """Write a spreadsheet-safe CSV in a fresh folder under `root` (see `output_root`)."""
     path = Path(tempfile.mkdtemp(dir=root)) / OUTPUT_NAME
     spreadsheet_safe(frame).to_csv(path, index=False)
     return path

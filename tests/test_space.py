@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import space_support  # noqa: F401  (puts space/ on the path)
+from conftest import run_python
 
 import gradio as gr  # noqa: E402  (after space_support set the telemetry variables)
 import keras  # noqa: E402
@@ -367,6 +368,25 @@ def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, m
     expected = {"row": f"Line 2 has {columns:,} fields but the header has 2"}.get(
         where, f"The CSV has {columns:,} columns; at most {batch.MAX_COLUMNS} can be read.")
     assert path is None and message.startswith(expected)
+
+
+def test_scored_files_are_removed_on_a_timer_and_their_folder_at_exit(tmp_path: Path) -> None:
+    """Without another CSV being scored: the copies go after the time to live, the folder with the process."""
+    code = """
+import time
+import pandas as pd
+import batch
+root = batch.output_root(ttl=0.5, every=0.1)
+path = batch.write_csv(pd.DataFrame({"review": ["A fine film."]}), root)
+written = path.is_file()
+time.sleep(1.5)
+print(root, written, path.exists(), root.is_dir())
+"""
+    result = run_python(code, cwd=space_support.SPACE_DIR)
+    assert result.returncode == 0, result.stderr[-2000:]
+    root, written, kept, root_there = result.stdout.split()
+    assert (written, kept, root_there) == ("True", "False", "True")
+    assert not Path(root).exists()
 
 
 def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:
