@@ -211,11 +211,14 @@ def fit_multiworker(
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    """True unless this process is a non-chief task of a multi-worker cluster: the chief is the `chief`
+    task, or worker 0 of a cluster that has none, so exactly one task writes the folder."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    if "chief" in resolver.cluster_spec().jobs:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> keras.Model:
