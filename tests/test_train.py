@@ -456,3 +456,23 @@ def test_the_multiworker_server_listens_on_every_interface_as_the_readme_says(tm
     assert addresses and all(set(address) == {"0"} for address in addresses)  # 0.0.0.0 or [::], never 127.0.0.1
     readme = (REPO / "README.md").read_text()
     assert "every network interface" in readme and "firewall" in readme
+
+
+def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    for appears in ("with files", "empty"):
+        out = tmp_path / appears / "model"
+        with pytest.raises(artifacts.FolderError, match="appeared while this run was writing it"):
+            with artifacts.staged_folder(out, overwrite=False) as stage:
+                (stage / "new.txt").write_text("new model")
+                out.mkdir(parents=True)
+                if appears == "with files":
+                    (out / "theirs.txt").write_text("someone else's model")
+        assert sorted(p.name for p in out.iterdir()) == ([] if appears == "empty" else ["theirs.txt"])
+        [kept] = [p for p in out.parent.iterdir() if p != out]  # the new folder, beside it, nothing else
+        assert kept.name.startswith("model.new-") and (kept / "new.txt").read_text() == "new model"
+    out = tmp_path / "overwritten" / "model"
+    with artifacts.staged_folder(out, overwrite=True) as stage:
+        (stage / "new.txt").write_text("new model")
+        out.mkdir(parents=True)
+        (out / "theirs.txt").write_text("replaced, as asked")
+    assert [p.name for p in out.parent.iterdir()] == ["model"] and [p.name for p in out.iterdir()] == ["new.txt"]

@@ -84,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.distribute == "multiworker":
         log.warning(OPEN_PORT_WARNING)
-    metrics = fit_and_save(config, splits, provenance(args.data, splits, args.unlabeled, unlabeled), args.out,
-                           args.overwrite, unlabeled, args.resume, args.distribute)
+    try:
+        metrics = fit_and_save(config, splits, provenance(args.data, splits, args.unlabeled, unlabeled), args.out,
+                               args.overwrite, unlabeled, args.resume, args.distribute)
+    except artifacts.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if metrics is None:
         print("worker finished; the chief writes the model folder")
         return 0
