@@ -476,3 +476,33 @@ def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> No
         out.mkdir(parents=True)
         (out / "theirs.txt").write_text("replaced, as asked")
     assert [p.name for p in out.parent.iterdir()] == ["model"] and [p.name for p in out.iterdir()] == ["new.txt"]
+
+
+DIE_AFTER_FIT = """
+import os, sys
+import training.fit
+def die(*args, **kwargs):
+    os._exit(9)  # like a kill: no clean-up runs
+training.fit.write_folder = die
+from training.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_the_fit_finished_keeps_that_fit(tmp_path: Path) -> None:
+    """A run that dies after its fit (here while writing the folder) goes on from there with --resume:
+    no second fit, one history, the first fit's epoch timings."""
+    out = tmp_path / "model"
+    flags = ["--out", str(out), *TINY_FLAGS, "--patience", "9"]
+    died = subprocess.run([sys.executable, "-c", DIE_AFTER_FIT, *flags], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert died.returncode == 9 and "Epoch 2/2" in died.stdout, died.stderr[-2000:]
+    assert not out.exists() and (artifacts.training_state(out) / artifacts.HISTORY).is_file()
+
+    resumed = run_module("training.train", *flags, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Epoch 1/" not in resumed.stdout + resumed.stderr  # Keras logs every epoch it trains
+    history = pd.read_csv(out / artifacts.HISTORY)
+    metrics = json.loads((out / artifacts.METRICS).read_text())["training"]
+    assert history["epoch"].tolist() == [0, 1] and metrics["epochs_run"] == len(metrics["epoch_seconds"]) == 2
+    assert not artifacts.training_state(out).exists()
