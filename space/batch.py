@@ -132,6 +132,7 @@ def output_root(ttl: float = OUTPUT_TTL_SECONDS, every: float = PRUNE_EVERY_SECO
 
 def write_csv(frame: pd.DataFrame, root: Path) -> Path:
     """Write a spreadsheet-safe CSV in a fresh folder under `root` (see `output_root`)."""
+    root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=root)) / OUTPUT_NAME
     spreadsheet_safe(frame).to_csv(path, index=False)
     return path
