@@ -10,7 +10,6 @@ import gc
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
@@ -24,6 +23,7 @@ import pandas as pd  # noqa: E402
 import batch
 import inference
 from examples import EXAMPLES
+from review_text import MAX_TEXT_CHARS
 
 log = logging.getLogger("space")
 # Our own lines (model loading; never a review) at INFO, the libraries' at WARNING.
@@ -34,6 +34,11 @@ TITLE = "Movie review sentiment: a bidirectional LSTM"
 EMPTY_REVIEW = "Type or paste a review first: the text is empty."
 # Label names live in the model folder; without one, the page shows these placeholders.
 NO_MODEL_LABELS = ("label 0", "label 1")
+# Of the text after the last word the model reads, the highlights show at most this much, then MORE.
+TAIL_CHARS = 200
+MORE = " [...]"
+# What a caller sent instead of a string, in the API's terms (JSON).
+JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 # The API's calls are short: ~2 ms of model time for one review, ~0.6 ms a review in a batch of 32,
@@ -57,8 +62,9 @@ POSITIVE_SHADES = ("#92c5de", "#2166ac")
 NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
 FAINT = 0.1
-# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`).
-OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
+# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`); a timer
+# removes them after an hour (batch.OUTPUT_TTL_SECONDS).
+OUTPUT_ROOT = batch.output_root()
 
 
 def load() -> tuple[inference.Predictor | None, str]:
@@ -94,8 +100,10 @@ def word_class(effect: float, strongest: float, labels: tuple[str, str]) -> str 
     return f"{strength} {labels[1] if effect > 0 else labels[0]}"
 
 
-def highlights(explanation: inference.Explanation) -> list[tuple[str, str | None]]:
-    """The text the model read, each word with its highlight class (the words that moved the score most)."""
+def highlights(explanation: inference.Explanation, cut: bool) -> list[tuple[str, str | None]]:
+    """The text the model read, each word with its highlight class (the words that moved the score most); of
+    the text after its last word, at most TAIL_CHARS, then MORE if anything was left out (`cut`: the text was
+    longer than MAX_TEXT_CHARS)."""
     window, effects = explanation.window, explanation.effects
     strongest = float(abs(effects).max()) if len(effects) else 0.0
     pieces: list[tuple[str, str | None]] = []
@@ -105,23 +113,28 @@ def highlights(explanation: inference.Explanation) -> list[tuple[str, str | None
             pieces.append((window.text[position:start], None))
         pieces.append((window.text[start:end], word_class(float(effect), strongest, PREDICTOR.labels)))
         position = end
-    if window.truncated:
-        pieces.append((" [...]", None))
-    elif position < len(window.text):
-        pieces.append((window.text[position:], None))
+    tail = "" if window.truncated else window.text[position:]
+    if tail:
+        pieces.append((tail[:TAIL_CHARS], None))
+    if window.truncated or cut or len(tail) > TAIL_CHARS:
+        pieces.append((MORE, None))
     return pieces
 
 
-def note(explanation: inference.Explanation) -> str:
+def note(explanation: inference.Explanation, cut: bool) -> str:
     """What the reader should know about how much of the text was read."""
     window = explanation.window
     if window.truncated:
         rest = "the n-gram part read all of it" if PREDICTOR.has_ngram_branch else "the rest was ignored"
-        return (f"This review is longer than the model's window: the LSTM read only its first "
-                f"{PREDICTOR.window_size} words (highlighted), {rest}.")
-    if not window.spans:
-        return "The text has no words, only punctuation: the score is the model's answer for an empty review."
-    return ""
+        message = (f"This review is longer than the model's window: the LSTM read only its first "
+                   f"{PREDICTOR.window_size} words (highlighted), {rest}.")
+    elif not window.spans:
+        message = "The text has no words, only punctuation: the score is the model's answer for an empty review."
+    else:
+        message = ""
+    if cut:
+        message += f" Texts are cut at {MAX_TEXT_CHARS:,} characters: the end of this one was not read."
+    return message.strip()
 
 
 def classify(review: str | None) -> tuple[dict[str, float] | None, float | None, list, str]:
@@ -130,8 +143,9 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
         return None, None, [], PROBLEM
     if inference.blank(review):
         return None, None, [], EMPTY_REVIEW
-    explanation = PREDICTOR.explain(review)
-    return confidences(explanation.probability), explanation.probability, highlights(explanation), note(explanation)
+    explanation, cut = PREDICTOR.explain(review), len(review) > MAX_TEXT_CHARS
+    return (confidences(explanation.probability), explanation.probability, highlights(explanation, cut),
+            note(explanation, cut))
 
 
 def scores(reviews: list[str]) -> list[float | None]:
@@ -139,6 +153,19 @@ def scores(reviews: list[str]) -> list[float | None]:
     if PREDICTOR is None:
         raise gr.Error(PROBLEM)
     return [None if math.isnan(p) else p for p in PREDICTOR.scores(reviews).tolist()]
+
+
+def require_text(review: list[object]) -> tuple[list[dict]]:
+    """The API's validator, run for each call before it joins a batch: a review must be a string or null.
+
+    Raising here refuses that call alone (HTTP 400 with this message); inside the batch, an error would
+    fail every call of it, and `gr.validate(False, ...)` answers do not refuse a batched call in Gradio 6.31.
+    """
+    for value in review:
+        if not (value is None or isinstance(value, str)):
+            kind = JSON_TYPES.get(type(value), type(value).__name__)
+            raise ValueError(f"The review must be a string (or null for no review), not {kind}.")
+    return ([gr.validate(True, "")] * len(review),)
 
 
 def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
@@ -161,8 +188,9 @@ def probability(review: list[str]) -> tuple[list[float | None]]:
 
 def described(does: str, returns: str) -> str:
     """An endpoint's description for API and MCP users: what it does, what comes back, the limits."""
-    read = f"the first {PREDICTOR.window_size:,} words of a review" if PREDICTOR else "the start of a long review"
-    return (f"{does} Returns {returns}. Limits: the model reads only {read}; it learned from English movie "
+    lstm = f"the first {PREDICTOR.window_size:,} words" if PREDICTOR else "the start"
+    return (f"{does} Returns {returns}. Limits: texts are cut at {MAX_TEXT_CHARS:,} characters, and the model's "
+            f"LSTM reads {lstm} of a review (its n-gram part reads all of it); it learned from English movie "
             "reviews (IMDB), so other languages and other kinds of text get unreliable answers.")
 
 
@@ -256,9 +284,11 @@ def api_endpoints(labels: tuple[str, str]) -> None:
                                "or null for an empty text"),
     }
     for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
+        # preprocess=False: the validator must see what was sent, not Textbox's str() of it.
         api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__,
                           api_description=descriptions[endpoint], batch=True, max_batch_size=API_BATCH,
-                          concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID)
+                          concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID,
+                          validator=require_text, preprocess=False)
 
 
 def build() -> gr.Blocks:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,33 +20,70 @@ PROBABILITY_COLUMN = "probability"
 LABEL_COLUMN = "label"
 MAX_BYTES = 5 * 1024 * 1024  # also given to Gradio as the upload limit
 MAX_ROWS = 10_000
+# Wider files are refused from their header line alone: each column costs time and memory for every row.
+MAX_COLUMNS = 100
 OUTPUT_NAME = "scored_reviews.csv"
 PREVIEW_ROWS = 20
 HISTOGRAM_BINS = 10
 NOT_SCORED = "(empty: not scored)"
+# Scored files are removed after OUTPUT_TTL_SECONDS, checked every PRUNE_EVERY_SECONDS.
 OUTPUT_TTL_SECONDS = 3600
+PRUNE_EVERY_SECONDS = 300
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A cell may hold a whole review, longer than the csv module's default limit of 128 KB.
+csv.field_size_limit(MAX_BYTES)
 
 
 class BatchError(ValueError):
     """The upload cannot be scored; the message says why and what to change."""
 
 
+def frames(lines: Iterable[str], rows_per_frame: int, max_columns: int | None = MAX_COLUMNS) -> Iterator[pd.DataFrame]:
+    """The CSV's rows as text, `rows_per_frame` at a time, every field under its header (short rows are
+    padded with empty cells); BatchError if the header is wider than `max_columns` (None: no limit) or
+    has no review column, if a row has more fields than the header, or if the text is not CSV.
+
+    The csv module reads the header alone first, so a file of a million columns is refused before any
+    row is parsed; and a longer row is refused, never shifted (pandas reads one as an extra index column).
+    """
+    reader = csv.reader(lines, strict=True)  # strict: an unterminated quote is an error, not the rest of the file
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise BatchError("The file is empty.")
+        if max_columns is not None and len(header) > max_columns:
+            raise BatchError(f"The CSV has {len(header):,} columns; at most {max_columns:,} can be read.")
+        if TEXT_COLUMN not in header:
+            raise BatchError(f"The CSV needs a header row with a column named `{TEXT_COLUMN}`.")
+        if len(set(header)) < len(header):
+            raise BatchError("Two columns of the header row have the same name; rename one of them.")
+        rows: list[list[str]] = []
+        sent = False
+        for row in reader:
+            if len(row) > len(header):
+                raise BatchError(f"Line {reader.line_num} has {len(row):,} fields but the header has {len(header)}: "
+                                 "quote the cells that contain commas.")
+            if row:  # a blank line is no row
+                rows.append(row + [""] * (len(header) - len(row)))
+            if len(rows) == rows_per_frame:
+                yield pd.DataFrame(rows, columns=header, dtype=str)
+                rows, sent = [], True
+    except csv.Error as error:
+        raise BatchError(f"The file is not a readable CSV (line {reader.line_num}: {error}).") from None
+    if rows or not sent:
+        yield pd.DataFrame(rows, columns=header, dtype=str)
+
+
 def read_reviews(path: Path) -> pd.DataFrame:
-    """Every column of the CSV as text; BatchError if it is too big, unreadable or has no review column."""
+    """Every column of the CSV as text; BatchError if it is too big or unreadable (see `frames`)."""
     if path.stat().st_size > MAX_BYTES:
         raise BatchError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", nrows=MAX_ROWS + 1)
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            frame = next(frames(handle, MAX_ROWS + 1))
     except UnicodeDecodeError:
         raise BatchError("The file is not UTF-8 text; save it as a UTF-8 CSV.") from None
-    except pd.errors.EmptyDataError:
-        raise BatchError("The file is empty.") from None
-    except (pd.errors.ParserError, csv.Error, ValueError):
-        raise BatchError("The file is not a readable CSV (comma-separated, with a header row).") from None
-    if TEXT_COLUMN not in frame.columns:
-        raise BatchError(f"The CSV needs a header row with a column named `{TEXT_COLUMN}`.")
     if len(frame) > MAX_ROWS:
         raise BatchError(f"The CSV has more than {MAX_ROWS:,} rows; split it into smaller files.")
     return frame
@@ -70,12 +110,32 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.map(safe).rename(columns=safe)
 
 
-def write_csv(frame: pd.DataFrame, root: Path) -> Path:
-    """Write a spreadsheet-safe CSV in a fresh folder under `root`; folders older than an hour are removed."""
-    root.mkdir(parents=True, exist_ok=True)
+def prune(root: Path, ttl: float) -> None:
+    """Remove the folders under `root` that are older than `ttl` seconds."""
     for old in root.iterdir():
-        if time.time() - old.stat().st_mtime > OUTPUT_TTL_SECONDS:
+        if time.time() - old.stat().st_mtime > ttl:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def output_root(ttl: float = OUTPUT_TTL_SECONDS, every: float = PRUNE_EVERY_SECONDS) -> Path:
+    """A new folder for scored CSVs: a timer removes what is older than `ttl` seconds every `every`
+    seconds, whether or not more files are scored, and the folder goes when the process exits."""
+    root = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+
+    def prune_forever() -> None:
+        while True:
+            time.sleep(every)
+            with contextlib.suppress(FileNotFoundError):  # the folder is removed at exit
+                prune(root, ttl)
+
+    threading.Thread(target=prune_forever, name="prune-scored-csv", daemon=True).start()
+    return root
+
+
+def write_csv(frame: pd.DataFrame, root: Path) -> Path:
+    """Write a spreadsheet-safe CSV in a fresh folder under `root` (see `output_root`)."""
+    root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=root)) / OUTPUT_NAME
     spreadsheet_safe(frame).to_csv(path, index=False)
     return path

@@ -20,7 +20,7 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
 
 from quiet_tf import keras, tf
-from review_text import Window, WindowReader, clean
+from review_text import MAX_TEXT_CHARS, Window, WindowReader, clean
 
 log = logging.getLogger("space.inference")
 
@@ -92,8 +92,9 @@ def _read_json(folder: Path, name: str) -> dict:
 
 
 def blank(text: str | None) -> bool:
-    """Whether a text has nothing to score: None, empty or only whitespace."""
-    return not (text or "").strip()
+    """Whether a text has nothing to score: None, or only whitespace in the part that is read (its first
+    MAX_TEXT_CHARS characters; looking no further also bounds the cost of a huge text)."""
+    return not (text or "")[:MAX_TEXT_CHARS].strip()
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

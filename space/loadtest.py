@@ -11,6 +11,11 @@ adds a thread pool and job bookkeeping on the caller's side, and measured here (
 mix) it spent ~65 ms of CPU per request against ~3 ms for these two plain calls, so on a shared
 machine it loads the cores with the client instead of the Space (19 requests/s, p50 2.5 s).
 
+It samples the server's resident memory every RSS_EVERY_S seconds (the process listening on the
+URL's port, found through Linux's /proc) and prints the curve; with `--in-process MODEL` it first
+scores the same mix in this process, one text per call, and prints the server's rate as a ratio to
+that, so that runs on different machines or under different load can be compared.
+
 Bounded: no new request starts after `--duration` seconds or `--max-requests` requests, and each
 request gives up after REQUEST_TIMEOUT_S. Only a server on this machine can be targeted. Latency is
 that of every request, failed or not. Exits 1 when any request failed (an HTTP error, an error
@@ -20,6 +25,7 @@ event, a timeout or an answer of the wrong shape).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
 import itertools
@@ -56,6 +62,13 @@ SEED = 6
 # The targets on the 2-core machine of issue 6.
 TARGET_P99_MS = 500.0
 TARGET_RPS = 100.0
+# The server's memory is sampled this often; at the end it should be at most MEMORY_GROWTH_MAX times what
+# it was after MEMORY_BASELINE_S (once warm), and under MEMORY_BUDGET_MIB (issue 13).
+RSS_EVERY_S = 10.0
+MEMORY_BASELINE_S = 120.0
+MEMORY_GROWTH_MAX = 1.1
+MEMORY_BUDGET_MIB = 1024
+IN_PROCESS_S = 10.0
 
 
 @dataclass
@@ -126,22 +139,83 @@ def call(client: httpx.Client, endpoint: str, text: str) -> str | None:
     return "stream ended without a result"
 
 
+def pick(chooser: random.Random, corpus: dict[str, list[str]]) -> str:
+    """A text of a kind drawn with the MIX weights."""
+    return chooser.choice(corpus[chooser.choices(list(MIX), list(MIX.values()))[0]])
+
+
 def client_loop(url: str, number: int, corpus: dict[str, list[str]], deadline: float,
                 tickets: itertools.count, max_requests: int, results: Results) -> None:
     """One client: requests back to back until the deadline or the request budget is spent."""
     chooser = random.Random(SEED + number)
-    kinds, weights = list(MIX), list(MIX.values())
     endpoints = itertools.cycle(ENDPOINTS[number % 2 :] + ENDPOINTS[: number % 2])
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         # `next(tickets)` is atomic under the GIL, so the budget is shared without a lock.
         while time.monotonic() < deadline and next(tickets) < max_requests:
-            text = chooser.choice(corpus[chooser.choices(kinds, weights)[0]])
+            text = pick(chooser, corpus)
             started = time.perf_counter()
             try:
                 why = call(client, next(endpoints), text)
             except (httpx.HTTPError, ValueError, KeyError) as error:  # transport, timeout, bad JSON
                 why = type(error).__name__
             results.add((time.perf_counter() - started) * 1000, why)
+
+
+def listening_pid(port: int) -> int | None:
+    """The process that listens on TCP `port` of this machine (Linux's /proc), or None."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: listening
+                sockets.add(f"socket:[{fields[9]}]")
+    for descriptor in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):  # processes come and go
+            if os.readlink(descriptor) in sockets:
+                return int(descriptor.parts[2])
+    return None
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of a process, in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def sample_memory(pid: int, until: threading.Event, samples: list[float]) -> None:
+    """Append the server's memory every RSS_EVERY_S seconds, and once more when `until` is set."""
+    with contextlib.suppress(FileNotFoundError):  # the server stopped: its failed calls say so
+        while True:
+            samples.append(rss_mib(pid))
+            if until.wait(RSS_EVERY_S):
+                samples.append(rss_mib(pid))
+                return
+
+
+def memory_report(samples: list[float]) -> str:
+    """The memory curve, and the end against the memory after MEMORY_BASELINE_S when the run was that long."""
+    lines = [f"server memory, MiB, every {RSS_EVERY_S:g} s (the last at the end): "
+             + ", ".join(f"{mib:.0f}" for mib in samples)]
+    baseline = int(MEMORY_BASELINE_S // RSS_EVERY_S)
+    if len(samples) > baseline + 1:
+        growth = samples[-1] / samples[baseline]
+        ok = growth <= MEMORY_GROWTH_MAX and samples[-1] < MEMORY_BUDGET_MIB
+        lines.append(f"memory at the end: {growth:.2f}x that after {MEMORY_BASELINE_S:g} s (target <= "
+                     f"{MEMORY_GROWTH_MAX}x, under {MEMORY_BUDGET_MIB} MiB): {'met' if ok else 'missed'}")
+    return "\n".join(lines)
+
+
+def in_process_rate(model: str, corpus: dict[str, list[str]]) -> float:
+    """Texts per second that `model` scores in this process, one call per text of the load's mix."""
+    import inference  # only here: TensorFlow takes seconds to start and the load test does not need it
+
+    predictor = inference.load_predictor(inference.model_folder(model))
+    chooser = random.Random(SEED)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < IN_PROCESS_S:
+        predictor.scores([pick(chooser, corpus)])
+        calls += 1
+    return calls / (time.perf_counter() - started)
 
 
 def percentile(sorted_ms: list[float], q: float) -> float:
@@ -151,38 +225,58 @@ def percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[max(0, math.ceil(q / 100 * len(sorted_ms)) - 1)]
 
 
+def run_load(url: str, clients: int, duration: float, max_requests: int,
+             corpus: dict[str, list[str]]) -> tuple[Results, float, list[float]]:
+    """Every client's requests, the seconds they took, and the server's memory sampled meanwhile (no
+    samples if no process of this machine listens on the URL's port)."""
+    results, tickets, samples, done = Results(), itertools.count(), [], threading.Event()
+    pid = listening_pid(urlsplit(url).port or 80)
+    sampler = threading.Thread(target=sample_memory, args=(pid, done, samples), daemon=True)
+    if pid is not None:
+        sampler.start()
+    started = time.monotonic()
+    threads = [threading.Thread(target=client_loop, daemon=True,
+                                args=(url, n, corpus, started + duration, tickets, max_requests, results))
+               for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    done.set()
+    if pid is not None:
+        sampler.join()
+    return results, elapsed, samples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the running Space (default {DEFAULT_URL})")
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent clients")
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, help="seconds of load")
     parser.add_argument("--max-requests", type=int, default=DEFAULT_MAX_REQUESTS, help="stop after this many")
+    parser.add_argument("--in-process", metavar="MODEL", help="the server's model (folder or Hub repo id): first "
+                        "measure its rate in this process, and give the server's as a ratio to it")
     args = parser.parse_args()
     url = local_url(args.url)
     if not (1 <= args.clients <= MAX_CLIENTS and 0 < args.duration <= MAX_DURATION_S and args.max_requests > 0):
         parser.error(f"need 1-{MAX_CLIENTS} clients, 0-{MAX_DURATION_S:.0f} seconds and at least one request")
 
     corpus = texts()
-    results = Results()
-    tickets = itertools.count()
+    reference = in_process_rate(args.in_process, corpus) if args.in_process else None
+    if reference is not None:
+        print(f"in this process: {reference:.1f} texts per second, one call per text")
     print(f"{args.clients} clients for {args.duration:g} s against {url} "
           f"(CPUs: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}: other work slows every figure)")
-    started = time.monotonic()
-    threads = [threading.Thread(target=client_loop, daemon=True,
-                                args=(url, n, corpus, started + args.duration, tickets, args.max_requests, results))
-               for n in range(args.clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    results, elapsed, memory = run_load(url, args.clients, args.duration, args.max_requests, corpus)
 
     latencies = sorted(results.latencies_ms)
     errors = sum(results.errors.values())
     rps = len(latencies) / elapsed
     p50, p95, p99 = (percentile(latencies, q) for q in (50, 95, 99))
     print(f"requests: {len(latencies)} in {elapsed:.1f} s")
-    print(f"requests per second: {rps:.1f}")
+    ratio = "" if reference is None else f" ({rps / reference:.2f}x the rate in this process)"
+    print(f"requests per second: {rps:.1f}{ratio}")
     print(f"latency p50: {p50:.1f} ms")
     print(f"latency p95: {p95:.1f} ms")
     print(f"latency p99: {p99:.1f} ms")
@@ -190,6 +284,7 @@ def main() -> int:
     met = errors == 0 and p99 < TARGET_P99_MS and rps >= TARGET_RPS
     print(f"target (no errors, p99 < {TARGET_P99_MS:.0f} ms, >= {TARGET_RPS:.0f} requests/s): "
           f"{'met' if met else 'missed'}")
+    print(memory_report(memory) if memory else "server memory: no process of this machine listens on the port")
     return 1 if errors else 0
 
 

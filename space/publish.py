@@ -17,9 +17,11 @@ from huggingface_hub import HfApi, SpaceCard
 from huggingface_hub.errors import HfHubHTTPError
 
 SPACE_DIR = Path(__file__).resolve().parent
-# Tools for maintainers, not part of the running Space (they may need more than its requirements).
-NOT_UPLOADED = ("publish.py", "benchmark.py", "loadtest.py", "__pycache__", "*.pyc", ".gradio", "flagged")
 CARD = "README.md"
+# What the Space runs: its card, requirements and app.py with every module it imports, and nothing else, so a
+# stray `.env`, virtual environment or scored CSV in this folder never goes public. Not the maintainers' tools
+# (publish.py, benchmark.py, loadtest.py), which may need more than the Space's requirements.
+SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "review_text.py", "batch.py", "examples.py")
 # The Space variables that inference.py reads.
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"
@@ -27,8 +29,9 @@ MESSAGE_CHARS = 300
 
 
 def stage(folder: Path, model_repo: str) -> None:
-    """Copy the Space's files into `folder`, with the card's `models:` naming the served model."""
-    shutil.copytree(SPACE_DIR, folder, ignore=shutil.ignore_patterns(*NOT_UPLOADED), dirs_exist_ok=True)
+    """Copy the Space's files (SPACE_FILES) into `folder`, with the card's `models:` naming the served model."""
+    for name in SPACE_FILES:
+        shutil.copy2(SPACE_DIR / name, folder / name)
     card = SpaceCard.load(folder / CARD)
     card.data.models = [model_repo]
     card.save(folder / CARD)

@@ -40,3 +40,26 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path: Path, monkeypatc
     monkeypatch.setattr(benchmark, "README", readme)
     benchmark.update_readme("| new | table |\n")
     assert readme.read_text() == f"intro\n{benchmark.TABLE_START}\n| new | table |\n{benchmark.TABLE_END}\noutro\n"
+
+
+def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
+    """A killed run leaves its Keras backup beside the preset's folder: the next run starts clean instead of
+    going on from the backup's epoch (which would put fewer epochs, and their figures, in the table)."""
+    from dataclasses import replace
+
+    from training.config import PRESETS
+    from training.data import SAMPLE_CSV, load_splits
+    from training.fit import baseline_figures, train_baselines
+    from training.train import provenance
+
+    config = replace(PRESETS["seed"], max_rows=400, vocab_size=500, sequence_length=40, embedding_dim=8,
+                     lstm_units=4, dense_units=4, epochs=2)
+    splits = load_splits(SAMPLE_CSV, config.test_size, config.val_size, config.seed, config.max_rows)
+    backup = artifacts.training_state(tmp_path / "seed") / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))  # one epoch done
+    baselines = baseline_figures(train_baselines(splits, config), splits.test)
+    row = benchmark.bench_preset("seed", config, splits, provenance(SAMPLE_CSV, splits, None, None), None,
+                                 baselines, tmp_path)
+    assert len(row["epoch_seconds"]) == 2
+    assert json.loads((tmp_path / "seed" / artifacts.METRICS).read_text())["training"]["epochs_run"] == 2

@@ -63,6 +63,56 @@ def test_missing_review_column_is_a_clear_error_and_writes_nothing(tiny_model: P
     out = tmp_path / "scored.csv"
     result = run_module("training.score", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
                         "--out", str(out))
-    assert result.returncode == 2 and "has no 'review' column" in result.stderr
+    assert result.returncode == 2 and "column named `review`" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def score(model: Path, data: Path, out: Path, *flags: str):
+    return run_module("training.score", "--model-dir", str(model), "--data", str(data), "--out", str(out), *flags)
+
+
+def test_an_existing_out_is_replaced_only_with_overwrite(tiny_model: Path, tmp_path: Path) -> None:
+    pd.DataFrame({"review": ["A fine film."]}).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "scored.csv"
+    out.write_text("earlier results\n")
+    refused = score(tiny_model, tmp_path / "in.csv", out)
+    assert refused.returncode == 2 and "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert out.read_text() == "earlier results\n"
+    replaced = score(tiny_model, tmp_path / "in.csv", out, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert list(pd.read_csv(out).columns) == ["review", "probability", "label"]
+
+
+def test_out_is_never_the_data_file(tiny_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    pd.DataFrame({"review": ["A fine film."]}).to_csv(data, index=False)
+    before = data.read_bytes()
+    (tmp_path / "link.csv").symlink_to(data)
+    (tmp_path / "sub").mkdir()
+    for out in (data, tmp_path / "sub" / ".." / "in.csv", tmp_path / "link.csv"):
+        for flags in ((), ("--overwrite",)):
+            result = score(tiny_model, data, out, *flags)
+            assert result.returncode == 2 and "is the --data file" in result.stderr, result.stderr[-2000:]
+    assert data.read_bytes() == before
+
+
+def test_blank_reviews_and_formulas_follow_the_spaces_rules(tiny_model: Path, tmp_path: Path) -> None:
+    """An empty review gets no score, as on the Space; a cell a spreadsheet would run gets a leading '."""
+    reviews = ["A wonderful film.", "", "   ", "=HYPERLINK(\"http://x\")", "-dull"]
+    pd.DataFrame({"id": ["@1", "2", "3", "4", "5"], "review": reviews}).to_csv(tmp_path / "in.csv", index=False)
+    result = score(tiny_model, tmp_path / "in.csv", tmp_path / "scored.csv")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scored = pd.read_csv(tmp_path / "scored.csv", dtype=str, keep_default_na=False)
+    assert scored["id"].tolist() == ["'@1", "2", "3", "4", "5"]
+    assert scored["review"].tolist() == ["A wonderful film.", "", "   ", "'" + reviews[3], "'-dull"]
+    assert scored["probability"].tolist()[1:3] == ["", ""] and scored["label"].tolist()[1:3] == ["", ""]
+    expected = keras_scores(tiny_model, [reviews[0], reviews[3], reviews[4]])
+    np.testing.assert_allclose(scored["probability"][[0, 3, 4]].astype(float), expected, atol=1e-5)
+
+
+def test_a_row_with_an_extra_field_is_refused_not_shifted(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("id,review\n1,bad, really bad\n2,great\n")
+    result = score(tiny_model, tmp_path / "in.csv", tmp_path / "scored.csv")
+    assert result.returncode == 2 and "Line 2 has 3 fields but the header has 2" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "scored.csv").exists()

@@ -6,6 +6,7 @@ import importlib
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import space_support  # noqa: F401  (puts space/ on the path)
+from conftest import run_python
 
 import gradio as gr  # noqa: E402  (after space_support set the telemetry variables)
 import keras  # noqa: E402
@@ -22,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 import batch  # noqa: E402
 import inference  # noqa: E402
-from review_text import clean  # noqa: E402
+from review_text import MAX_TEXT_CHARS, clean  # noqa: E402
 
 LINE_BREAK = "<br />"  # what the IMDB dump has between paragraphs
 
@@ -177,11 +179,49 @@ def test_a_megabyte_of_text_is_answered_with_the_truncation_note(app, window: in
 
 
 def test_text_past_the_character_cap_is_not_read(predictor, model) -> None:
-    from review_text import MAX_TEXT_CHARS
-
     head = words(MAX_TEXT_CHARS // 4)[:MAX_TEXT_CHARS]
     text = head + " awful terrible boring" * 1000
     assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [head])[0], abs=1e-5)
+
+
+# Texts that cost the most per character before the cut: only punctuation, one huge word, combining marks.
+PATHOLOGICAL = {"punctuation": "!! " * 3_500_000, "one word": "x" * 10_000_000, "combining": "e" + "\u0301" * 5_000_000,
+                "words": "great " * 2_000_000}
+
+
+def test_every_path_reads_at_most_the_character_cap(app, tmp_path: Path, monkeypatch) -> None:
+    """The API, the Classify button and the CSV tab: the model's calls never get more than MAX_TEXT_CHARS
+    characters of a text, however it is built, so any text costs what its first MAX_TEXT_CHARS cost."""
+    longest = []
+    for name in ("_tokenize", "_ngram_logits"):
+        def spy(texts, call=getattr(app.PREDICTOR, name)):
+            longest.append(max(len(text.decode()) for text in texts.numpy()))
+            return call(texts)
+
+        monkeypatch.setattr(app.PREDICTOR, name, spy)
+    for text in PATHOLOGICAL.values():
+        app.probability([text]), app.predict([text]), app.classify(text)
+    upload = tmp_path / "long.csv"
+    upload.write_text("review\n" + "x" * (batch.MAX_BYTES - 100) + "\n")
+    assert app.score_csv(str(upload))[1] == "Scored 1 review(s)."
+    assert longest and max(longest) <= MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize("text", ["A fine film" + " !!" * 5000, *PATHOLOGICAL.values()],
+                         ids=["trailing punctuation", *PATHOLOGICAL])
+def test_highlights_show_what_was_read_and_a_marker_not_the_rest(app, text: str) -> None:
+    _, _, pieces, note = app.classify(text)
+    window = app.PREDICTOR.window(text)
+    last_word_end = window.spans[min(len(window.spans), window.size) - 1][1] if window.spans else 0
+    shown = "".join(piece for piece, _ in pieces)
+    assert len(shown) <= last_word_end + app.TAIL_CHARS + len(app.MORE) and shown.endswith(app.MORE)
+    assert (f"cut at {MAX_TEXT_CHARS:,} characters" in note) == (len(text) > MAX_TEXT_CHARS)
+
+
+def test_a_text_blank_where_it_is_read_has_nothing_to_score(app) -> None:
+    text = " " * MAX_TEXT_CHARS + "A wonderful film."
+    assert app.probability([text]) == ([None],) and app.predict([text]) == ([None],)
+    assert app.classify(text)[3] == app.EMPTY_REVIEW
 
 
 def test_html_is_kept_as_text(app) -> None:
@@ -323,6 +363,72 @@ def test_bad_csv_gets_a_clear_message(app, tmp_path: Path, content: bytes, expec
     upload.write_bytes(content)
     path, message = app.score_csv(str(upload))
     assert path is None and expected in message
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("id,review\n1,bad, really bad\n2,great\n", 2),  # pandas took the first field as an index: shifted
+        ("id,review\n1,fine\n2,bad, really bad\n", 3),
+        ('review\n"two\nlines",\n', 3),
+    ],
+)
+def test_a_row_with_an_extra_field_is_refused_naming_its_line(app, tmp_path: Path, content: str, line: int) -> None:
+    upload = tmp_path / "extra.csv"
+    upload.write_text(content)
+    path, message = app.score_csv(str(upload))
+    assert path is None and message.startswith(f"Line {line} has ") and "fields but the header has" in message
+
+
+def test_a_short_row_keeps_its_fields_in_place(app, tmp_path: Path) -> None:
+    upload = tmp_path / "short.csv"
+    upload.write_text("review,id,stars\nA wonderful film.,7\n")
+    path, _ = app.score_csv(str(upload))
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert out[["review", "id", "stars"]].values.tolist() == [["A wonderful film.", "7", ""]]
+
+
+def bomb(path: Path, where: str) -> str:
+    """A CSV just under the upload limit that is almost all empty columns, in its header or in a row."""
+    columns = "," * (batch.MAX_BYTES - 100)
+    path.write_text({"header": f"id,review{columns}\n1,fine\n", "row": f"id,review\n1,fine{columns}\n",
+                     "header without a review column": f"id{columns}\n1\n"}[where])
+    return str(path)
+
+
+@pytest.mark.parametrize("where", ["header", "row", "header without a review column"])
+def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, monkeypatch, where: str) -> None:
+    def parse(*args, **kwargs):
+        raise AssertionError("pandas parsed the file")
+
+    monkeypatch.setattr(pd, "read_csv", parse)
+    upload = bomb(tmp_path / "bomb.csv", where)
+    started = time.perf_counter()
+    path, message = app.score_csv(upload)
+    assert time.perf_counter() - started < 5  # the issue's bound for any file within the upload limits
+    columns = batch.MAX_BYTES - 100 + 2 - (where == "header without a review column")
+    expected = {"row": f"Line 2 has {columns:,} fields but the header has 2"}.get(
+        where, f"The CSV has {columns:,} columns; at most {batch.MAX_COLUMNS} can be read.")
+    assert path is None and message.startswith(expected)
+
+
+def test_scored_files_are_removed_on_a_timer_and_their_folder_at_exit(tmp_path: Path) -> None:
+    """Without another CSV being scored: the copies go after the time to live, the folder with the process."""
+    code = """
+import time
+import pandas as pd
+import batch
+root = batch.output_root(ttl=0.5, every=0.1)
+path = batch.write_csv(pd.DataFrame({"review": ["A fine film."]}), root)
+written = path.is_file()
+time.sleep(1.5)
+print(root, written, path.exists(), root.is_dir())
+"""
+    result = run_python(code, cwd=space_support.SPACE_DIR)
+    assert result.returncode == 0, result.stderr[-2000:]
+    root, written, kept, root_there = result.stdout.split()
+    assert (written, kept, root_there) == ("True", "False", "True")
+    assert not Path(root).exists()
 
 
 def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:

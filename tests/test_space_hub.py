@@ -5,6 +5,7 @@ huggingface_hub reads HF_ENDPOINT when it is imported, so every client runs in a
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ import yaml
 
 from hub_server import FakeHub
 from space_support import SPACE_DIR, clean_env
+
+import publish  # noqa: E402  (space_support put space/ on the path)
 
 MODEL_REPO = f"{FakeHub.user}/imdb-sentiment-bilstm"
 SPACE_REPO = f"{FakeHub.user}/imdb-sentiment"
@@ -118,6 +121,46 @@ def test_failed_publish_is_one_line(tmp_path: Path, failure: str) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(FAILED_PUBLISH[failure]) and result.stderr.count("\n") == 1, result.stderr
     assert hub.read_token not in result.stderr
+
+
+def test_publish_uploads_the_spaces_files_and_nothing_else(tmp_path: Path) -> None:
+    """A secret, a virtual environment, a scored CSV or a notes file left in space/ never goes public."""
+    space = tmp_path / "space"
+    shutil.copytree(SPACE_DIR, space, ignore=shutil.ignore_patterns("__pycache__"))
+    strays = {".env": "HF_TOKEN=hf_not_for_the_space\n", ".venv/lib/site.py": "x = 1\n",
+              "scored_reviews.csv": "review,probability\nprivate words,0.9\n", "notes.md": "to do\n",
+              "flagged/log.csv": "review\nprivate words\n"}
+    for name, content in strays.items():
+        (space / name).parent.mkdir(parents=True, exist_ok=True)
+        (space / name).write_text(content)
+    with FakeHub() as hub:
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[2:]],
+                                cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", hub.token), capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        files = hub.files(SPACE_REPO, repo_type="space")
+    assert not set(strays) & set(files)
+    assert set(files) == set(publish.SPACE_FILES)
+    assert all(files[name] == (space / name).read_bytes() for name in publish.SPACE_FILES if name != "README.md")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The top-level names that a Python file imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_published_files_hold_every_module_the_app_imports() -> None:
+    ours = {path.stem for path in SPACE_DIR.glob("*.py")}
+    published = {name for name in publish.SPACE_FILES if name.endswith(".py")}
+    for name in published:
+        needed = {f"{module}.py" for module in imported_modules(SPACE_DIR / name) & ours}
+        assert needed <= published, f"{name} imports {sorted(needed - published)}, which would not be published"
 
 
 LOAD_FROM_ENV = """

@@ -59,6 +59,31 @@ def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:
     assert seconds >= 5
     assert found["requests per second"] == pytest.approx(requests / seconds, rel=0.02, abs=0.1)
     assert re.search(r"^target \(.*\): (met|missed)$", result.stdout, re.MULTILINE)
+    # The server's memory: sampled at the start and at the end at least, in MiB, plausible for a Python process.
+    curve = re.search(r"^server memory, MiB, every 10 s \(the last at the end\): ([0-9, ]+)$", result.stdout,
+                      re.MULTILINE).group(1)
+    assert len(curve.split(", ")) >= 2 and all(50 < int(mib) < 16_000 for mib in curve.split(", "))
+
+
+def test_the_rate_in_this_process_is_measured_first_and_the_servers_given_as_a_ratio(app_url: str,
+                                                                                      tiny_model: Path) -> None:
+    result = run_load(app_url, "--clients", "2", "--duration", "2", "--in-process", str(tiny_model))
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    reference = float(re.search(r"^in this process: ([0-9.]+) texts per second", result.stdout, re.MULTILINE).group(1))
+    ratio = float(re.search(r"^requests per second: [0-9.]+ \(([0-9.]+)x the rate in this process\)$", result.stdout,
+                            re.MULTILINE).group(1))
+    assert reference > 0 and ratio == pytest.approx(figures(result.stdout)["requests per second"] / reference, abs=0.01)
+
+
+def test_memory_at_the_end_is_compared_with_memory_after_two_minutes() -> None:
+    import loadtest
+
+    warm = [700.0] * 12  # the samples before the 2-minute mark
+    assert loadtest.memory_report(warm).count("\n") == 0  # too short a run to compare
+    assert loadtest.memory_report([*warm, 900.0, 950.0, 989.0]).endswith("1.10x that after 120 s (target <= 1.1x, "
+                                                                          "under 1024 MiB): met")
+    assert loadtest.memory_report([*warm, 900.0, 995.0]).endswith(": missed")  # 1.11x
+    assert loadtest.memory_report([*warm, 1000.0, 1030.0]).endswith(": missed")  # over 1 GiB
 
 
 def test_request_count_is_bounded(app_url: str) -> None:
@@ -92,6 +117,40 @@ def test_concurrent_calls_are_answered_each_and_an_empty_text_fails_no_one(app_u
         else:
             assert max(data[0].values()) >= 0.5 and sum(data[0].values()) == pytest.approx(1)
             assert alone[text] in (pytest.approx(p, abs=1e-6) for p in data[0].values())
+
+
+def any_call(url: str, endpoint: str, value: object) -> tuple[int, str, object]:
+    """A two-step call with any JSON value as the review: the POST's status, then the event and data of the
+    stream, or (status, "", the POST's JSON) when the POST is refused."""
+    with httpx.Client(base_url=url, timeout=RUN_TIMEOUT_S) as client:
+        posted = client.post(f"/gradio_api/call/{endpoint}", json={"data": [value]})
+        if posted.status_code != 200:
+            return posted.status_code, "", posted.json()
+        lines = [line for line in client.get(f"/gradio_api/call/{endpoint}/{posted.json()['event_id']}").text.splitlines()
+                 if line]
+    return 200, lines[-2].removeprefix("event:").strip(), json.loads(lines[-1].removeprefix("data:"))
+
+
+# What a caller may send instead of a string, and what the error calls it.
+NOT_TEXT = [(5, "a number"), (0.5, "a number"), (True, "a boolean"), (["A great film."], "an array"),
+            ({"review": "A great film."}, "an object")]
+
+
+def test_a_call_that_is_not_text_is_refused_alone(app_url: str) -> None:
+    """Numbers, booleans, arrays and objects get a clear error each; the texts and nulls sent with them
+    (concurrently, so batched together) still get their answers."""
+    texts = [f"{word} film, {n} stars." for n, word in enumerate(["A great", "A dull", "An odd"] * 4)]
+    sent = [*texts[:6], *(value for value, _ in NOT_TEXT), None, *texts[6:]]
+    kinds = {json.dumps(value): kind for value, kind in NOT_TEXT}
+    calls = [(endpoint, value) for value in sent for endpoint in ("probability", "predict")]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(lambda call: any_call(app_url, *call), calls))
+    for (endpoint, value), (status, event, data) in zip(calls, answers):
+        if value is None or isinstance(value, str):
+            assert (status, event) == (200, "complete") and (data == [None]) == (value is None), (endpoint, value)
+        else:
+            expected = f"The review must be a string (or null for no review), not {kinds[json.dumps(value)]}."
+            assert (status, data) == (400, {"detail": expected}), (endpoint, value)
 
 
 class Unavailable(BaseHTTPRequestHandler):

@@ -24,6 +24,7 @@ from training import artifacts
 from training.data import SAMPLE_CSV, Splits, load_splits, read_unlabeled, sha256_of
 from training.evaluate import last_sentences
 from training.pretrain import word_vectors
+from training.train import OPEN_PORT_WARNING
 
 TRICKY_TEXTS = [
     "",
@@ -435,6 +436,7 @@ def test_multiworker_training_on_two_local_workers(tmp_path: Path) -> None:
     for worker, (stdout, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
     assert "model folder:" in outputs[0][0] and "the chief writes the model folder" in outputs[1][0]
+    assert all(OPEN_PORT_WARNING in stderr for _, stderr in outputs)
     artifacts.check_folder(out)
     assert json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"] == {
         "strategy": "multiworker", "replicas": 2}
@@ -442,3 +444,104 @@ def test_multiworker_training_on_two_local_workers(tmp_path: Path) -> None:
     loaded = run_python(f"import keras, tensorflow as tf; m = keras.saving.load_model({str(out)!r}); "
                         "print(m.predict(tf.constant(['a fine film', '']), verbose=0).shape)", cwd=tmp_path)
     assert loaded.returncode == 0 and "(2, 1)" in loaded.stdout, loaded.stderr[-2000:]
+
+
+CLUSTERS = {
+    "workers": {"worker": ["a:1", "b:1", "c:1"]},
+    "chief and workers": {"chief": ["a:1"], "worker": ["b:1", "c:1"]},
+    "chief alone": {"chief": ["a:1"]},
+}
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS.values(), ids=CLUSTERS)
+def test_exactly_one_task_of_a_cluster_writes(cluster: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `chief` task if the cluster has one, else worker 0: never two writers of --out."""
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+
+    from training.fit import is_chief
+
+    chiefs = []
+    for task_type, addresses in cluster.items():
+        for index in range(len(addresses)):
+            monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}}))
+            strategy = SimpleNamespace(cluster_resolver=tf.distribute.cluster_resolver.TFConfigClusterResolver())
+            if is_chief(strategy):
+                chiefs.append((task_type, index))
+    assert chiefs == [("chief", 0) if "chief" in cluster else ("worker", 0)]
+    assert is_chief(tf.distribute.get_strategy())  # no cluster: this process writes
+
+
+LISTENERS = """
+import json, os, sys
+os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": ["127.0.0.1:" + sys.argv[1]]},
+                                      "task": {"type": "worker", "index": 0}})
+import tensorflow as tf
+tf.distribute.MultiWorkerMirroredStrategy()
+port = "%04X" % int(sys.argv[1])
+lines = [line.split() for name in ("/proc/net/tcp", "/proc/net/tcp6") for line in open(name).readlines()[1:]]
+print(json.dumps([local.split(":")[0] for _, local, _, state, *_ in lines if local.endswith(":" + port) and state == "0A"]))
+"""
+
+
+def test_the_multiworker_server_listens_on_every_interface_as_the_readme_says(tmp_path: Path) -> None:
+    """TensorFlow binds its gRPC server to all interfaces even when TF_CONFIG names 127.0.0.1; the README
+    and the run's log say so. If this starts failing, TensorFlow changed and the README should too."""
+    result = subprocess.run([sys.executable, "-c", LISTENERS, str(free_port())], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    addresses = json.loads(result.stdout.strip().splitlines()[-1])
+    assert addresses and all(set(address) == {"0"} for address in addresses)  # 0.0.0.0 or [::], never 127.0.0.1
+    readme = (REPO / "README.md").read_text()
+    assert "every network interface" in readme and "firewall" in readme
+
+
+def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    for appears in ("with files", "empty"):
+        out = tmp_path / appears / "model"
+        with pytest.raises(artifacts.FolderError, match="appeared while this run was writing it"):
+            with artifacts.staged_folder(out, overwrite=False) as stage:
+                (stage / "new.txt").write_text("new model")
+                out.mkdir(parents=True)
+                if appears == "with files":
+                    (out / "theirs.txt").write_text("someone else's model")
+        assert sorted(p.name for p in out.iterdir()) == ([] if appears == "empty" else ["theirs.txt"])
+        [kept] = [p for p in out.parent.iterdir() if p != out]  # the new folder, beside it, nothing else
+        assert kept.name.startswith("model.new-") and (kept / "new.txt").read_text() == "new model"
+    out = tmp_path / "overwritten" / "model"
+    with artifacts.staged_folder(out, overwrite=True) as stage:
+        (stage / "new.txt").write_text("new model")
+        out.mkdir(parents=True)
+        (out / "theirs.txt").write_text("replaced, as asked")
+    assert [p.name for p in out.parent.iterdir()] == ["model"] and [p.name for p in out.iterdir()] == ["new.txt"]
+
+
+DIE_AFTER_FIT = """
+import os, sys
+import training.fit
+def die(*args, **kwargs):
+    os._exit(9)  # like a kill: no clean-up runs
+training.fit.write_folder = die
+from training.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_the_fit_finished_keeps_that_fit(tmp_path: Path) -> None:
+    """A run that dies after its fit (here while writing the folder) goes on from there with --resume:
+    no second fit, one history, the first fit's epoch timings."""
+    out = tmp_path / "model"
+    flags = ["--out", str(out), *TINY_FLAGS, "--patience", "9"]
+    died = subprocess.run([sys.executable, "-c", DIE_AFTER_FIT, *flags], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert died.returncode == 9 and "Epoch 2/2" in died.stdout, died.stderr[-2000:]
+    assert not out.exists() and (artifacts.training_state(out) / artifacts.HISTORY).is_file()
+
+    resumed = run_module("training.train", *flags, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Epoch 1/" not in resumed.stdout + resumed.stderr  # Keras logs every epoch it trains
+    history = pd.read_csv(out / artifacts.HISTORY)
+    metrics = json.loads((out / artifacts.METRICS).read_text())["training"]
+    assert history["epoch"].tolist() == [0, 1] and metrics["epochs_run"] == len(metrics["epoch_seconds"]) == 2
+    assert not artifacts.training_state(out).exists()

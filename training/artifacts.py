@@ -63,22 +63,41 @@ def check_destination(out: Path, overwrite: bool) -> None:
 
 @contextmanager
 def staged_folder(out: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield an empty folder beside `out`; on success it replaces `out` in one rename, on error it is removed."""
+    """Yield an empty folder beside `out`; on success it becomes `out` in one rename, on error it is removed.
+
+    `out` is checked again when renaming: without `overwrite`, a folder that appeared meanwhile is never
+    replaced (the rename itself refuses a non-empty one), and the new folder is kept beside it instead.
+    """
     check_destination(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     stage.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
     try:
         yield stage
-        if out.exists():
+        old = None
+        if overwrite and out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
-            os.replace(stage, out)
+        rename_new(stage, out)
+        if old is not None:
             shutil.rmtree(old)
-        else:
-            os.replace(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def rename_new(stage: Path, out: Path) -> None:
+    """Rename `stage` to `out`, which must not exist; if it does, keep `stage` under a new name and say where."""
+    if not out.exists():  # checked first: the rename would replace an empty folder
+        try:
+            os.rename(stage, out)  # refuses an `out` that appeared since and holds anything
+            return
+        except OSError:
+            if not out.exists():
+                raise
+    kept = Path(tempfile.mkdtemp(prefix=f"{out.name}.new-", dir=out.parent))
+    os.rename(stage, kept)  # replaces the empty folder just made
+    raise FolderError(f"{out} appeared while this run was writing it and was left as it is; "
+                      f"the new folder is {kept}")
 
 
 def check_folder(folder: Path) -> None:

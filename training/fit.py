@@ -129,6 +129,8 @@ def fit_keras(
     """Keras `fit` with early stopping, the best validation weights and resumable state.
 
     Returns the per-epoch history and each epoch's duration; the classifier ends with the best weights.
+    With `resume`, a killed run goes on from its last completed epoch, and a run that died after its fit
+    (while scoring or saving) keeps that fit; without, a backup that a killed run left is not restored.
     """
     train_data = make_dataset(data.train_ids, data.train_labels, config, shuffle=True)
     val_data = make_dataset(data.val_ids, data.val_labels, config, shuffle=False)
@@ -136,9 +138,16 @@ def fit_keras(
     state = artifacts.training_state(out)
     state.mkdir(parents=True, exist_ok=True)
     history_csv = state / artifacts.HISTORY
+    best_weights = state / "best.weights.h5"
+    backup = state / "backup"
+    finished = state / "fit.json"  # written when the fit has ended: its epoch durations
+    if resume and finished.is_file():
+        classifier.load_weights(best_weights)
+        return pd.read_csv(history_csv), json.loads(finished.read_text())
+    if not resume:
+        shutil.rmtree(backup, ignore_errors=True)
     resuming = resume and history_csv.is_file()
     best_so_far = pd.read_csv(history_csv)["val_loss"].min() if resuming else None
-    best_weights = state / "best.weights.h5"
     epoch_ends = [time.perf_counter()]
     classifier.fit(
         train_data,
@@ -148,7 +157,7 @@ def fit_keras(
         verbose=1 if sys.stdout.isatty() else 2,
         callbacks=[
             # Restores weights, optimizer and epoch counter after a kill; saved after every epoch.
-            keras.callbacks.BackupAndRestore(state / "backup"),
+            keras.callbacks.BackupAndRestore(backup),
             # Model selection looks at the validation part only.
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
             keras.callbacks.ModelCheckpoint(best_weights, monitor="val_loss", save_best_only=True,
@@ -157,8 +166,10 @@ def fit_keras(
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())),
         ],
     )
+    epoch_seconds = np.diff(epoch_ends).tolist()
+    finished.write_text(json.dumps(epoch_seconds))
     classifier.load_weights(best_weights)
-    return pd.read_csv(history_csv), np.diff(epoch_ends).tolist()
+    return pd.read_csv(history_csv), epoch_seconds
 
 
 def fit_multiworker(
@@ -227,11 +238,14 @@ def fit_multiworker(
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    """True unless this process is a non-chief task of a multi-worker cluster: the chief is the `chief`
+    task, or worker 0 of a cluster that has none, so exactly one task writes the folder."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    if "chief" in resolver.cluster_spec().jobs:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> keras.Model:

@@ -21,6 +21,9 @@ from training.push import add_push_flags, push
 log = logging.getLogger("training")
 
 DEFAULT_OUT = Path("artifacts/model")
+# TensorFlow's gRPC server binds 0.0.0.0 whatever address TF_CONFIG names (see README.md).
+OPEN_PORT_WARNING = ("multiworker: TensorFlow listens on this task's TF_CONFIG port on every network interface, "
+                     "without authentication; run only on a private network, or firewall the port to the cluster")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
                         help="mirrored: data-parallel over every local GPU (MirroredStrategy); multiworker: over "
                         "the machines listed in TF_CONFIG, each running this same command (MultiWorkerMirroredStrategy; "
-                        "the chief, worker 0, writes --out)")
+                        "the chief task, or worker 0 if there is none, writes --out)")
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
                         help="optional unlabeled reviews that only feed the pre-training of the word vectors: a file "
                         "as for --data with a 'review' (or 'text') column, or a Hub dataset id, whose unsupervised "
@@ -78,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: TensorFlow takes seconds to start and its start-up messages would bury an input error.
     from training.fit import fit_and_save
 
-    metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
+    if args.distribute == "multiworker":
+        log.warning(OPEN_PORT_WARNING)
+    try:
+        metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
+    except artifacts.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if metrics is None:
         print("worker finished; the chief writes the model folder")
         return 0
