@@ -50,7 +50,6 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     from training.config import PRESETS
     from training.data import SAMPLE_CSV, load_splits
     from training.fit import baseline_figures, train_baselines
-    from training.train import provenance
 
     config = replace(PRESETS["seed"], max_rows=400, vocab_size=500, sequence_length=40, embedding_dim=8,
                      lstm_units=4, dense_units=4, epochs=2)
@@ -59,7 +58,6 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))  # one epoch done
     baselines = baseline_figures(train_baselines(splits, config), splits.test)
-    row = benchmark.bench_preset("seed", config, splits, provenance(SAMPLE_CSV, splits, None, None), None,
-                                 baselines, tmp_path)
+    row, _ = benchmark.bench_preset("seed", config, splits, None, baselines, tmp_path)
     assert len(row["epoch_seconds"]) == 2
     assert json.loads((tmp_path / "seed" / artifacts.METRICS).read_text())["training"]["epochs_run"] == 2
