@@ -64,6 +64,12 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray) ->
     return float(np.sum(gaps) / len(labels))
 
 
+def accuracy_and_ece(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy at THRESHOLD and the expected calibration error: the two figures shown for every part."""
+    return {"accuracy": float(((probabilities >= THRESHOLD) == labels).mean()),
+            "ece": expected_calibration_error(labels, probabilities)}
+
+
 def last_sentences(texts: list[str]) -> list[str]:
     """The last sentence of at least MIN_SENTENCE_WORDS words of each review: the one-line texts demo visitors type."""
     result = []

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from scipy import sparse
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -327,18 +328,11 @@ def branch_logits(parts: dict, ids: np.ndarray, texts: pd.Series) -> np.ndarray:
 def validation_figures(logits: dict[str, np.ndarray], labels: np.ndarray, output: keras.layers.Dense) -> dict:
     """Accuracy and calibration error on the validation part's reviews and on their last sentences: each
     branch alone, the plain sum of the logits, and the output layer as shipped."""
-    def figures(probabilities: np.ndarray) -> dict:
-        return {"accuracy": float(((probabilities >= evaluate.THRESHOLD) == labels).mean()),
-                "ece": evaluate.expected_calibration_error(labels, probabilities)}
-
-    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     weights, bias = output.get_weights()
-    result = {}
-    for i, name in enumerate(("bilstm", "ngram")[: logits["reviews"].shape[1]]):
-        result[name] = {part: figures(sigmoid(x[:, i])) for part, x in logits.items()}
-    result["sum"] = {part: figures(sigmoid(x.sum(axis=1))) for part, x in logits.items()}
-    result["output"] = {part: figures(sigmoid(x @ weights[:, 0] + bias[0])) for part, x in logits.items()}
-    return result
+    combined = {"sum": lambda x: x.sum(axis=1), "output": lambda x: x @ weights[:, 0] + bias[0]}
+    columns = {name: lambda x, i=i: x[:, i] for i, name in enumerate(("bilstm", "ngram")[: logits["reviews"].shape[1]])}
+    return {name: {part: evaluate.accuracy_and_ece(labels, expit(logit(x))) for part, x in logits.items()}
+            for name, logit in {**columns, **combined}.items()}
 
 
 def fit_model(
@@ -404,8 +398,7 @@ def test_figures(model: keras.Model | Pipeline, test: pd.DataFrame) -> tuple[dic
     sentences = predict(model, evaluate.last_sentences(test["text"].tolist()))
     figures = {
         **evaluate.classification_metrics(labels, probabilities),
-        "one_sentence": {"accuracy": float(((sentences >= evaluate.THRESHOLD) == labels).mean()),
-                         "ece": evaluate.expected_calibration_error(labels, sentences)},
+        "one_sentence": evaluate.accuracy_and_ece(labels, sentences),
         "by_length": evaluate.accuracy_by_length(test["text"], labels, probabilities),
     }
     return figures, {"whole reviews": (labels, probabilities), "last sentence only": (labels, sentences)}
