@@ -53,6 +53,11 @@ def prepare_training_state(out: Path, settings: dict, resume: bool) -> Path:
     return state
 
 
+def remove_training_state(out: Path) -> None:
+    """Remove the state folder of a run that finished."""
+    shutil.rmtree(training_state(out), ignore_errors=True)
+
+
 def check_destination(out: Path, overwrite: bool) -> None:
     """Refuse, before any work is done, to replace an existing folder without `overwrite`."""
     if out.exists() and not overwrite:

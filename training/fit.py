@@ -496,5 +496,5 @@ def fit_and_save(
     baselines = baselines if baselines is not None else baseline_figures(train_baselines(splits, config), splits.test)
     with artifacts.staged_folder(out, overwrite) as folder:
         metrics = write_folder(fitted, config, provenance(splits, unlabeled), baselines, splits.test, folder)
-    shutil.rmtree(artifacts.training_state(out), ignore_errors=True)
+    artifacts.remove_training_state(out)
     return metrics

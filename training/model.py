@@ -23,6 +23,7 @@ from training.data import LINE_BREAK
 TOKENIZER_LAYER = "tokenizer"
 CLASSIFIER_LAYER = "bilstm_classifier"
 EMBEDDING_LAYER = "embedding"
+BILSTM_LAYER = "bilstm"
 NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
 NGRAM_WEIGHTS_LAYER = "ngram_weights"
 OUTPUT_LAYER = "positive"
@@ -112,10 +113,10 @@ def build_classifier(
         x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
     if pool_over_time:
         # Max over every step sees the whole review, not just what the last state remembers.
-        x = layers.Bidirectional(layers.LSTM(lstm_units, return_sequences=True), name="bilstm")(x)
+        x = layers.Bidirectional(layers.LSTM(lstm_units, return_sequences=True), name=BILSTM_LAYER)(x)
         x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
     else:
-        x = layers.Bidirectional(layers.LSTM(lstm_units), name="bilstm")(x)
+        x = layers.Bidirectional(layers.LSTM(lstm_units), name=BILSTM_LAYER)(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
