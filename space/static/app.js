@@ -64,6 +64,7 @@ function showHighlights(explanation, cut) {
     const colour = shade(effects[i], strongest);
     if (colour) span.style.background = colour;
     span.title = `leaving it out changes P(positive) by ${(-effects[i]).toFixed(4)}`;
+    span.dataset.effect = String(effects[i]);  // full precision, for tests and scripts
     pieces.push(span);
     position = word.end;
   });
