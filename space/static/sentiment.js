@@ -173,7 +173,12 @@ class LSTM {
   constructor(spec, tensor) {
     this.units = spec.units;
     this.kernel = tensor(spec.kernel);
-    this.recurrent = tensor(spec.recurrent_kernel);
+    // Transposed (one row per gate unit), so each step sums contiguous numbers into a local variable.
+    const recurrent = tensor(spec.recurrent_kernel), g = 4 * this.units;
+    this.recurrentT = new Float32Array(g * this.units);
+    for (let j = 0; j < this.units; j++) {
+      for (let q = 0; q < g; q++) this.recurrentT[q * this.units + j] = recurrent[j * g + q];
+    }
     this.bias = tensor(spec.bias);
     this.inputs = spec.kernel.shape[0];
     this.z = new Float64Array(4 * this.units);
@@ -197,14 +202,12 @@ class LSTM {
 
   // Run the positions `from`, `from + step`, ... up to `to` (excluded), updating h, c and the running max.
   run(projected, from, to, step, h, c, max) {
-    const u = this.units, g = 4 * u, z = this.z, r = this.recurrent;
+    const u = this.units, g = 4 * u, z = this.z, r = this.recurrentT;
     for (let p = from; p !== to; p += step) {
-      for (let q = 0; q < g; q++) z[q] = projected[p * g + q];
-      for (let j = 0; j < u; j++) {
-        const hj = h[j];
-        if (hj === 0) continue;
-        const k = j * g;
-        for (let q = 0; q < g; q++) z[q] += hj * r[k + q];
+      for (let q = 0, k = 0; q < g; q++) {
+        let sum = projected[p * g + q];
+        for (let j = 0; j < u; j++, k++) sum += h[j] * r[k];
+        z[q] = sum;
       }
       for (let q = 0; q < u; q++) {
         c[q] = sigmoid(z[u + q]) * c[q] + sigmoid(z[q]) * Math.tanh(z[2 * u + q]);
