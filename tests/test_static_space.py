@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_module
+from conftest import TINY_FLAGS, run_module
 from hub_server import FakeHub
 from space_support import SPACE_DIR  # noqa: F401  (puts space/ on the path)
 from test_space_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, QuietHandler
@@ -30,6 +30,7 @@ from test_space_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, QuietHandler
 import publish  # noqa: E402
 from review_text import WindowReader, clean  # noqa: E402
 from training.data import SAMPLE_CSV  # noqa: E402
+from training.model import STRIP_PUNCTUATION_REGEX as STRIP_REGEX  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
@@ -225,6 +226,43 @@ def test_tokens_equal_keras_on_hostile_strings(browser, site: str, keras_model, 
         assert page_result["ids"] == [int(i) for i in ids[row] if i != tokenizer_json["pad_id"]], text[:80]
         assert page_result["ngrams"] == sorted(int(i) for i in ngrams.indices.numpy()[ngrams.indices.numpy()[:, 0] == row, 1])
         assert abs(page_result["probability"] - expected[row]) < TOLERANCE, text[:80]
+    assert not errors
+
+
+def test_the_original_tutorials_network(browser, tmp_path: Path) -> None:
+    """`--preset seed`: no padding mask (padding is read like words), the BiLSTM's last states instead of the max
+    over time, no n-gram branch. Probabilities and highlights still equal Keras'."""
+    import keras
+
+    folder = tmp_path / "seed"
+    trained = run_module("training.train", "--out", str(folder), "--preset", "seed", *TINY_FLAGS)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert run_module("training.web_export", "--model-dir", str(folder)).returncode == 0
+    model = keras.saving.load_model(folder, safe_mode=True)
+    replacements = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["replace_before_tokenizing"]
+    reviews = [clean(r, replacements) for r in pd.read_csv(SAMPLE_CSV)["review"].iloc[:50]] + ["Fine."]
+    review = reviews[0]
+    window = model.get_layer("tokenizer").get_config()["output_sequence_length"]
+    spans = WindowReader("ascii_whitespace", STRIP_REGEX, window)(review).spans
+    assert len(spans) > window  # longer than the window: leaving a word out lets the next one in
+    spans = spans[:window]
+    errors: list[str] = []
+    with FakeHub() as server:
+        commit = server.publish(MODEL_REPO, {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+                                             if p.is_file()}, repo_type="model")
+        with serving(staged_site(tmp_path / "space", server.url, MODEL_REPO, commit)) as url:
+            page = ready_page(browser, url, errors)
+            try:
+                shown = np.array(page.evaluate(CLASSIFY_EACH, reviews))
+                page.fill("#review", review)
+                page.click("#classify")
+                page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+                effects = page.eval_on_selector_all("#highlights span", "s => s.map(e => Number(e.dataset.effect))")
+            finally:
+                page.close()
+    assert np.abs(shown - keras_probabilities(model, reviews)).max() < TOLERANCE
+    occluded = keras_probabilities(model, [review] + [review[:start] + review[end:] for start, end in spans])
+    assert np.abs(np.array(effects) - (occluded[0] - occluded[1:])).max() < TOLERANCE
     assert not errors
 
 
