@@ -196,9 +196,11 @@ def test_highlights_equal_keras_occlusion(browser, site: str, keras_model, token
     assert not errors
 
 
-def test_tokens_equal_keras_on_hostile_strings(browser, site: str, keras_model, tokenizer_json: dict) -> None:
-    """Non-ASCII letters, emoji, lone surrogates, other whitespace, punctuation and 1 MB of text: the page's word
-    ids, n-gram ids and probabilities are Keras' for the text as the Space cleans it."""
+def test_tokens_equal_keras_on_real_reviews_and_hostile_strings(browser, site: str, keras_model,
+                                                                tokenizer_json: dict) -> None:
+    """Real reviews, then non-ASCII letters, emoji, lone surrogates, other whitespace, punctuation and 1 MB of text:
+    the page's words, word ids, n-gram ids and probabilities are Keras' for the text as the Space cleans it."""
+    texts = pd.read_csv(SAMPLE_CSV)["review"].iloc[:REVIEWS].tolist() + HOSTILE
     import keras
     import tensorflow as tf
 
@@ -207,10 +209,10 @@ def test_tokens_equal_keras_on_hostile_strings(browser, site: str, keras_model, 
     errors: list[str] = []
     page = ready_page(browser, site, errors)
     try:
-        got = page.evaluate(IN_PAGE_TOKENS, [base, config["max_text_chars"], json.dumps(HOSTILE)])
+        got = page.evaluate(IN_PAGE_TOKENS, [base, config["max_text_chars"], json.dumps(texts)])
     finally:
         page.close()
-    cleaned = [clean(text, tokenizer_json["replace_before_tokenizing"]) for text in HOSTILE]
+    cleaned = [clean(text, tokenizer_json["replace_before_tokenizing"]) for text in texts]
     # The words themselves (most are out of the tiny vocabulary): the model tokenizer's own rules, with a vocabulary
     # of every word of these texts.
     words = keras.layers.TextVectorization(**{key: keras_model.get_layer("tokenizer").get_config()[key]
@@ -221,7 +223,7 @@ def test_tokens_equal_keras_on_hostile_strings(browser, site: str, keras_model, 
     ids = keras_model.get_layer("tokenizer")(tf.constant(cleaned)).numpy()
     ngrams = keras_model.get_layer("ngram_tokenizer")(tf.constant(cleaned))
     expected = keras_probabilities(keras_model, cleaned)
-    for row, (text, page_result) in enumerate(zip(HOSTILE, got)):
+    for row, (text, page_result) in enumerate(zip(texts, got)):
         assert page_result["tokens"] == [vocabulary[i] for i in all_words[row] if i != tokenizer_json["pad_id"]]
         assert page_result["ids"] == [int(i) for i in ids[row] if i != tokenizer_json["pad_id"]], text[:80]
         assert page_result["ngrams"] == sorted(int(i) for i in ngrams.indices.numpy()[ngrams.indices.numpy()[:, 0] == row, 1])
