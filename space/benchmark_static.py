@@ -5,7 +5,8 @@ the Gradio Space's for the same reviews.
 
 The model folder needs its browser copy (`python -m training.web_export --model-dir ...`). It is served here by a
 small Hub look-alike on 127.0.0.1 (the page downloads it as from the Hub); the page's files are staged by
-publish.py and served from another port. Needs Debian's `chromium` and the `playwright` package (tests/requirements.txt).
+publish.py and served from another port. Needs Debian's `chromium` and the `playwright` package
+(tests/requirements.txt).
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
                 raise ExportError(f"layer {layer.name}: only merge_mode='concat' is supported")
             out.append({"type": "bilstm", "name": layer.name,
                         "return_sequences": bool(layer.forward_layer.return_sequences),
-                        "forward": _lstm(layer.forward_layer, weights), "backward": _lstm(layer.backward_layer, weights)})
+                        "forward": _lstm(layer.forward_layer, weights),
+                        "backward": _lstm(layer.backward_layer, weights)})
         elif kind == "GlobalMaxPooling1D":
             out.append({"type": "global_max_pool", "name": layer.name})
         elif kind == "Dense":

@@ -80,7 +80,10 @@ function showHighlights(explanation, cut) {
   } else if (!words.length) {
     note = "The text has no words, only punctuation: the score is the model's answer for an empty review.";
   }
-  if (cut) note += ` Texts are cut at ${model.tokenizer.maxTextChars.toLocaleString("en")} characters: the end of this one was not read.`;
+  if (cut) {
+    note += ` Texts are cut at ${model.tokenizer.maxTextChars.toLocaleString("en")} characters: ` +
+      "the end of this one was not read.";
+  }
   $("note").textContent = note.trim();
 }
 
@@ -129,7 +132,8 @@ function showStatic(config) {
     item.append(button);
     return item;
   }));
-  $("about").textContent = `Model: ${config.model_repo} at revision ${config.revision}, downloaded from ${config.hub_url}.`;
+  $("about").textContent =
+    `Model: ${config.model_repo} at revision ${config.revision}, downloaded from ${config.hub_url}.`;
 }
 
 async function start() {
