@@ -89,7 +89,8 @@ def reviews() -> tuple[list[str], str]:
 
 
 def body_bytes(responses: list) -> int:
-    return sum(len(response.body()) for response in responses if response.status < 300)
+    """Bytes of the responses' bodies as they came over the network (compressed where the server compressed)."""
+    return sum(response.request.sizes()["responseBodySize"] for response in responses)
 
 
 def static_figures(browser, site: str, texts: list[str], long: str) -> dict[str, float]:

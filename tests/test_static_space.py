@@ -303,13 +303,20 @@ def test_classifying_makes_no_network_request(browser, site: str, hub: tuple[Fak
     assert not errors
 
 
-@pytest.mark.parametrize("problem", ["missing repo", "missing revision", "unreachable hub"])
+@pytest.mark.parametrize("problem", ["missing repo", "missing revision", "unreachable hub", "damaged weights"])
 def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[FakeHub, str], tmp_path: Path,
                                                         problem: str) -> None:
     server, commit = hub
+    damaged = None
+    if problem == "damaged weights":  # the same size, one byte changed: as a bad mirror or a mixed-up upload
+        weights = bytearray(server.files(MODEL_REPO, commit)["web/weights.bin"])
+        weights[100] ^= 0xFF
+        damaged = server.publish(f"{FakeHub.user}/damaged", {**server.files(MODEL_REPO, commit),
+                                                             "web/weights.bin": bytes(weights)}, repo_type="model")
     hub_url, repo, revision = {"missing repo": (server.url, f"{FakeHub.user}/no-such-model", commit),
                                "missing revision": (server.url, MODEL_REPO, "0" * 40),
-                               "unreachable hub": (DEAD_HUB, MODEL_REPO, commit)}[problem]
+                               "unreachable hub": (DEAD_HUB, MODEL_REPO, commit),
+                               "damaged weights": (server.url, f"{FakeHub.user}/damaged", damaged)}[problem]
     errors: list[str] = []
     with serving(staged_site(tmp_path / "space", hub_url, repo, revision)) as url:
         page = open_page(browser, url, errors)
@@ -320,7 +327,8 @@ def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[Fake
         finally:
             page.close()
     assert repo in text and revision in text
-    assert ("could not be reached" if problem == "unreachable hub" else "HTTP 404") in text
+    assert {"unreachable hub": "could not be reached", "damaged weights": "web/weights.bin is damaged"}.get(
+        problem, "HTTP 404") in text
     assert not errors
 
 

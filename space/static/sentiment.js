@@ -46,6 +46,15 @@ async function fetchBytes(url, expected, onBytes) {
   return bytes;
 }
 
+// The manifest names each file's SHA-256: a damaged or mixed-up download is refused, not run.
+async function checkDigest(bytes, expected, name) {
+  if (!globalThis.crypto?.subtle) return;  // only on plain-HTTP pages other than localhost
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  if (Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("") !== expected) {
+    throw new ModelUnavailable(`${WEB_DIR}${name} is damaged: its SHA-256 is not the one in ${MANIFEST}`);
+  }
+}
+
 // Download web/ from `base` (the model repo's files at a pinned revision); onProgress(loaded, total) in bytes.
 export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
   const manifestBytes = await fetchBytes(base + WEB_DIR + MANIFEST, undefined, () => {});
@@ -60,8 +69,12 @@ export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
   const total = names.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
   let loaded = 0;
   onProgress(loaded, total);
-  const [vocabulary, weights] = await Promise.all(["vocabulary.json", "weights.bin"].map((name) =>
-    fetchBytes(base + WEB_DIR + name, manifest.files[name]?.bytes, (n) => onProgress((loaded += n), total))));
+  const [vocabulary, weights] = await Promise.all(["vocabulary.json", "weights.bin"].map(async (name) => {
+    const bytes = await fetchBytes(base + WEB_DIR + name, manifest.files[name]?.bytes,
+                                   (n) => onProgress((loaded += n), total));
+    await checkDigest(bytes, manifest.files[name]?.sha256, name);
+    return bytes;
+  }));
   return new Model(manifest, JSON.parse(new TextDecoder().decode(vocabulary)),
                    new Float32Array(weights.buffer), maxTextChars);
 }
