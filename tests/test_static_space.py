@@ -61,6 +61,12 @@ IN_PAGE_TOKENS = """async ([base, maxTextChars, texts]) => {
              probability: model.probability(text) };
   });
 }"""
+# Every text the status line shows, from the start.
+STATUS_LOG = """window.statuses = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const status = document.getElementById("status");
+  new MutationObserver(() => window.statuses.push(status.textContent)).observe(status, { childList: true });
+});"""
 CLASSIFY_EACH = """(texts) => texts.map((text) => {
   document.getElementById("review").value = text;
   document.getElementById("classify").click();
@@ -282,11 +288,15 @@ def test_classifying_makes_no_network_request(browser, site: str, hub: tuple[Fak
     errors: list[str] = []
     requests: list[str] = []
     page = browser.new_page()
+    page.add_init_script(STATUS_LOG)
     page.on("request", lambda request: requests.append(request.url))
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         page.goto(site, timeout=TIMEOUT_MS)
         page.wait_for_selector("body[data-ready=true]", timeout=TIMEOUT_MS)
+        # The page said how far the download had got while it loaded.
+        statuses = page.evaluate("window.statuses")
+        assert any(re.fullmatch(r"Downloading the model: \d+\.\d of \d+\.\d MB .*", line) for line in statuses)
         # While loading, only the page's own files and the Hub were asked for anything: no CDN.
         assert requests and all(url.startswith((site, hub[0].url + "/")) for url in requests), requests
         loaded = len(requests)
