@@ -159,7 +159,10 @@ class Predictor:
         with the shortest compiled window that holds them, padded to a compiled batch size."""
         lengths = np.count_nonzero(ids, axis=1)
         order = np.argsort(lengths, kind="stable")
-        window_of = np.searchsorted(self.windows, lengths[order])  # index into self.windows
+        # A window longer than the review, unless it fills the model's own: the model's max over time also
+        # sees the zeros of masked padding (GlobalMaxPooling1D ignores the mask), so a review that fills a
+        # short window exactly would lose them.
+        window_of = np.minimum(np.searchsorted(self.windows, lengths[order], side="right"), len(self.windows) - 1)
         out = np.zeros(len(ids), dtype=np.float32)
         for start in range(0, len(ids), MAX_BATCH):
             rows = order[start : start + MAX_BATCH]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import shutil
 import sys
 import time
@@ -27,6 +28,7 @@ import inference  # noqa: E402
 from review_text import MAX_TEXT_CHARS, clean  # noqa: E402
 
 LINE_BREAK = "<br />"  # what the IMDB dump has between paragraphs
+SAMPLE_CSV = Path(__file__).resolve().parent.parent / "training" / "data" / "imdb_sample.csv.gz"
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -84,6 +86,16 @@ def test_scores_match_the_saved_model(predictor, model, window: int) -> None:
         "",
     ]
     np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+
+
+def test_reviews_that_fill_a_compiled_window_exactly_match_the_saved_model(predictor, model, window: int) -> None:
+    """The saved model's max over time also sees its padding's zeros: a review as long as a short compiled window
+    must be scored in a longer one (the full window has no padding to see)."""
+    reviews = pd.read_csv(SAMPLE_CSV)["review"][:20]
+    for length in [w for w in inference.WINDOWS if w < window] + [window]:
+        texts = [" ".join(re.findall("[a-z]+", review.lower())[:length]) for review in reviews]
+        assert {len(text.split()) for text in texts} == {length}
+        np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
 
 
 def test_window_and_labels_come_from_the_folder(predictor, model_dir: Path) -> None:
