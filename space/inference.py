@@ -133,8 +133,10 @@ class Predictor:
         if layer.get_config().get("output_sequence_length") != self.window_size or tokenizer["truncation"] != "post":
             raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation)")
         self._tokenize = tf.function(layer, input_signature=[tf.TensorSpec([None], tf.string)])
-        # No input signature: one XLA program per (batch, window) shape.
-        self._classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0], jit_compile=True)
+        # One trace for every shape; XLA still compiles one program per (batch, window) shape. Traced per
+        # shape instead, each shape kept its own copy of the BiLSTM's graph: 18 shapes took 212 MiB, not 94.
+        self._classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0], jit_compile=True,
+                                     input_signature=[tf.TensorSpec([None, None], tf.int64)])
         self._ngram_logits = self._ngram_branch(model)
         self.has_ngram_branch = self._ngram_logits is not None
         weights, bias = model.get_layer(OUTPUT_LAYER).get_weights()
@@ -234,7 +236,8 @@ def load_predictor(folder: Path) -> Predictor:
         raise ModelUnavailable("training_config.json does not name the two labels.")
     try:
         # Safe mode refuses to run code stored in the model (Lambda layers), so a model file cannot run code here.
-        model = keras.saving.load_model(folder, safe_mode=True)
+        # compile=False: serving needs no optimizer, loss or metrics.
+        model = keras.saving.load_model(folder, safe_mode=True, compile=False)
         return Predictor(model, labels, tokenizer)
     except Exception as error:  # Keras raises many types for damaged files (even UnboundLocalError)
         raise ModelUnavailable(f"The model folder could not be loaded: {_summary(error)}") from None

@@ -128,6 +128,15 @@ def test_long_text_the_lstm_reads_only_the_window(predictor, model, window: int)
     assert ngrams(tf.constant([text])).indices.shape[0] > ngrams(tf.constant([read.read])).indices.shape[0]
 
 
+def test_every_batch_and_window_shares_one_trace(predictor, window: int) -> None:
+    """A trace of the BiLSTM per (batch, window) shape kept a copy of its graph each (~7 MiB); XLA still
+    compiles one program per shape, but the trace is shared."""
+    predictor.probabilities(["Great.", "Bad film.", "A fine film, well acted."])
+    predictor.probabilities(["word " * (window + 10)] * 5)
+    predictor.explain("A fine film, well acted.")
+    assert predictor._classify.experimental_get_tracing_count() == 1
+
+
 @pytest.mark.parametrize("past_window", [None, -30, 0, 3])
 def test_occlusion_is_the_change_when_a_word_is_left_out(predictor, model, window: int, past_window) -> None:
     # One word, a short text, exactly the window, and a longer text whose next word moves in.
