@@ -12,6 +12,12 @@ import math
 import os
 from pathlib import Path
 
+import lean_malloc
+
+# Two malloc arenas and freed memory handed back to the system, before Gradio and TensorFlow start their
+# threads: see lean_malloc.py.
+lean_malloc.tame()
+
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
 # event by default: under load that alone took a third of the server's CPU, and it grew with the
 # event count. The summary only feeds the monitoring dashboard, so refresh it every 1,000 events.

@@ -29,7 +29,7 @@ CARD = "README.md"
 # stray `.env`, virtual environment or scored CSV in this folder never goes public. Not the maintainers' tools
 # (publish.py, benchmark.py, loadtest.py), which may need more than the Space's requirements.
 SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "review_text.py", "batch.py", "examples.py",
-               "quiet_tf.py")
+               "quiet_tf.py", "lean_malloc.py")
 # The Space variables that inference.py reads.
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"
