@@ -8,7 +8,7 @@ import re
 import urllib.request
 from pathlib import Path
 
-from conftest import TINY_FLAGS, run_module
+from conftest import REPO, TINY_FLAGS, run_module, run_python
 
 from space_support import running_app
 
@@ -47,3 +47,11 @@ def test_space_prints_our_lines_only(tiny_model: Path, tmp_path: Path) -> None:
     text = log.read_text(errors="replace")
     assert "model loaded" in text and "Running on local URL" in text
     assert not NOISE.findall(text), text[-3000:]
+
+
+def test_tensorflow_warnings_after_the_quiet_import_reach_stderr(tmp_path: Path) -> None:
+    """The import hides C++ lines with a temporary stderr; TensorFlow's Python logger must not keep writing to it."""
+    code = "from training.quiet_tf import tf; tf.get_logger().warning('a warning from TensorFlow')"
+    result = run_python(code, cwd=REPO, env=as_a_user())
+    assert result.returncode == 0 and "a warning from TensorFlow" in result.stderr
+    assert "closed file" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]

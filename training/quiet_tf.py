@@ -3,6 +3,7 @@
     from training.quiet_tf import keras, tf
 """
 
+import logging
 import os
 import sys
 import warnings
@@ -24,10 +25,15 @@ def _import_without_native_stderr() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+    temporary = sys.stderr
     try:
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
     finally:
+        # TensorFlow's logger made its handler during the import, writing to the temporary stream.
+        for handler in logging.getLogger("tensorflow").handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is temporary:
+                handler.setStream(python_stderr)
         sys.stderr.close()
         sys.stderr = python_stderr
         os.dup2(terminal, 2)
