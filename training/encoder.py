@@ -43,7 +43,7 @@ CARD = """---
 The embedding ({vocab_size:,} words x {embedding_dim}) and bidirectional LSTM ({lstm_units} units each way) of
 an IMDB sentiment BiLSTM, pre-trained without labels as a language model: the forward LSTM predicts each next
 word, the backward LSTM each previous one. Made by `python -m training.encoder` from {texts:,} reviews (the
-training part of `{data}` and `{unlabeled}`; files and SHA-256 in `{config}`) in {minutes:.0f} minutes.
+training part of `{data}` and `{unlabeled}`; files and SHA-256 in `{config}`) in {minutes:.0f} minutes of training.
 
 | epoch | held-out perplexity |
 |---|---|
@@ -82,7 +82,7 @@ def card(record: dict, history: list[dict]) -> str:
     return CARD.format(
         metadata=metadata.to_yaml(), texts=record["training_texts"], data=Path(arguments["data"]).name,
         unlabeled=Path(arguments["unlabeled"]).name if record["unlabeled_data"] else "no unlabeled reviews",
-        config=ENCODER_CONFIG, minutes=record["wall_seconds"] / 60,
+        config=ENCODER_CONFIG, minutes=record["training_seconds"] / 60,
         epochs="\n".join(f"| {h['epoch']} | {h['held_out_perplexity']:.1f} |" for h in history),
         **{name: int(arguments[name]) for name in ("vocab_size", "embedding_dim", "lstm_units")})
 
@@ -110,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     texts = splits.train["text"].tolist() + (unlabeled.texts.tolist() if unlabeled else [])
     started = time.perf_counter()
     encoder, history = pretrain(texts, splits.val["text"].tolist()[:HELD_OUT_REVIEWS], args, state)
-    record = {"arguments": {**settings["arguments"], "epochs": args.epochs}, "training_texts": len(texts),
+    # Local files by name only (their SHA-256 is below): no path of this machine goes into the folder.
+    arguments = {k: Path(v).name if k in ("data", "unlabeled", "out") and Path(v).exists() else v
+                 for k, v in settings["arguments"].items()}
+    record = {"arguments": {**arguments, "epochs": args.epochs}, "training_texts": len(texts),
               "data": {**splits.source, "rows": splits.counts},
               "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)},
-              "wall_seconds": round(time.perf_counter() - started, 1), "final": history[-1]}
+              # Over every run of a resumed pre-training; the last run's own wall time beside it.
+              "training_seconds": round(sum(h["seconds"] for h in history), 1),
+              "last_run_wall_seconds": round(time.perf_counter() - started, 1), "final": history[-1]}
     try:
         with artifacts.staged_folder(args.out, args.overwrite) as folder:
             encoder.save(folder, zipped=False)
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     artifacts.remove_training_state(args.out)
     print(f"encoder folder: {args.out} (held-out perplexity {history[-1]['held_out_perplexity']:.1f}, "
-          f"{record['wall_seconds']:.0f} s)")
+          f"{record['training_seconds']:.0f} s of training)")
     return 0
 
 
