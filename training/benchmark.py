@@ -45,6 +45,13 @@ QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
 
 
+ABLATION_ROWS = ("`bilstm-random`", "`bilstm-ppmi`", "`default-summed`")
+ABLATION_LEGEND = (" Ablation, each ingredient added in turn: `bilstm-random` (embedding from random numbers), "
+                   "`bilstm-ppmi` (embedding from PPMI word vectors), `bilstm` (embedding and BiLSTM from the "
+                   "pre-trained encoder, when given), `default-summed` (plus the n-gram branch, logits summed), "
+                   "`default` (plus the output layer fitted on the validation part).")
+
+
 def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
     """The rows to train, by folder name: the presets (`bilstm` and `default` from `encoder`, if given) and,
     with `ablation`, the steps between them: each ingredient of the default added in turn."""
@@ -175,7 +182,8 @@ def markdown(rows: list[dict], header: str) -> str:
         header,
         "One-sentence: the last sentence of each test review alone, labelled as its review. ECE: expected "
         "calibration error (15 bins). Speed ratios: one-line p50 and batch throughput against the TF-IDF "
-        "baseline, epoch time against `seed`, all measured in this run.",
+        "baseline, epoch time against `seed`, all measured in this run."
+        + (ABLATION_LEGEND if any(row["model"] in ABLATION_ROWS for row in rows) else ""),
         "",
         "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE | training wall s "
         "| seconds per epoch | peak RSS MB | parameters | folder MB | single p50 ms | single p99 ms | one-line p50 ms "
