@@ -20,7 +20,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 import gradio as gr  # noqa: E402  (reads the setting above)
 import pandas as pd  # noqa: E402
 
-import batch
+import review_csv
 import inference
 from examples import EXAMPLES
 from review_text import MAX_TEXT_CHARS
@@ -63,8 +63,8 @@ NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
 FAINT = 0.1
 # Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`); a timer
-# removes them after an hour (batch.OUTPUT_TTL_SECONDS).
-OUTPUT_ROOT = batch.output_root()
+# removes them after an hour (review_csv.OUTPUT_TTL_SECONDS).
+OUTPUT_ROOT = review_csv.output_root()
 
 
 def load() -> tuple[inference.Predictor | None, str]:
@@ -203,24 +203,22 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
     if PREDICTOR is None:
         return None, PROBLEM
     if upload is None:
-        return None, f"Upload a CSV file with a `{batch.TEXT_COLUMN}` column first."
+        return None, f"Upload a CSV file with a `{review_csv.TEXT_COLUMN}` column first."
     try:
-        frame = batch.read_reviews(Path(upload))
-    except batch.BatchError as problem:
+        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.scores, PREDICTOR.labels)
+    except review_csv.CsvError as problem:
         return None, str(problem)
-    scored = batch.score(frame, PREDICTOR.scores, PREDICTOR.labels)
-    empty = int((scored[batch.LABEL_COLUMN] == "").sum())
-    message = f"Scored {len(scored) - empty:,} review(s)."
-    if empty:
-        message += f" {empty:,} empty review(s) left without a score."
-    return str(batch.write_csv(scored, OUTPUT_ROOT)), message
+    message = f"Scored {scored.rows - scored.blank:,} review(s)."
+    if scored.blank:
+        message += f" {scored.blank:,} empty review(s) left without a score."
+    return str(path), message
 
 
 def csv_summary(scored: str | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """The batch tab beside the download: the first scored rows, the count per label, P(positive) for the histogram."""
+    """The CSV tab beside the download: the first scored rows, the count per label, P(positive) for the histogram."""
     if scored is None:
         return None, None, None
-    return batch.summary(Path(scored), PREDICTOR.labels)
+    return review_csv.summary(Path(scored), PREDICTOR.labels)
 
 
 def review_tab(labels: tuple[str, str]) -> None:
@@ -244,12 +242,12 @@ def review_tab(labels: tuple[str, str]) -> None:
     button.click(classify, review, [label, number, words, message], api_visibility="private")
 
 
-def batch_tab(labels: tuple[str, str]) -> None:
-    """The Batch tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
-    limits = f"at most {batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB"
-    added = f"`{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}`"
+def csv_tab(labels: tuple[str, str]) -> None:
+    """The CSV tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
+    limits = f"at most {review_csv.MAX_ROWS:,} rows and {review_csv.MAX_BYTES // (1024 * 1024)} MB"
+    added = f"`{review_csv.PROBABILITY_COLUMN}` (P({labels[1]})) and `{review_csv.LABEL_COLUMN}`"
     with gr.Tab("Batch (CSV)"):
-        gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column ({limits}). You get it back "
+        gr.Markdown(f"Upload a UTF-8 CSV with a `{review_csv.TEXT_COLUMN}` column ({limits}). You get it back "
                     f"with {added} columns.")
         with gr.Row():
             with gr.Column():
@@ -259,11 +257,11 @@ def batch_tab(labels: tuple[str, str]) -> None:
                 message = gr.Markdown(elem_id="batch-message")
             with gr.Column():
                 counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
-                histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
+                histogram = gr.BarPlot(x=review_csv.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
                                        sort="x", label="Scored reviews by probability", elem_id="histogram")
-        preview = gr.Dataframe(label=f"The first {batch.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
+        preview = gr.Dataframe(label=f"The first {review_csv.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
                                max_chars=200, wrap=True, elem_id="preview")
-    description = described(f"Scores every review of a CSV file (a `{batch.TEXT_COLUMN}` column, {limits}).",
+    description = described(f"Scores every review of a CSV file (a `{review_csv.TEXT_COLUMN}` column, {limits}).",
                             f"the scored CSV (every column, plus {added}) and a message with the counts")
     score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description
                        ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
@@ -300,7 +298,7 @@ def build() -> gr.Blocks:
         if PROBLEM:
             gr.Markdown(f"**The model is not available.** {PROBLEM}", elem_id="model-problem")
         review_tab(labels)
-        batch_tab(labels)
+        csv_tab(labels)
         api_endpoints(labels)
     page.queue(max_size=QUEUE_MAX_SIZE)
     return page
@@ -322,5 +320,5 @@ if __name__ == "__main__":
     gc.collect()
     gc.freeze()
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
-    demo.launch(server_name=server_name(), max_file_size=batch.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
+    demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
                 mcp_server=True)

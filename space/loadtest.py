@@ -208,8 +208,9 @@ def memory_report(samples: list[float]) -> str:
 def in_process_rate(model: str, corpus: dict[str, list[str]]) -> float:
     """Texts per second that `model` scores in this process, one call per text of the load's mix."""
     import inference  # only here: TensorFlow takes seconds to start and the load test does not need it
+    import model_folder
 
-    predictor = inference.load_predictor(inference.model_folder(model))
+    predictor = inference.load_predictor(model_folder.locate(model))
     chooser = random.Random(SEED)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < IN_PROCESS_S:
