@@ -148,8 +148,8 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
             note(explanation, cut))
 
 
-def scores(reviews: list[str]) -> list[float | None]:
-    """P(positive) of each review, None for an empty one (one empty text must not fail a whole batch)."""
+def probabilities_or_none(reviews: list[str]) -> list[float | None]:
+    """P(positive) of each review, None for a blank one (one blank text must not fail a whole batch)."""
     if PREDICTOR is None:
         raise gr.Error(PROBLEM)
     return [None if math.isnan(p) else p for p in PREDICTOR.scores(reviews).tolist()]
@@ -169,21 +169,22 @@ def require_text(review: list[object]) -> tuple[list[dict]]:
 
 
 def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
-    """The API's /predict: label confidences of each review (Gradio passes a batch), None for an empty one.
+    """Classify the sentiment of an English movie review: the confidence of each label, or null for an empty text.
 
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    return ([None if p is None else confidences(p) for p in scores(review)],)
+    # Gradio passes the reviews of the calls that wait together as one list (batch=True), and takes one back.
+    return ([None if p is None else confidences(p) for p in probabilities_or_none(review)],)
 
 
 def probability(review: list[str]) -> tuple[list[float | None]]:
-    """The API's /probability: P(positive) of each review (Gradio passes a batch), None for an empty one.
+    """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
 
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    return (scores(review),)
+    return (probabilities_or_none(review),)
 
 
 def described(does: str, returns: str) -> str:
@@ -273,20 +274,20 @@ def api_endpoints(labels: tuple[str, str]) -> None:
         api_review = gr.Textbox(label="review")
         api_confidences = gr.JSON(label="confidences")
         api_probability = gr.Number(label="probability")
-    descriptions = {
-        predict: described("Classifies the sentiment of an English movie review.",
-                           f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), "
-                           "or null for an empty text"),
-        probability: described(f"The probability that an English movie review is {labels[1]}.",
-                               f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), "
-                               "or null for an empty text"),
-    }
-    for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
+    endpoints = (
+        ("predict", predict, api_confidences,
+         described("Classifies the sentiment of an English movie review.",
+                   f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), or null for an "
+                   "empty text")),
+        ("probability", probability, api_probability,
+         described(f"The probability that an English movie review is {labels[1]}.",
+                   f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), or null for an empty text")),
+    )
+    for api_name, endpoint, output, description in endpoints:
         # preprocess=False: the validator must see what was sent, not Textbox's str() of it.
-        api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__,
-                          api_description=descriptions[endpoint], batch=True, max_batch_size=API_BATCH,
-                          concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID,
-                          validator=require_text, preprocess=False)
+        api_review.submit(endpoint, api_review, output, api_name=api_name, api_description=description, batch=True,
+                          max_batch_size=API_BATCH, concurrency_limit=API_CONCURRENCY,
+                          concurrency_id=API_CONCURRENCY_ID, validator=require_text, preprocess=False)
 
 
 def build() -> gr.Blocks:
