@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from space_support import run_script
-from training import artifacts
+from training import model_folder
 from training.data import SAMPLE_CSV
 
 import review_csv
@@ -22,7 +22,7 @@ def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
     import keras
     import tensorflow as tf
 
-    for old, new in json.loads((folder / artifacts.TOKENIZER).read_text())["replace_before_tokenizing"].items():
+    for old, new in json.loads((folder / model_folder.TOKENIZER).read_text())["replace_before_tokenizing"].items():
         texts = [text.replace(old, new) for text in texts]
     model = keras.saving.load_model(folder, safe_mode=True)
     return model.predict(tf.constant(texts), batch_size=256, verbose=0)[:, 0]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import artifacts
+from training import model_folder
 from training.config import PRESETS, TrainConfig
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 from training.evaluate import last_sentences
@@ -235,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows, header)
     results = {"command": command, "date": date, "rows": rows, "splits": splits.counts}
     (args.out / RESULTS_JSON).write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / artifacts.BENCHMARK).write_text(table)
+    (args.out / model_folder.BENCHMARK).write_text(table)
     # The default preset's folder carries the table, so its model card can quote it.
-    (args.out / "default" / artifacts.BENCHMARK).write_text(table)
+    (args.out / "default" / model_folder.BENCHMARK).write_text(table)
     from training.card import write_card
 
     write_card(args.out / "default")

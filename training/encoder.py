@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from training import artifacts
+from training import model_folder
 from training.config import PRESETS, ConfigError
 from training.data import DataError, load_splits, read_unlabeled
 
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if min(args.epochs, args.batch_size) < 1 or args.learning_rate <= 0:
             raise ConfigError("--epochs and --batch-size must be at least 1, --learning-rate positive")
-        artifacts.check_destination(args.out, args.overwrite)
+        model_folder.check_destination(args.out, args.overwrite)
         splits = load_splits(args.data, args.test_size, args.val_size, args.seed, 0, args.data_revision)
         unlabeled = read_unlabeled(args.unlabeled, args.data_revision) if args.unlabeled else None
         settings = {"arguments": {k: str(v) for k, v in vars(args).items() if k not in ("overwrite", "resume")},
                     "data": splits.source, "unlabeled": unlabeled.source if unlabeled else None}
-        state = artifacts.prepare_training_state(args.out, settings, args.resume)
-    except (ConfigError, DataError, artifacts.FolderError) as err:
+        state = model_folder.prepare_training_state(args.out, settings, args.resume)
+    except (ConfigError, DataError, model_folder.FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # Imported only now: TensorFlow takes seconds to start.
@@ -80,17 +80,17 @@ def main(argv: list[str] | None = None) -> int:
               "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)},
               "wall_seconds": round(time.perf_counter() - started, 1), "final": history[-1]}
     try:
-        with artifacts.staged_folder(args.out, args.overwrite) as folder:
+        with model_folder.staged_folder(args.out, args.overwrite) as folder:
             encoder.save(folder, zipped=False)
             (folder / ENCODER_CONFIG).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             (folder / ENCODER_LOG).write_text(
                 "epoch,train_loss,held_out_perplexity,seconds\n"
                 + "".join(f"{h['epoch']},{h['train_loss']:.4f},{h['held_out_perplexity']:.2f},{h['seconds']:.1f}\n"
                           for h in history), encoding="utf-8")
-    except artifacts.FolderError as err:
+    except model_folder.FolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    artifacts.remove_training_state(args.out)
+    model_folder.remove_training_state(args.out)
     print(f"encoder folder: {args.out} (held-out perplexity {history[-1]['held_out_perplexity']:.1f}, "
           f"{record['wall_seconds']:.0f} s)")
     return 0

@@ -22,7 +22,7 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from training import artifacts, card, evaluate
+from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
 from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
@@ -136,9 +136,9 @@ def fit_keras(
     train_data = make_dataset(data.train_ids, data.train_labels, config, shuffle=True)
     val_data = make_dataset(data.val_ids, data.val_labels, config, shuffle=False)
     # Training state lives beside the output so that a killed run can go on with --resume.
-    state = artifacts.training_state(out)
+    state = model_folder.training_state(out)
     state.mkdir(parents=True, exist_ok=True)
-    history_csv = state / artifacts.HISTORY
+    history_csv = state / model_folder.HISTORY
     best_weights = state / "best.weights.h5"
     backup = state / "backup"
     finished = state / "fit.json"  # written when the fit has ended: its epoch durations
@@ -459,18 +459,18 @@ def write_folder(
     """Score the test part once and write the complete model folder into the empty `folder`; returns the metrics."""
     test, curves = test_figures(fitted.model, test_part)
     fitted.model.save(folder, zipped=False)
-    write_tokenizer_json(fitted.tokenizer, folder / artifacts.TOKENIZER)
-    fitted.history.to_csv(folder / artifacts.HISTORY, index=False)
-    metrics = run_metrics(fitted, test, baselines, config, (folder / artifacts.KERAS_WEIGHTS).stat().st_size)
+    write_tokenizer_json(fitted.tokenizer, folder / model_folder.TOKENIZER)
+    fitted.history.to_csv(folder / model_folder.HISTORY, index=False)
+    metrics = run_metrics(fitted, test, baselines, config, (folder / model_folder.KERAS_WEIGHTS).stat().st_size)
     training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **data_record,
                        "distribute": fitted.distribute, "versions": library_versions()}
-    for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):
+    for name, content in ((model_folder.METRICS, metrics), (model_folder.TRAINING_CONFIG, training_config)):
         (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    evaluate.plot_history(fitted.history, folder / artifacts.CURVES_PLOT)
-    evaluate.plot_confusion(test["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
-    evaluate.plot_reliability(curves, folder / artifacts.CALIBRATION_PLOT)
+    evaluate.plot_history(fitted.history, folder / model_folder.CURVES_PLOT)
+    evaluate.plot_confusion(test["confusion_matrix"], LABELS, folder / model_folder.CONFUSION_PLOT)
+    evaluate.plot_reliability(curves, folder / model_folder.CALIBRATION_PLOT)
     card.write_card(folder)
-    artifacts.check_folder(folder)
+    model_folder.check_folder(folder)
     return metrics
 
 
@@ -494,7 +494,7 @@ def fit_and_save(
     if fitted is None:
         return None
     baselines = baselines if baselines is not None else baseline_figures(train_baselines(splits, config), splits.test)
-    with artifacts.staged_folder(out, overwrite) as folder:
+    with model_folder.staged_folder(out, overwrite) as folder:
         metrics = write_folder(fitted, config, provenance(splits, unlabeled), baselines, splits.test, folder)
-    artifacts.remove_training_state(out)
+    model_folder.remove_training_state(out)
     return metrics

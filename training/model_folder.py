@@ -1,4 +1,7 @@
-"""The model folder: the names of its files, writing it whole or not at all, and checking it."""
+"""The model folder as training writes it: the names of its files, writing it whole or not at all, and checking it.
+
+space/model_folder.py reads it; tests/test_model_folder.py checks that the two sides agree.
+"""
 
 from __future__ import annotations
 
