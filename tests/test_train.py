@@ -153,7 +153,7 @@ print(json.dumps(ids))
 
 def reference_ids(text: str, spec: dict) -> list[int]:
     """Token ids from tokenizer.json alone, written from its documented settings."""
-    assert spec["lowercase"] == "ascii" and spec["split"] == "ascii_whitespace" and spec["padding"] == "post"
+    assert spec["lowercase"] == "ascii" and spec["split"] == "whitespace" and spec["padding"] == "post"
     for old, new in spec["replace_before_tokenizing"].items():
         text = text.replace(old, new)
     text = text.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))

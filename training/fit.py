@@ -26,7 +26,7 @@ from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
 from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
-                            ngram_weights, output_layer, write_tokenizer_json)
+                            ngram_weights, output_layer, tokenizer_json)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
@@ -459,13 +459,13 @@ def write_folder(
     """Score the test part once and write the complete model folder into the empty `folder`; returns the metrics."""
     test, curves = test_figures(fitted.model, test_part)
     fitted.model.save(folder, zipped=False)
-    write_tokenizer_json(fitted.tokenizer, folder / model_folder.TOKENIZER)
+    model_folder.write_json(folder / model_folder.TOKENIZER, tokenizer_json(fitted.tokenizer), indent=1)
     fitted.history.to_csv(folder / model_folder.HISTORY, index=False)
     metrics = run_metrics(fitted, test, baselines, config, (folder / model_folder.KERAS_WEIGHTS).stat().st_size)
     training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **data_record,
                        "distribute": fitted.distribute, "versions": library_versions()}
     for name, content in ((model_folder.METRICS, metrics), (model_folder.TRAINING_CONFIG, training_config)):
-        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        model_folder.write_json(folder / name, content)
     evaluate.plot_history(fitted.history, folder / model_folder.CURVES_PLOT)
     evaluate.plot_confusion(test["confusion_matrix"], LABELS, folder / model_folder.CONFUSION_PLOT)
     evaluate.plot_reliability(curves, folder / model_folder.CALIBRATION_PLOT)

@@ -108,6 +108,11 @@ def rename_new(stage: Path, out: Path) -> None:
                       f"the new folder is {kept}")
 
 
+def write_json(path: Path, content: dict, indent: int = 2) -> None:
+    """One of the folder's JSON files, in UTF-8 (the vocabulary's words stay as they are)."""
+    path.write_text(json.dumps(content, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
+
+
 def check_folder(folder: Path) -> None:
     """Raise FolderError unless `folder` holds a complete, readable model folder."""
     if not folder.is_dir():
