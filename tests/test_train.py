@@ -519,10 +519,10 @@ def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> No
 
 DIE_AFTER_FIT = """
 import os, sys
-import training.fit
+import training.model_folder
 def die(*args, **kwargs):
     os._exit(9)  # like a kill: no clean-up runs
-training.fit.write_folder = die
+training.model_folder.write_folder = die
 from training.train import main
 sys.exit(main(sys.argv[1:]))
 """
