@@ -152,7 +152,7 @@ def probabilities_or_none(reviews: list[str]) -> list[float | None]:
     """P(positive) of each review, None for a blank one (one blank text must not fail a whole batch)."""
     if PREDICTOR is None:
         raise gr.Error(PROBLEM)
-    return [None if math.isnan(p) else p for p in PREDICTOR.scores(reviews).tolist()]
+    return [None if math.isnan(p) else p for p in PREDICTOR.probabilities_or_nan(reviews).tolist()]
 
 
 def require_text(review: list[object]) -> tuple[list[dict]]:
@@ -206,7 +206,7 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
     if upload is None:
         return None, f"Upload a CSV file with a `{review_csv.TEXT_COLUMN}` column first."
     try:
-        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.scores, PREDICTOR.labels)
+        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.probabilities_or_nan, PREDICTOR.labels)
     except review_csv.CsvError as problem:
         return None, str(problem)
     message = f"Scored {scored.rows - scored.blank:,} review(s)."

@@ -125,7 +125,8 @@ class Predictor:
         return self.reader(clean(text, self.replacements))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) for each text; the BiLSTM's tokenizer sees only the part it reads."""
+        """P(positive) for each text, a blank one too (see probabilities_or_nan); the BiLSTM's tokenizer sees only
+        the part it reads."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
         windows = [self.window(text) for text in texts]
@@ -135,7 +136,7 @@ class Predictor:
         )
         return self._combine(self._bilstm_logits(ids), [w.text for w in windows])
 
-    def scores(self, texts: Sequence[str | None]) -> np.ndarray:
+    def probabilities_or_nan(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(positive) for each text, NaN for a blank one: it has nothing to score."""
         filled = [i for i, text in enumerate(texts) if not blank(text)]
         out = np.full(len(texts), np.nan)

@@ -214,7 +214,7 @@ def in_process_rate(model: str, corpus: dict[str, list[str]]) -> float:
     chooser = random.Random(SEED)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < IN_PROCESS_S:
-        predictor.scores([pick(chooser, corpus)])
+        predictor.probabilities_or_nan([pick(chooser, corpus)])
         calls += 1
     return calls / (time.perf_counter() - started)
 

@@ -52,7 +52,7 @@ def score_csv(folder: Path, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS,
     partial = out.with_name(f".{out.name}.partial")
     try:
         with open_text(data) as handle:
-            scored = review_csv.score_file(handle, partial, predictor.scores, predictor.labels, chunk_rows,
+            scored = review_csv.score_file(handle, partial, predictor.probabilities_or_nan, predictor.labels, chunk_rows,
                                            max_columns=None)
         os.replace(partial, out)
     except review_csv.CsvError as err:
