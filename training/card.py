@@ -94,6 +94,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
     """The card for the model folder `folder`, with usage examples for `repo_id` if known."""
     metrics = json.loads((folder / model_folder.METRICS).read_text(encoding="utf-8"))
     config = json.loads((folder / model_folder.TRAINING_CONFIG).read_text(encoding="utf-8"))
+    tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
     if "files" not in config["data"] or "compute" not in metrics:
         raise model_folder.FolderError(f"{folder} was made by an older training.train, without the records of its data "
                                     "files and machine that the card shows; train it again")
@@ -107,6 +108,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         space_id=space_id,
         metrics=metrics,
         config=config,
+        tokenizer={name: value for name, value in tokenizer.items() if name != "vocabulary"},
         hp=config["hyperparameters"],
         data=config["data"],
         rows=config["data"]["rows"],
