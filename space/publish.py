@@ -1,6 +1,9 @@
-"""Publish this folder as a Gradio Space that serves a model repo from the Hub.
+"""Publish this folder as a Gradio Space that serves a model repo from the Hub, or static/ as a static Space
+that runs the model in the visitor's browser.
 
     HF_TOKEN=... python space/publish.py --space-id OWNER/NAME --model-repo OWNER/MODEL [--model-revision REV]
+    HF_TOKEN=... python space/publish.py --static --space-id OWNER/NAME-static --model-repo OWNER/MODEL
+    python space/publish.py --static --model-repo OWNER/MODEL --stage-only DIR    # the static Space's files, locally
 
 The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed.
 """
@@ -8,13 +11,17 @@ The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from huggingface_hub import HfApi, SpaceCard
+from huggingface_hub import HfApi, SpaceCard, constants
 from huggingface_hub.errors import HfHubHTTPError
+
+from examples import EXAMPLES
+from review_text import MAX_TEXT_CHARS
 
 SPACE_DIR = Path(__file__).resolve().parent
 CARD = "README.md"
@@ -28,6 +35,16 @@ SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "model_folder
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"
 MESSAGE_CHARS = 300
+# The static Space: the page and its scripts (no build step, no dependency), and the config.json written here:
+# the model repo at a pinned commit, where to download it from, and the facts the page shares with this Space.
+STATIC_DIR = SPACE_DIR / "static"
+STATIC_FILES = (CARD, "index.html", "style.css", "app.js", "sentiment.js")
+STATIC_CONFIG = "config.json"
+WEB_MANIFEST = "web/model.json"  # training.web_export writes it into the model folder
+
+
+class NotPublishable(ValueError):
+    """The model repo cannot be served by the static Space; the message says why."""
 
 
 def stage(folder: Path, model_repo: str) -> None:
@@ -58,6 +75,43 @@ def publish(space_id: str, model_repo: str, model_revision: str | None = None, p
     return str(url)
 
 
+def stage_static(folder: Path, model_repo: str, revision: str, hub_url: str) -> None:
+    """Copy the static Space's files (STATIC_FILES) into `folder`, with a config.json naming the model at `revision`."""
+    for name in STATIC_FILES:
+        shutil.copy2(STATIC_DIR / name, folder / name)
+    config = {"hub_url": hub_url.rstrip("/"), "model_repo": model_repo, "revision": revision,
+              "max_text_chars": MAX_TEXT_CHARS, "examples": EXAMPLES}
+    (folder / STATIC_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
+    card = SpaceCard.load(folder / CARD)
+    card.data.models = [model_repo]
+    card.save(folder / CARD)
+
+
+def pinned_revision(api: HfApi, model_repo: str, revision: str | None) -> str:
+    """The commit that `revision` (default: main) of the model repo points to, if the browser can load it there."""
+    info = api.model_info(model_repo, revision=revision)
+    if info.private:
+        raise NotPublishable(f"{model_repo} is private: the static page downloads the model without a token, "
+                             "so make the model repo public")
+    if not api.file_exists(model_repo, WEB_MANIFEST, revision=info.sha):
+        raise NotPublishable(f"{model_repo} has no {WEB_MANIFEST}: run `python -m training.web_export --model-dir "
+                             "FOLDER`, then push the folder again")
+    return info.sha
+
+
+def publish_static(space_id: str, model_repo: str, model_revision: str | None = None, private: bool = False) -> str:
+    """Create (or update) the static Space, pinned to the model's current commit; returns the URL."""
+    api = HfApi()
+    revision = pinned_revision(api, model_repo, model_revision)
+    url = api.create_repo(space_id, repo_type="space", space_sdk="static", private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        stage_static(Path(folder), model_repo, revision, constants.ENDPOINT)
+        commit = api.upload_folder(repo_id=space_id, repo_type="space", folder_path=folder,
+                                   commit_message=f"Publish the static Space ({model_repo} at {revision[:12]})")
+    print(f"commit: {commit.oid}")
+    return str(url)
+
+
 def one_line(error: Exception) -> str:
     """An error's whole message on one line, cut to MESSAGE_CHARS."""
     return " ".join(str(error).split())[:MESSAGE_CHARS] or type(error).__name__
@@ -65,14 +119,33 @@ def one_line(error: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python space/publish.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--space-id", required=True, help="the Space to create or update, OWNER/NAME")
+    parser.add_argument("--static", action="store_true", help="publish static/ instead: the model runs in the "
+                        "visitor's browser (a free static Space; give it its own --space-id)")
+    parser.add_argument("--space-id", help="the Space to create or update, OWNER/NAME")
     parser.add_argument("--model-repo", required=True, help="the model repo the Space serves (its MODEL_REPO)")
     parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION); "
                         "without it, the Space serves the model's main branch")
     parser.add_argument("--private", action="store_true", help="create the Space private")
+    parser.add_argument("--stage-only", type=Path, metavar="DIR", help="with --static: write the static Space's "
+                        "files into DIR (new or empty) instead of publishing them, pinned to --model-revision as given")
     args = parser.parse_args(argv)
+    if args.stage_only and not (args.static and args.model_revision):
+        parser.error("--stage-only needs --static and --model-revision")
+    if not (args.space_id or args.stage_only):
+        parser.error("--space-id is required")
     try:
-        url = publish(args.space_id, args.model_repo, args.model_revision, args.private)
+        if args.stage_only:
+            args.stage_only.mkdir(parents=True, exist_ok=True)
+            if any(args.stage_only.iterdir()):
+                parser.error(f"{args.stage_only} is not empty")
+            stage_static(args.stage_only, args.model_repo, args.model_revision, constants.ENDPOINT)
+            print(f"staged the static Space in {args.stage_only}")
+            return 0
+        publish_one = publish_static if args.static else publish
+        url = publish_one(args.space_id, args.model_repo, args.model_revision, args.private)
+    except NotPublishable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except HfHubHTTPError as error:
         # The client's message names the request, never the token.
         print(f"error: the Hub refused the request: {one_line(error)}", file=sys.stderr)

@@ -20,7 +20,9 @@ Simplifications compared with the real Hub:
   spaces-config-reference.md), not against every rule of the Hub;
 - a new repo starts with an empty "initial commit" on `main` (the real Hub adds a
   `.gitattributes` file), so `main` always resolves to a commit;
-- no pull requests, pagination or `.gitignore` rules.
+- no pull requests, pagination or `.gitignore` rules;
+- every answer allows any origin to read it (`Access-Control-Allow-Origin: *`), as the Hub's file downloads
+  do, so a page of another origin (the static Space) can fetch a model's files.
 
 Usage:
     with FakeHub() as hub:
@@ -664,6 +666,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # a bug in FakeHub must fail the client call, not hang it
             status, headers, payload = HubError(500, f"FakeHub crashed: {error!r}").reply()
         self.send_response(status)
+        self.send_header("Access-Control-Allow-Origin", "*")
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))

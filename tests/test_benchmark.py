@@ -20,7 +20,7 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert [row["key"] for row in results["rows"][3:]] == ["tfidf", "nbsvm"]
     # Each preset's row is the model in its folder; the baseline rows are the baselines those folders were
     # compared with.
-    for preset, row in zip(benchmark.PRESETS_BENCHMARKED, results["rows"]):
+    for preset, row in zip(("seed", "bilstm", "default"), results["rows"]):
         metrics = json.loads((tmp_path / preset / model_folder.METRICS).read_text())
         assert (row["accuracy"], row["f1"], row["ece"], row["epoch_seconds"], row["parameters"]) == (
             metrics["test"]["accuracy"], metrics["test"]["f1"], metrics["test"]["ece"],
@@ -32,6 +32,21 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert table in result.stdout and table.count("\n| ") == 6  # header, three presets, two baselines
     card = (tmp_path / "default" / model_folder.CARD).read_text()
     assert table.splitlines()[-1] in card  # the default model's card quotes the table
+
+
+def test_ablation_adds_each_ingredient_in_turn() -> None:
+    from training.config import PRESETS
+
+    plain = benchmark.configs("", ablation=True)
+    assert list(plain) == ["seed", "bilstm-random", "bilstm", "default-summed", "default"]
+    assert not plain["bilstm-random"].pretrain_embeddings and plain["bilstm"] == PRESETS["bilstm"]
+    assert not plain["default-summed"].calibrate and plain["default"] == PRESETS["default"]
+    pretrained = benchmark.configs("encoders/lm", ablation=True)
+    assert list(pretrained) == ["seed", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default"]
+    assert pretrained["bilstm-ppmi"] == PRESETS["bilstm"] and pretrained["seed"] == PRESETS["seed"]
+    for name in ("bilstm", "default-summed", "default"):
+        assert pretrained[name].encoder == "encoders/lm" and not pretrained[name].pretrain_embeddings
+    assert list(benchmark.configs("encoders/lm", ablation=False)) == ["seed", "bilstm", "default"]
 
 
 def test_update_readme_replaces_only_the_marked_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

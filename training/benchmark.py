@@ -1,7 +1,8 @@
 """Train the `seed`, `bilstm` and default presets and the two bag-of-n-grams baselines on one split,
 and compare them.
 
-    python -m training.benchmark --data ../shared/data/imdb_reviews.csv.gz --update-readme
+    python -m training.benchmark --data reviews.csv.gz --unlabeled unlabeled.csv.gz \
+        --encoder training/encoders/imdb-bilstm-lm --ablation --update-readme
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
 Prints one markdown table and writes it, with the raw figures as JSON, to --out. Serving speeds are
@@ -30,20 +31,35 @@ from pathlib import Path
 import numpy as np
 
 from training import model_folder
-from training.config import PRESETS, TrainConfig
+from training.config import PRESETS, ConfigError, TrainConfig, validate
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 from training.evaluate import last_sentences
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 RESULTS_JSON = "benchmark.json"
-PRESETS_BENCHMARKED = ("seed", "bilstm", "default")
 SINGLE_CALLS = 200  # single-review latency samples per model
 BATCH_SIZE = 256
 BATCH_REPEATS = 3
 THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
 QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
+
+
+def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
+    """The rows to train, by folder name: the presets (`bilstm` and `default` from `encoder`, if given) and,
+    with `ablation`, the steps between them: each ingredient of the default added in turn."""
+    pretrained = {"encoder": encoder, "pretrain_embeddings": False} if encoder else {}
+    rows = {"seed": PRESETS["seed"]}
+    if ablation:
+        rows["bilstm-random"] = replace(PRESETS["bilstm"], pretrain_embeddings=False)
+        if encoder:
+            rows["bilstm-ppmi"] = PRESETS["bilstm"]
+    rows["bilstm"] = replace(PRESETS["bilstm"], **pretrained)
+    if ablation:
+        rows["default-summed"] = replace(PRESETS["default"], **pretrained, calibrate=False)
+    rows["default"] = replace(PRESETS["default"], **pretrained)
+    return rows
 
 
 def peak_rss_reset() -> None:
@@ -201,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="labelled reviews, as for training.train (default: the sample)")
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
+    parser.add_argument("--encoder", default="", metavar="FOLDER_OR_HF_URL",
+                        help="encoder folder made by training.encoder, for the bilstm and default rows")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also train the steps between the presets: random embedding, PPMI word vectors (with "
+                        "--encoder), the n-gram branch with summed logits")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
@@ -208,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("training").setLevel(logging.INFO)
 
-    presets = {name: replace(PRESETS[name], **(QUICK if args.quick else {})) for name in PRESETS_BENCHMARKED}
+    try:
+        presets = {name: validate(replace(config, **(QUICK if args.quick else {})))
+                   for name, config in configs(args.encoder, args.ablation).items()}
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     first = presets["default"]
     splits = load_splits(args.data, first.test_size, first.val_size, first.seed, first.max_rows)
     unlabeled = read_unlabeled(args.unlabeled) if args.unlabeled else None

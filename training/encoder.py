@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from huggingface_hub import ModelCardData
+
 from training import model_folder
 from training.config import PRESETS, ConfigError
 from training.data import DataError, load_splits, read_unlabeled
@@ -31,6 +33,26 @@ LEARNING_RATE = 2e-3
 HELD_OUT_REVIEWS = 500  # validation reviews whose perplexity (full softmax) is logged after each epoch
 ENCODER_CONFIG = "encoder_config.json"
 ENCODER_LOG = "pretraining_log.csv"
+ENCODER_CARD = "README.md"
+CARD = """---
+{metadata}
+---
+
+# BiLSTM encoder pre-trained on IMDB reviews
+
+The embedding ({vocab_size:,} words x {embedding_dim}) and bidirectional LSTM ({lstm_units} units each way) of
+an IMDB sentiment BiLSTM, pre-trained without labels as a language model: the forward LSTM predicts each next
+word, the backward LSTM each previous one. Made by `python -m training.encoder` from {texts:,} reviews (the
+training part of `{data}` and `{unlabeled}`; files and SHA-256 in `{config}`) in {minutes:.0f} minutes.
+
+| epoch | held-out perplexity |
+|---|---|
+{epochs}
+
+Start a sentiment training from it: `python -m training.train --encoder hf://OWNER/NAME ...`. Alone, it loads
+with `keras.saving.load_model` (safe mode, built-in layers only): raw strings in, the forward and the backward
+states of every word out.
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="encoder folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
-    for name in ("seed", "test_size", "val_size", "vocab_size", "sequence_length", "embedding_dim", "lstm_units"):
+    for name in ("seed", "test_size", "val_size", "max_rows", "vocab_size", "sequence_length", "embedding_dim", "lstm_units"):
         default = getattr(DEFAULTS, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
                             help=f"as for training.train (default: {default})")
@@ -53,6 +75,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def card(record: dict, history: list[dict]) -> str:
+    """The encoder folder's README.md, for the Hub."""
+    metadata = ModelCardData(language="en", library_name="keras", tags=["keras", "bilstm", "language-model", "imdb"])
+    arguments = record["arguments"]
+    return CARD.format(
+        metadata=metadata.to_yaml(), texts=record["training_texts"], data=Path(arguments["data"]).name,
+        unlabeled=Path(arguments["unlabeled"]).name if record["unlabeled_data"] else "no unlabeled reviews",
+        config=ENCODER_CONFIG, minutes=record["wall_seconds"] / 60,
+        epochs="\n".join(f"| {h['epoch']} | {h['held_out_perplexity']:.1f} |" for h in history),
+        **{name: int(arguments[name]) for name in ("vocab_size", "embedding_dim", "lstm_units")})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -61,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         if min(args.epochs, args.batch_size) < 1 or args.learning_rate <= 0:
             raise ConfigError("--epochs and --batch-size must be at least 1, --learning-rate positive")
         model_folder.check_destination(args.out, args.overwrite)
-        splits = load_splits(args.data, args.test_size, args.val_size, args.seed, 0, args.data_revision)
+        splits = load_splits(args.data, args.test_size, args.val_size, args.seed, args.max_rows, args.data_revision)
         unlabeled = read_unlabeled(args.unlabeled, args.data_revision) if args.unlabeled else None
-        settings = {"arguments": {k: str(v) for k, v in vars(args).items() if k not in ("overwrite", "resume")},
+        # A resumed run may ask for more or fewer epochs; everything else must be as it was.
+        settings = {"arguments": {k: str(v) for k, v in vars(args).items() if k not in ("overwrite", "resume", "epochs")},
                     "data": splits.source, "unlabeled": unlabeled.source if unlabeled else None}
         state = model_folder.prepare_training_state(args.out, settings, args.resume)
     except (ConfigError, DataError, model_folder.FolderError) as err:
@@ -75,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = splits.train["text"].tolist() + (unlabeled.texts.tolist() if unlabeled else [])
     started = time.perf_counter()
     encoder, history = pretrain(texts, splits.val["text"].tolist()[:HELD_OUT_REVIEWS], args, state)
-    record = {"arguments": settings["arguments"], "training_texts": len(texts),
+    record = {"arguments": {**settings["arguments"], "epochs": args.epochs}, "training_texts": len(texts),
               "data": {**splits.source, "rows": splits.counts},
               "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)},
               "wall_seconds": round(time.perf_counter() - started, 1), "final": history[-1]}
@@ -83,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         with model_folder.staged_folder(args.out, args.overwrite) as folder:
             encoder.save(folder, zipped=False)
             (folder / ENCODER_CONFIG).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            (folder / ENCODER_CARD).write_text(card(record, history), encoding="utf-8")
             (folder / ENCODER_LOG).write_text(
                 "epoch,train_loss,held_out_perplexity,seconds\n"
                 + "".join(f"{h['epoch']},{h['train_loss']:.4f},{h['held_out_perplexity']:.2f},{h['seconds']:.1f}\n"

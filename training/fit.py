@@ -26,8 +26,9 @@ from sklearn.pipeline import Pipeline
 from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
+from training.language_model import Encoder, load_encoder
 from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
-                            ngram_weights, output_layer, tokenizer_json)
+                            ngram_weights, output_layer, tokenizer_json, tokenizer_with)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
@@ -261,8 +262,9 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0
 
 
-def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> keras.Model:
-    """The compiled BiLSTM classifier, its embedding pre-trained on the token ids of `corpus` if asked."""
+def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray, encoder: Encoder | None) -> keras.Model:
+    """The compiled BiLSTM classifier, started from the `encoder`'s weights if given, or its embedding
+    pre-trained on the token ids of `corpus` if asked."""
     classifier = build_classifier(
         vocab_size=vocab_size,
         embedding_dim=config.embedding_dim,
@@ -277,6 +279,8 @@ def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> ke
     if config.pretrain_embeddings:
         vectors = word_vectors(corpus, vocab_size, config.embedding_dim, config.seed)
         classifier.get_layer(EMBEDDING_LAYER).set_weights([vectors])
+    for name, weights in (encoder.weights if encoder else {}).items():
+        classifier.get_layer(name).set_weights(weights)
     classifier.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=LOSS,
@@ -359,8 +363,12 @@ def fit_model(
     log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
              len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
-    # The tokenizers see the training part only.
-    tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
+    # The tokenizers see the training part only (an encoder's vocabulary, that and unlabeled reviews).
+    encoder = load_encoder(config) if config.encoder else None
+    if encoder:
+        tokenizer = tokenizer_with(encoder.vocabulary, config.sequence_length)
+    else:
+        tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
     data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
                    tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
     # The word vectors' pre-training also reads the unlabeled reviews, if any.
@@ -368,7 +376,7 @@ def fit_model(
     if config.pretrain_embeddings and unlabeled is not None:
         corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled.texts)])
     with strategy.scope():
-        classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
+        classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus, encoder)
     if distribute == "multiworker":
         history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
         # A copy outside the cluster: what follows runs on the chief alone, after the workers are gone.

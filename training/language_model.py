@@ -1,4 +1,4 @@
-"""The bidirectional language model that pre-trains the encoder (embedding + BiLSTM), and its reuse.
+"""The bidirectional language model that pre-trains the encoder (embedding + BiLSTM), and loading it for reuse.
 
     text ─ tokenizer ─ embedding ─ bilstm ─┬─ forward states  ─ predict word t+1 ─┐
                                            └─ backward states ─ predict word t-1 ─┴─ sampled softmax loss
@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import training.quiet_tf  # noqa: F401  (first: TensorFlow without its C++ start-up lines)
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from training.config import ConfigError, TrainConfig
 from training.model import BILSTM_LAYER, EMBEDDING_LAYER, PAD_ID, TOKENIZER_LAYER, make_tokenizer
 
 log = logging.getLogger("training")
@@ -71,6 +73,7 @@ class LanguageModel:
         self.states = encoder.get_layer(STATES_MODEL)
         self.output = layers.Dense(self.states.get_layer(EMBEDDING_LAYER).input_dim, name="next_word")
         self.output.build((None, self.states.outputs[0].shape[-1]))
+        self.sampled = min(SAMPLED_WORDS, self.output.units // 2)  # a small vocabulary has fewer to sample
         self.variables = self.states.trainable_variables + self.output.trainable_variables
         self.optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=CLIP_NORM)
         self.optimizer.build(self.variables)
@@ -81,19 +84,20 @@ class LanguageModel:
             states, words = next_and_previous(*self.states(ids, training=True), ids)
             loss = tf.reduce_mean(tf.nn.sampled_softmax_loss(
                 tf.transpose(self.output.kernel), self.output.bias, words[:, None], states,
-                num_sampled=SAMPLED_WORDS, num_classes=self.output.units))
+                num_sampled=self.sampled, num_classes=self.output.units))
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
         return loss
 
+    @tf.function(reduce_retracing=True)
+    def cross_entropy(self, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Summed cross-entropy of both directions' predictions of `ids` (full softmax), and their count."""
+        states, words = next_and_previous(*self.states(ids, training=False), ids)
+        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(words, self.output(states))), tf.size(words)
+
     def perplexity(self, data: tf.data.Dataset) -> float:
-        """exp(mean cross-entropy) of both directions over every word of `data`, with the full softmax."""
-        total, count = 0.0, 0
-        for ids in data:
-            states, words = next_and_previous(*self.states(ids, training=False), ids)
-            logits = self.output(states)
-            total += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(words, logits)))
-            count += int(words.shape[0])
-        return math.exp(total / max(count, 1))
+        """exp(mean cross-entropy) over every word of `data`."""
+        sums = [self.cross_entropy(ids) for ids in data]
+        return math.exp(sum(float(total) for total, _ in sums) / max(sum(int(count) for _, count in sums), 1))
 
     def save_state(self, folder: Path) -> None:
         self.states.save_weights(folder / WEIGHTS_FILE)
@@ -137,8 +141,29 @@ def pretrain(texts: list[str], held_out: list[str], args: argparse.Namespace, st
     return encoder, history
 
 
-def load_encoder(location: str) -> tuple[layers.TextVectorization, keras.layers.Embedding, keras.layers.Layer]:
-    """The tokenizer, embedding and BiLSTM of an encoder folder (local or hf://OWNER/NAME), loaded in safe mode."""
-    encoder = keras.saving.load_model(location, safe_mode=True)
-    states = encoder.get_layer(STATES_MODEL)
-    return encoder.get_layer(TOKENIZER_LAYER), states.get_layer(EMBEDDING_LAYER), states.get_layer(BILSTM_LAYER)
+@dataclass
+class Encoder:
+    """What a training takes from an encoder folder: the vocabulary, and the weights by layer name."""
+
+    vocabulary: list[str]  # without the padding and out-of-vocabulary entries
+    weights: dict[str, list[np.ndarray]]
+
+
+def load_encoder(config: TrainConfig) -> Encoder:
+    """The encoder folder `config.encoder` (local or hf://OWNER/NAME), loaded in safe mode and checked
+    against the network's sizes; ConfigError says what does not fit."""
+    try:
+        encoder = keras.saving.load_model(config.encoder, safe_mode=True)
+        states = encoder.get_layer(STATES_MODEL)
+    except (ValueError, OSError, KeyError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"--encoder {config.encoder}: not an encoder folder made by training.encoder ({reason})")
+    embedding, bilstm = states.get_layer(EMBEDDING_LAYER), states.get_layer(BILSTM_LAYER)
+    sizes = {"vocab_size": embedding.input_dim, "embedding_dim": embedding.output_dim,
+             "lstm_units": bilstm.forward_layer.units}
+    if any(getattr(config, name) != size for name, size in sizes.items()):
+        raise ConfigError(f"--encoder {config.encoder} was pre-trained with "
+                          + " ".join(f"--{name.replace('_', '-')} {size}" for name, size in sizes.items())
+                          + "; pass the same values")
+    return Encoder(encoder.get_layer(TOKENIZER_LAYER).get_vocabulary(include_special_tokens=False),
+                   {layer.name: layer.get_weights() for layer in (embedding, bilstm)})

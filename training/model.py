@@ -37,16 +37,23 @@ FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
 NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
 
 
+def tokenizer_settings(sequence_length: int) -> dict:
+    """The BiLSTM tokenizer's settings (all but its vocabulary)."""
+    return dict(standardize=STANDARDIZE, split=SPLIT, output_mode="int", output_sequence_length=sequence_length)
+
+
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
     """Word ids for the BiLSTM, vocabulary fitted on `texts` (the training part only)."""
-    settings = dict(max_tokens=vocab_size, standardize=STANDARDIZE, split=SPLIT, output_mode="int",
-                    output_sequence_length=sequence_length)
-    counter = layers.TextVectorization(**settings)
+    counter = layers.TextVectorization(max_tokens=vocab_size, **tokenizer_settings(sequence_length))
     counter.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
+    return tokenizer_with(counter.get_vocabulary(include_special_tokens=False), sequence_length)
+
+
+def tokenizer_with(vocabulary: list[str], sequence_length: int) -> layers.TextVectorization:
+    """The BiLSTM tokenizer with a given vocabulary (padding and out-of-vocabulary ids not included)."""
     # Given as an argument, the vocabulary is saved in config.json as JSON. (An adapted layer saves it
     # as a text file of lines instead, which words holding a Unicode line separator would corrupt.)
-    vocabulary = counter.get_vocabulary(include_special_tokens=False)
-    return layers.TextVectorization(**settings, vocabulary=vocabulary, name=TOKENIZER_LAYER)
+    return layers.TextVectorization(**tokenizer_settings(sequence_length), vocabulary=vocabulary, name=TOKENIZER_LAYER)
 
 
 def most_frequent_ngrams(texts: list[str], count: int, max_n: int) -> list[str]:

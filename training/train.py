@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except model_folder.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ConfigError as err:  # an unusable --encoder, found before the first epoch
+        if not args.resume:
+            model_folder.remove_training_state(args.out)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if metrics is None:
         print("worker finished; the chief writes the model folder")
         return 0

@@ -1,0 +1,363 @@
+"""The static Space in headless Chromium: the page downloads the model's web/ copy from the local Hub look-alike
+and must give plain Keras' probabilities, tokens and highlights, classify without any network request, and say
+clearly when the model cannot be fetched.
+
+Needs Debian's `chromium` and the `playwright` Python package, like test_space_browser.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TINY_FLAGS, run_module
+from hub_server import FakeHub
+from space_support import SPACE_DIR  # noqa: F401  (puts space/ on the path)
+from test_space_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, QuietHandler
+
+import publish  # noqa: E402
+from review_text import WindowReader, clean  # noqa: E402
+from training.data import SAMPLE_CSV  # noqa: E402
+from training.model import STRIP_PUNCTUATION_REGEX as STRIP_REGEX  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+MODEL_REPO = f"{FakeHub.user}/imdb-sentiment-bilstm"
+TESTS_DIR = Path(__file__).resolve().parent
+REVIEWS = 200
+TOLERANCE = 1e-4
+# A port nothing listens on: the Hub is unreachable.
+DEAD_HUB = "http://127.0.0.1:9"
+# Built in the page from JSON with ASCII escapes, so lone surrogates survive the trip.
+HOSTILE = [
+    "", "   \t\n ", "!!! ... ???", "Ça MARCHE très BIEN, ÉTÉ ÎLE straße İstanbul",
+    "I 😍 it!!! 👍🏽 Best film 🎬🎬 ever", "lone \ud800 surrogate \udfff here \ud83d",
+    "tabs\tand\x0bvertical\x0cfeeds\r\nok",
+    "no\u00a0break\u2003em\u2028line\u2029para\u3000ideographic", "don't can't won't it's <br />great<br /><br />film",
+    "A-B-C a.b.c (x) [y] {z} \"q\" 'q' `q` ~!@#$%^&*_+=|\\/<>,;:?", "ＦＵＬＬ width Ｌetters and ﬁ ligature",
+    "zero\u200bwidth\u200djoiner e\u0301 combining", "word " * 60 + "great", "fantastic " * 3,
+    "A moving film. " * 70_000,  # ~1 MB: cut at the Space's MAX_TEXT_CHARS before anything else
+]
+IN_PAGE_TOKENS = """async ([base, maxTextChars, texts]) => {
+  const { loadModel } = await import("./sentiment.js");
+  const model = await loadModel(base, { maxTextChars });
+  return JSON.parse(texts).map((text) => {
+    const review = model.read(text);
+    return { tokens: review.tokens, ids: model.sequence(review.words, model.window),
+             ngrams: [...model.ngram.counts(review.tokens).keys()].sort((a, b) => a - b),
+             probability: model.probability(text) };
+  });
+}"""
+# Every text the status line shows, from the start.
+STATUS_LOG = """window.statuses = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const status = document.getElementById("status");
+  new MutationObserver(() => window.statuses.push(status.textContent)).observe(status, { childList: true });
+});"""
+CLASSIFY_EACH = """(texts) => texts.map((text) => {
+  document.getElementById("review").value = text;
+  document.getElementById("classify").click();
+  return Number(document.getElementById("probability").dataset.value);
+})"""
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """`folder` over HTTP on a free port of 127.0.0.1 (another origin than the Hub's): its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def web_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's tiny model folder with its web/ export."""
+    folder = tmp_path_factory.mktemp("static") / "model"
+    shutil.copytree(tiny_model, folder)
+    result = run_module("training.web_export", "--model-dir", str(folder))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub(web_model: Path) -> Iterator[tuple[FakeHub, str]]:
+    """The local Hub holding the model folder (web/ included); with the commit to pin."""
+    with FakeHub() as server:
+        files = {str(path.relative_to(web_model)): path.read_bytes() for path in web_model.rglob("*") if path.is_file()}
+        yield server, server.publish(MODEL_REPO, files, repo_type="model")
+
+
+def staged_site(folder: Path, hub_url: str, model_repo: str, revision: str) -> Path:
+    folder.mkdir()
+    publish.stage_static(folder, model_repo, revision, hub_url)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(hub: tuple[FakeHub, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server, commit = hub
+    with serving(staged_site(tmp_path_factory.mktemp("site") / "space", server.url, MODEL_REPO, commit)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SPACE_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def keras_model(web_model: Path):
+    import keras
+
+    return keras.saving.load_model(web_model, safe_mode=True)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_json(web_model: Path) -> dict:
+    return json.loads((web_model / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def keras_probabilities(model, texts: list[str]) -> np.ndarray:
+    import tensorflow as tf
+
+    return model.predict(tf.constant(texts), verbose=0)[:, 0]
+
+
+def open_page(browser, url: str, errors: list[str]):
+    page = browser.new_page(viewport={"width": 1100, "height": 1300})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url, timeout=TIMEOUT_MS)
+    return page
+
+
+def ready_page(browser, url: str, errors: list[str]):
+    page = open_page(browser, url, errors)
+    page.wait_for_selector("body[data-ready=true]", timeout=TIMEOUT_MS)
+    return page
+
+
+def test_probabilities_equal_keras_on_real_reviews(browser, site: str, keras_model, tokenizer_json: dict) -> None:
+    reviews = pd.read_csv(SAMPLE_CSV)["review"].iloc[:REVIEWS].tolist()
+    errors: list[str] = []
+    page = ready_page(browser, site, errors)
+    try:
+        shown = np.array(page.evaluate(CLASSIFY_EACH, reviews))
+    finally:
+        page.close()
+    # The page cleans a review as the Space does (tokenizer.json's replacements) before the model reads it.
+    replacements = tokenizer_json["replace_before_tokenizing"]
+    expected = keras_probabilities(keras_model, [clean(review, replacements) for review in reviews])
+    assert np.abs(shown - expected).max() < TOLERANCE
+    assert len({round(p, 3) for p in shown}) > REVIEWS // 4  # the page really scored each review
+    assert not errors
+
+
+@pytest.mark.parametrize("review_index", [0, 3])
+def test_highlights_equal_keras_occlusion(browser, site: str, keras_model, tokenizer_json: dict,
+                                          review_index: int) -> None:
+    """Each highlighted word's effect is Keras' P(review) - P(review without that word); a review longer than the
+    window lets the first word past it move in."""
+    review = clean(pd.read_csv(SAMPLE_CSV)["review"].iloc[review_index], tokenizer_json["replace_before_tokenizing"])
+    window = tokenizer_json["sequence_length"]
+    spans = WindowReader(tokenizer_json["split"], tokenizer_json["strip_regex"], window)(review).spans[:window]
+    texts = [review] + [review[:start] + review[end:] for start, end in spans]
+    probabilities = keras_probabilities(keras_model, texts)
+    errors: list[str] = []
+    page = ready_page(browser, site, errors)
+    try:
+        page.fill("#review", review)
+        page.click("#classify")
+        page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+        effects = [float(x) for x in page.eval_on_selector_all("#highlights span", "s => s.map(e => e.dataset.effect)")]
+        words = page.eval_on_selector_all("#highlights span", "s => s.map(e => e.textContent)")
+    finally:
+        page.close()
+    assert words == [review[start:end] for start, end in spans]
+    assert np.abs(np.array(effects) - (probabilities[0] - probabilities[1:])).max() < TOLERANCE
+    assert not errors
+
+
+def test_tokens_equal_keras_on_real_reviews_and_hostile_strings(browser, site: str, keras_model,
+                                                                tokenizer_json: dict) -> None:
+    """Real reviews, then non-ASCII letters, emoji, lone surrogates, other whitespace, punctuation and 1 MB of text:
+    the page's words, word ids, n-gram ids and probabilities are Keras' for the text as the Space cleans it."""
+    texts = pd.read_csv(SAMPLE_CSV)["review"].iloc[:REVIEWS].tolist() + HOSTILE
+    import keras
+    import tensorflow as tf
+
+    config = json.loads(staged_site_config(site))
+    base = f"{config['hub_url']}/{config['model_repo']}/resolve/{config['revision']}/"
+    errors: list[str] = []
+    page = ready_page(browser, site, errors)
+    try:
+        got = page.evaluate(IN_PAGE_TOKENS, [base, config["max_text_chars"], json.dumps(texts)])
+    finally:
+        page.close()
+    cleaned = [clean(text, tokenizer_json["replace_before_tokenizing"]) for text in texts]
+    # The words themselves (most are out of the tiny vocabulary): the model tokenizer's own rules, with a vocabulary
+    # of every word of these texts.
+    words = keras.layers.TextVectorization(**{key: keras_model.get_layer("tokenizer").get_config()[key]
+                                              for key in ("standardize", "split")})
+    words.adapt(cleaned)
+    vocabulary = words.get_vocabulary()
+    all_words = words(tf.constant(cleaned)).numpy()
+    ids = keras_model.get_layer("tokenizer")(tf.constant(cleaned)).numpy()
+    ngram_ids = keras_model.get_layer("ngram_tokenizer")(tf.constant(cleaned)).indices.numpy()  # (row, n-gram id)
+    expected = keras_probabilities(keras_model, cleaned)
+    for row, (text, page_result) in enumerate(zip(texts, got)):
+        assert page_result["tokens"] == [vocabulary[i] for i in all_words[row] if i != tokenizer_json["pad_id"]]
+        assert page_result["ids"] == [int(i) for i in ids[row] if i != tokenizer_json["pad_id"]], text[:80]
+        assert page_result["ngrams"] == sorted(int(i) for i in ngram_ids[ngram_ids[:, 0] == row, 1])
+        assert abs(page_result["probability"] - expected[row]) < TOLERANCE, text[:80]
+    assert not errors
+
+
+def test_the_original_tutorials_network(browser, tmp_path: Path) -> None:
+    """`--preset seed`: no padding mask (padding is read like words), the BiLSTM's last states instead of the max
+    over time, no n-gram branch. Probabilities and highlights still equal Keras'."""
+    import keras
+
+    folder = tmp_path / "seed"
+    trained = run_module("training.train", "--out", str(folder), "--preset", "seed", *TINY_FLAGS)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert run_module("training.web_export", "--model-dir", str(folder)).returncode == 0
+    model = keras.saving.load_model(folder, safe_mode=True)
+    replacements = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["replace_before_tokenizing"]
+    reviews = [clean(r, replacements) for r in pd.read_csv(SAMPLE_CSV)["review"].iloc[:50]] + ["Fine."]
+    review = reviews[0]
+    window = model.get_layer("tokenizer").get_config()["output_sequence_length"]
+    spans = WindowReader("whitespace", STRIP_REGEX, window)(review).spans
+    assert len(spans) > window  # longer than the window: leaving a word out lets the next one in
+    spans = spans[:window]
+    errors: list[str] = []
+    with FakeHub() as server:
+        commit = server.publish(MODEL_REPO, {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+                                             if p.is_file()}, repo_type="model")
+        with serving(staged_site(tmp_path / "space", server.url, MODEL_REPO, commit)) as url:
+            page = ready_page(browser, url, errors)
+            try:
+                shown = np.array(page.evaluate(CLASSIFY_EACH, reviews))
+                page.fill("#review", review)
+                page.click("#classify")
+                page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+                effects = page.eval_on_selector_all("#highlights span", "s => s.map(e => Number(e.dataset.effect))")
+            finally:
+                page.close()
+    assert np.abs(shown - keras_probabilities(model, reviews)).max() < TOLERANCE
+    occluded = keras_probabilities(model, [review] + [review[:start] + review[end:] for start, end in spans])
+    assert np.abs(np.array(effects) - (occluded[0] - occluded[1:])).max() < TOLERANCE
+    assert not errors
+
+
+def staged_site_config(site: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(site + publish.STATIC_CONFIG, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_classifying_makes_no_network_request(browser, site: str, hub: tuple[FakeHub, str]) -> None:
+    """After the model has loaded, the review and its highlights stay in the page: not one request goes out."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page = browser.new_page()
+    page.add_init_script(STATUS_LOG)
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(site, timeout=TIMEOUT_MS)
+        page.wait_for_selector("body[data-ready=true]", timeout=TIMEOUT_MS)
+        # The page said how far the download had got while it loaded.
+        statuses = page.evaluate("window.statuses")
+        assert any(re.fullmatch(r"Downloading the model: \d+\.\d of \d+\.\d MB .*", line) for line in statuses)
+        # While loading, only the page's own files and the Hub were asked for anything: no CDN.
+        assert requests and all(url.startswith((site, hub[0].url + "/")) for url in requests), requests
+        loaded = len(requests)
+        for review in ["A private review: nobody else should read these words.", "Dull. " * 200]:
+            page.fill("#review", review)
+            page.click("#classify")
+            page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+            page.evaluate("delete document.getElementById('highlights').dataset.ms")
+        page.locator("#examples button").first.click()
+        page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+    finally:
+        page.close()
+    assert requests[loaded:] == []
+    assert not errors
+
+
+@pytest.mark.parametrize("problem", ["missing repo", "missing revision", "unreachable hub", "damaged weights"])
+def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[FakeHub, str], tmp_path: Path,
+                                                        problem: str) -> None:
+    server, commit = hub
+    damaged = None
+    if problem == "damaged weights":  # the same size, one byte changed: as a bad mirror or a mixed-up upload
+        weights = bytearray(server.files(MODEL_REPO, commit)["web/weights.bin"])
+        weights[100] ^= 0xFF
+        damaged = server.publish(f"{FakeHub.user}/damaged", {**server.files(MODEL_REPO, commit),
+                                                             "web/weights.bin": bytes(weights)}, repo_type="model")
+    hub_url, repo, revision = {"missing repo": (server.url, f"{FakeHub.user}/no-such-model", commit),
+                               "missing revision": (server.url, MODEL_REPO, "0" * 40),
+                               "unreachable hub": (DEAD_HUB, MODEL_REPO, commit),
+                               "damaged weights": (server.url, f"{FakeHub.user}/damaged", damaged)}[problem]
+    errors: list[str] = []
+    with serving(staged_site(tmp_path / "space", hub_url, repo, revision)) as url:
+        page = open_page(browser, url, errors)
+        try:
+            status = page.locator("#status.error")
+            sync_api.expect(status).to_contain_text("The model could not be fetched", timeout=TIMEOUT_MS)
+            text = status.text_content()
+        finally:
+            page.close()
+    assert repo in text and revision in text
+    assert {"unreachable hub": "could not be reached", "damaged weights": "web/weights.bin is damaged"}.get(
+        problem, "HTTP 404") in text
+    assert not errors
+
+
+def test_the_iframe_snippet_embeds_the_page(browser, site: str, screenshots: Path) -> None:
+    """README's <iframe> snippet in a page of another origin: the page loads the model and classifies in it."""
+    errors: list[str] = []
+    with serving(TESTS_DIR) as host:
+        page = open_page(browser, f"{host}embed_static.html?src={site}", errors)
+        try:
+            frame = page.frame_locator("#embedded")
+            frame.locator("body[data-ready=true]").wait_for(timeout=TIMEOUT_MS)
+            frame.locator("#review").fill("A moving, beautifully acted film.")
+            frame.locator("#classify").click()
+            sync_api.expect(frame.locator("#probability")).to_have_text(re.compile(r"^[01]\.\d{4}$"),
+                                                                        timeout=TIMEOUT_MS)
+            frame.locator("#highlights[data-ms]").wait_for(timeout=TIMEOUT_MS)
+        finally:
+            path = screenshots / "static-space-embedded.png"
+            page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot: {path}")
+            page.close()
+    assert not errors

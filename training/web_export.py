@@ -1,0 +1,189 @@
+"""Add a browser-ready copy of the model to a model folder: `web/`, read by the static Space's plain-JavaScript
+forward pass (space/static/sentiment.js), so the Hub model repo stays the one source of truth.
+
+    python -m training.web_export --model-dir artifacts/full [--overwrite]
+
+`web/model.json`: the tokenizer settings (from tokenizer.json), each layer's settings (from the Keras model) and
+where each weight lies in `web/weights.bin` (float32, little-endian); `web/vocabulary.json`: the word and n-gram
+vocabularies. Everything is read from the folder: vocabulary sizes, window, units and weights are never assumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from training import model_folder
+from training.quiet_tf import keras
+from training.model import CLASSIFIER_LAYER, NGRAM_TOKENIZER_LAYER, NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, \
+    STANDARDIZE, STRIP_PUNCTUATION_REGEX, TOKENIZER_LAYER
+
+WEB_DIR = "web"
+MANIFEST = "model.json"
+VOCABULARY = "vocabulary.json"
+WEIGHTS = "weights.bin"
+FORMAT = "imdb-sentiment-web/1"
+# The word tokenizer's settings that the page's tokenizer reproduces (tokenizer.json's keys).
+TOKENIZER_KEYS = ("replace_before_tokenizing", "lowercase", "strip_regex", "split", "sequence_length", "padding",
+                  "truncation", "pad_id", "oov_id")
+SUPPORTED = {"lowercase": "ascii", "split": "whitespace", "padding": "post", "truncation": "post"}
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+# Layers that do nothing at inference (dropout) or only compute the padding mask.
+PASS_THROUGH = ("InputLayer", "SpatialDropout1D", "Dropout", "NotEqual")
+
+
+class ExportError(ValueError):
+    """The folder cannot be exported; the message says why."""
+
+
+class _Weights:
+    """float32 tensors laid end to end, with each one's offset (in floats) and shape for the manifest."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, array: np.ndarray) -> dict:
+        array = np.ascontiguousarray(array, dtype="<f4")
+        entry = {"offset": self.size, "shape": list(array.shape)}
+        self.parts.append(array.ravel())
+        self.size += array.size
+        return entry
+
+
+def _dense(layer, weights: _Weights) -> dict:
+    config = layer.get_config()
+    if config["activation"] not in ACTIVATIONS or not config["use_bias"]:
+        raise ExportError(f"layer {layer.name}: activation {config['activation']!r} or no bias is not supported")
+    kernel, bias = layer.get_weights()
+    return {"type": "dense", "name": layer.name, "activation": config["activation"],
+            "kernel": weights.add(kernel), "bias": weights.add(bias)}
+
+
+def _lstm(layer, weights: _Weights) -> dict:
+    """One direction of the Bidirectional layer: Keras' gate order i, f, c, o in kernel, recurrent kernel, bias."""
+    config = layer.get_config()
+    if (config["activation"], config["recurrent_activation"], config["use_bias"]) != ("tanh", "sigmoid", True):
+        raise ExportError(f"layer {layer.name}: only tanh/sigmoid LSTMs with a bias are supported")
+    kernel, recurrent, bias = layer.get_weights()
+    return {"units": config["units"], "kernel": weights.add(kernel), "recurrent_kernel": weights.add(recurrent),
+            "bias": weights.add(bias)}
+
+
+def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
+    """The BiLSTM classifier's layers in order, as the page runs them."""
+    out = []
+    for layer in classifier.layers:
+        kind = type(layer).__name__
+        if kind in PASS_THROUGH:
+            continue
+        if kind == "Embedding":
+            out.append({"type": "embedding", "name": layer.name, "mask_zero": bool(layer.get_config()["mask_zero"]),
+                        "embeddings": weights.add(layer.get_weights()[0])})
+        elif kind == "Bidirectional":
+            if layer.get_config()["merge_mode"] != "concat":
+                raise ExportError(f"layer {layer.name}: only merge_mode='concat' is supported")
+            out.append({"type": "bilstm", "name": layer.name,
+                        "return_sequences": bool(layer.forward_layer.return_sequences),
+                        "forward": _lstm(layer.forward_layer, weights),
+                        "backward": _lstm(layer.backward_layer, weights)})
+        elif kind == "GlobalMaxPooling1D":
+            out.append({"type": "global_max_pool", "name": layer.name})
+        elif kind == "Dense":
+            out.append(_dense(layer, weights))
+        else:
+            raise ExportError(f"layer {layer.name} ({kind}) of {CLASSIFIER_LAYER} has no browser version")
+    kinds = [layer["type"] for layer in out]
+    if kinds[:2] != ["embedding", "bilstm"] or set(kinds[2:]) - {"global_max_pool", "dense"}:
+        raise ExportError(f"{CLASSIFIER_LAYER} must be embedding -> bilstm -> [max pool] -> dense layers, not {kinds}")
+    return out
+
+
+def _tokenizer_settings(folder: Path, model) -> tuple[dict, list[str]]:
+    """tokenizer.json's settings and vocabulary, checked against the model's own tokenizer."""
+    tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
+    settings = {key: tokenizer[key] for key in TOKENIZER_KEYS}
+    unsupported = {key: settings[key] for key, value in SUPPORTED.items() if settings[key] != value}
+    if unsupported or settings["strip_regex"] != STRIP_PUNCTUATION_REGEX:
+        raise ExportError(f"tokenizer.json asks for rules the page does not implement: {unsupported or 'strip_regex'}")
+    layer = model.get_layer(TOKENIZER_LAYER)
+    config = layer.get_config()
+    if (config["standardize"], config["output_sequence_length"]) != (STANDARDIZE, settings["sequence_length"]) \
+            or layer.get_vocabulary() != tokenizer["vocabulary"]:
+        raise ExportError("tokenizer.json does not describe the model's tokenizer; train the folder again")
+    return settings, tokenizer["vocabulary"]
+
+
+def _ngram_branch(model, weights: _Weights) -> tuple[dict, list[str]] | None:
+    """The n-gram branch (tokenizer settings, vocabulary, weights), or None for a model without one."""
+    if NGRAM_TOKENIZER_LAYER not in {layer.name for layer in model.layers}:
+        return None
+    layer = model.get_layer(NGRAM_TOKENIZER_LAYER)
+    config = layer.get_config()
+    ngrams = config["ngrams"]
+    widths = list(range(1, ngrams + 1)) if isinstance(ngrams, int) else list(ngrams)
+    if (config["standardize"], config["split"], config["output_mode"]) != (STANDARDIZE, "whitespace", "multi_hot"):
+        raise ExportError(f"{NGRAM_TOKENIZER_LAYER}: only {STANDARDIZE}, whitespace split and multi_hot are supported")
+    vocabulary = layer.get_vocabulary()  # index 0: any n-gram not in it (multi_hot's out-of-vocabulary slot)
+    dense = _dense(model.get_layer(NGRAM_WEIGHTS_LAYER), weights)
+    if dense["kernel"]["shape"] != [len(vocabulary), 1]:
+        raise ExportError(f"{NGRAM_WEIGHTS_LAYER} does not have one weight per n-gram of {NGRAM_TOKENIZER_LAYER}")
+    return {"widths": widths, "separator": " ", "oov_index": 0, "weights": dense}, vocabulary
+
+
+def build(folder: Path) -> tuple[dict, dict, bytes]:
+    """The manifest, the vocabularies and the weights of the folder's model, loaded with Keras' safe mode on."""
+    model = keras.saving.load_model(folder, safe_mode=True)
+    labels = json.loads((folder / model_folder.TRAINING_CONFIG).read_text(encoding="utf-8")).get("labels")
+    tokenizer, words = _tokenizer_settings(folder, model)
+    weights = _Weights()
+    classifier = _classifier_layers(model.get_layer(CLASSIFIER_LAYER), weights)
+    ngram = _ngram_branch(model, weights)
+    ngram, ngrams = ngram if ngram else (None, [])
+    output = _dense(model.get_layer(OUTPUT_LAYER), weights)
+    if output["kernel"]["shape"][0] != 1 + (ngram is not None):
+        raise ExportError(f"{OUTPUT_LAYER} must read one logit per branch")
+    manifest = {"format": FORMAT, "labels": labels, "tokenizer": tokenizer, "classifier": classifier,
+                "ngram": ngram, "output": output}
+    return manifest, {"words": words, "ngrams": ngrams}, np.concatenate(weights.parts).tobytes()
+
+
+def export(folder: Path, overwrite: bool = False) -> Path:
+    """Write `folder/web/` whole or not at all; an existing one is replaced only with `overwrite`."""
+    model_folder.check_folder(folder)
+    manifest, vocabulary, weights = build(folder)
+    files = {VOCABULARY: json.dumps(vocabulary, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+             WEIGHTS: weights}
+    # The page shows download progress against these sizes and checks what it got.
+    manifest["files"] = {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                         for name, data in files.items()}
+    files[MANIFEST] = json.dumps(manifest, indent=1).encode("utf-8")
+    out = folder / WEB_DIR
+    with model_folder.staged_folder(out, overwrite) as stage:
+        for name, data in files.items():
+            (stage / name).write_bytes(data)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.web_export", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True, help="model folder made by training.train")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing web/ folder")
+    args = parser.parse_args(argv)
+    try:
+        out = export(args.model_dir, args.overwrite)
+    except (model_folder.FolderError, ExportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.iterdir()))
+    print(f"wrote {out}: {sizes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
