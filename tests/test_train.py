@@ -408,11 +408,10 @@ def test_mirrored_strategy_over_two_cpu_replicas(tmp_path: Path) -> None:
 import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, {str(REPO)!r})
 from training.train import main
 sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r}, "--epochs", "1"]))
 """
-    result = run_python(code, cwd=tmp_path)
+    result = run_python(code, cwd=REPO)  # the repository root, where `training` is found
     assert result.returncode == 0, result.stderr[-3000:]
     model_folder.check_folder(out)
     recorded = json.loads((out / model_folder.TRAINING_CONFIG).read_text())["distribute"]
