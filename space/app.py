@@ -26,7 +26,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 import gradio as gr  # noqa: E402  (reads the setting above)
 import pandas as pd  # noqa: E402
 
-import batch
+import review_csv
 import inference
 from examples import EXAMPLES
 from review_text import MAX_TEXT_CHARS
@@ -69,8 +69,8 @@ NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
 FAINT = 0.1
 # Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`); a timer
-# removes them after an hour (batch.OUTPUT_TTL_SECONDS).
-OUTPUT_ROOT = batch.output_root()
+# removes them after an hour (review_csv.OUTPUT_TTL_SECONDS).
+OUTPUT_ROOT = review_csv.output_root()
 
 
 def load() -> tuple[inference.Predictor | None, str]:
@@ -154,11 +154,11 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
             note(explanation, cut))
 
 
-def scores(reviews: list[str]) -> list[float | None]:
-    """P(positive) of each review, None for an empty one (one empty text must not fail a whole batch)."""
+def probabilities_or_none(reviews: list[str]) -> list[float | None]:
+    """P(positive) of each review, None for a blank one (one blank text must not fail a whole batch)."""
     if PREDICTOR is None:
         raise gr.Error(PROBLEM)
-    return [None if math.isnan(p) else p for p in PREDICTOR.scores(reviews).tolist()]
+    return [None if math.isnan(p) else p for p in PREDICTOR.probabilities_or_nan(reviews).tolist()]
 
 
 def require_text(review: list[object]) -> tuple[list[dict]]:
@@ -175,21 +175,22 @@ def require_text(review: list[object]) -> tuple[list[dict]]:
 
 
 def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
-    """The API's /predict: label confidences of each review (Gradio passes a batch), None for an empty one.
+    """Classify the sentiment of an English movie review: the confidence of each label, or null for an empty text.
 
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    return ([None if p is None else confidences(p) for p in scores(review)],)
+    # Gradio passes the reviews of the calls that wait together as one list (batch=True), and takes one back.
+    return ([None if p is None else confidences(p) for p in probabilities_or_none(review)],)
 
 
 def probability(review: list[str]) -> tuple[list[float | None]]:
-    """The API's /probability: P(positive) of each review (Gradio passes a batch), None for an empty one.
+    """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
 
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    return (scores(review),)
+    return (probabilities_or_none(review),)
 
 
 def described(does: str, returns: str) -> str:
@@ -209,24 +210,22 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
     if PREDICTOR is None:
         return None, PROBLEM
     if upload is None:
-        return None, f"Upload a CSV file with a `{batch.TEXT_COLUMN}` column first."
+        return None, f"Upload a CSV file with a `{review_csv.TEXT_COLUMN}` column first."
     try:
-        frame = batch.read_reviews(Path(upload))
-    except batch.BatchError as problem:
+        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.probabilities_or_nan, PREDICTOR.labels)
+    except review_csv.CsvError as problem:
         return None, str(problem)
-    scored = batch.score(frame, PREDICTOR.scores, PREDICTOR.labels)
-    empty = int((scored[batch.LABEL_COLUMN] == "").sum())
-    message = f"Scored {len(scored) - empty:,} review(s)."
-    if empty:
-        message += f" {empty:,} empty review(s) left without a score."
-    return str(batch.write_csv(scored, OUTPUT_ROOT)), message
+    message = f"Scored {scored.rows - scored.blank:,} review(s)."
+    if scored.blank:
+        message += f" {scored.blank:,} empty review(s) left without a score."
+    return str(path), message
 
 
 def csv_summary(scored: str | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """The batch tab beside the download: the first scored rows, the count per label, P(positive) for the histogram."""
+    """The CSV tab beside the download: the first scored rows, the count per label, P(positive) for the histogram."""
     if scored is None:
         return None, None, None
-    return batch.summary(Path(scored), PREDICTOR.labels)
+    return review_csv.summary(Path(scored), PREDICTOR.labels)
 
 
 def review_tab(labels: tuple[str, str]) -> None:
@@ -250,12 +249,12 @@ def review_tab(labels: tuple[str, str]) -> None:
     button.click(classify, review, [label, number, words, message], api_visibility="private")
 
 
-def batch_tab(labels: tuple[str, str]) -> None:
-    """The Batch tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
-    limits = f"at most {batch.MAX_ROWS:,} rows and {batch.MAX_BYTES // (1024 * 1024)} MB"
-    added = f"`{batch.PROBABILITY_COLUMN}` (P({labels[1]})) and `{batch.LABEL_COLUMN}`"
+def csv_tab(labels: tuple[str, str]) -> None:
+    """The CSV tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
+    limits = f"at most {review_csv.MAX_ROWS:,} rows and {review_csv.MAX_BYTES // (1024 * 1024)} MB"
+    added = f"`{review_csv.PROBABILITY_COLUMN}` (P({labels[1]})) and `{review_csv.LABEL_COLUMN}`"
     with gr.Tab("Batch (CSV)"):
-        gr.Markdown(f"Upload a UTF-8 CSV with a `{batch.TEXT_COLUMN}` column ({limits}). You get it back "
+        gr.Markdown(f"Upload a UTF-8 CSV with a `{review_csv.TEXT_COLUMN}` column ({limits}). You get it back "
                     f"with {added} columns.")
         with gr.Row():
             with gr.Column():
@@ -265,11 +264,11 @@ def batch_tab(labels: tuple[str, str]) -> None:
                 message = gr.Markdown(elem_id="batch-message")
             with gr.Column():
                 counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
-                histogram = gr.BarPlot(x=batch.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
+                histogram = gr.BarPlot(x=review_csv.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
                                        sort="x", label="Scored reviews by probability", elem_id="histogram")
-        preview = gr.Dataframe(label=f"The first {batch.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
+        preview = gr.Dataframe(label=f"The first {review_csv.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
                                max_chars=200, wrap=True, elem_id="preview")
-    description = described(f"Scores every review of a CSV file (a `{batch.TEXT_COLUMN}` column, {limits}).",
+    description = described(f"Scores every review of a CSV file (a `{review_csv.TEXT_COLUMN}` column, {limits}).",
                             f"the scored CSV (every column, plus {added}) and a message with the counts")
     score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description
                        ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
@@ -281,20 +280,20 @@ def api_endpoints(labels: tuple[str, str]) -> None:
         api_review = gr.Textbox(label="review")
         api_confidences = gr.JSON(label="confidences")
         api_probability = gr.Number(label="probability")
-    descriptions = {
-        predict: described("Classifies the sentiment of an English movie review.",
-                           f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), "
-                           "or null for an empty text"),
-        probability: described(f"The probability that an English movie review is {labels[1]}.",
-                               f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), "
-                               "or null for an empty text"),
-    }
-    for endpoint, output in ((predict, api_confidences), (probability, api_probability)):
+    endpoints = (
+        ("predict", predict, api_confidences,
+         described("Classifies the sentiment of an English movie review.",
+                   f"the confidence of each label ({labels[1]} and {labels[0]}, adding up to 1), or null for an "
+                   "empty text")),
+        ("probability", probability, api_probability,
+         described(f"The probability that an English movie review is {labels[1]}.",
+                   f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), or null for an empty text")),
+    )
+    for api_name, endpoint, output, description in endpoints:
         # preprocess=False: the validator must see what was sent, not Textbox's str() of it.
-        api_review.submit(endpoint, api_review, output, api_name=endpoint.__name__,
-                          api_description=descriptions[endpoint], batch=True, max_batch_size=API_BATCH,
-                          concurrency_limit=API_CONCURRENCY, concurrency_id=API_CONCURRENCY_ID,
-                          validator=require_text, preprocess=False)
+        api_review.submit(endpoint, api_review, output, api_name=api_name, api_description=description, batch=True,
+                          max_batch_size=API_BATCH, concurrency_limit=API_CONCURRENCY,
+                          concurrency_id=API_CONCURRENCY_ID, validator=require_text, preprocess=False)
 
 
 def build() -> gr.Blocks:
@@ -306,7 +305,7 @@ def build() -> gr.Blocks:
         if PROBLEM:
             gr.Markdown(f"**The model is not available.** {PROBLEM}", elem_id="model-problem")
         review_tab(labels)
-        batch_tab(labels)
+        csv_tab(labels)
         api_endpoints(labels)
     page.queue(max_size=QUEUE_MAX_SIZE)
     return page
@@ -328,5 +327,5 @@ if __name__ == "__main__":
     gc.collect()
     gc.freeze()
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
-    demo.launch(server_name=server_name(), max_file_size=batch.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
+    demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
                 mcp_server=True)

@@ -21,11 +21,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-SPACE_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(SPACE_DIR))
+import inference
+from examples import REAL_REVIEWS
 
-import inference  # noqa: E402  (needs SPACE_DIR on the path)
-from examples import REAL_REVIEWS  # noqa: E402
+SPACE_DIR = Path(__file__).resolve().parent
 
 REVIEW_WORDS = 230  # about the mean length of an IMDB review
 HIGHLIGHT_WORDS = 400

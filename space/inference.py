@@ -8,7 +8,6 @@ the scores are those of the full window.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -16,79 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
 
+import model_folder
+from model_folder import (CLASSIFIER_LAYER, MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE, NGRAM_TOKENIZER_LAYER,
+                          NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, TOKENIZER_LAYER, ModelUnavailable, summary)
 from quiet_tf import keras, tf
 from review_text import MAX_TEXT_CHARS, Window, WindowReader, clean
 
 log = logging.getLogger("space.inference")
 
-MODEL_REPO_VARIABLE = "MODEL_REPO"
-MODEL_REVISION_VARIABLE = "MODEL_REVISION"
-# What serving needs from the model folder; the plots and the card stay on the Hub.
-REQUIRED_FILES = ("config.json", "metadata.json", "model.weights.h5", "tokenizer.json", "training_config.json")
-DOWNLOAD_PATTERNS = [*REQUIRED_FILES, "assets/*"]
-# The parts of the model, by layer name (training/model.py names them).
-TOKENIZER_LAYER = "tokenizer"
-CLASSIFIER_LAYER = "bilstm_classifier"
-NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
-NGRAM_WEIGHTS_LAYER = "ngram_weights"
-OUTPUT_LAYER = "positive"
 # XLA compiles once per shape, so batches are padded up to one of these sizes (at most 21) and reviews
 # up to one of these window lengths (and the model's own window), compiled the first time they are used.
 SMALL_BATCHES = (1, 2, 4, 8, 16, 32)
 BATCH_STEP = 32
 MAX_BATCH = 512
 WINDOWS = (32, 128)
-MESSAGE_CHARS = 400
-
-
-class ModelUnavailable(RuntimeError):
-    """There is no usable model; the message says what is missing and how to fix it."""
-
-
-def _summary(error: Exception) -> str:
-    """An exception's message on one line, cut to a length a page can show."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:MESSAGE_CHARS] + ("..." if len(text) > MESSAGE_CHARS else "")
-
-
-def model_folder(source: str | None, revision: str | None = None) -> Path:
-    """A local model folder as given, or the Hub repo `source` downloaded (or found in the cache)."""
-    if not source:
-        raise ModelUnavailable(
-            f"No model is configured. Set the variable {MODEL_REPO_VARIABLE} to a Hub model repo id "
-            "(owner/name) or to a local model folder made by `python -m training.train`, then restart."
-        )
-    local = Path(source).expanduser()
-    if local.is_dir():
-        return local
-    try:
-        # The normal cache; when the Hub cannot be reached, huggingface_hub answers from the cache itself.
-        return Path(snapshot_download(source, revision=revision, allow_patterns=DOWNLOAD_PATTERNS))
-    except HFValidationError:
-        raise ModelUnavailable(
-            f"{MODEL_REPO_VARIABLE}={source!r} is neither an existing folder nor a valid Hub repo id (owner/name)."
-        ) from None
-    except LocalEntryNotFoundError:
-        raise ModelUnavailable(
-            f"The Hub could not be reached and {source!r} is not in the local Hugging Face cache. "
-            f"Connect to the Hub once, or set {MODEL_REPO_VARIABLE} to a local model folder."
-        ) from None
-    except HfHubHTTPError as error:
-        raise ModelUnavailable(
-            f"{MODEL_REPO_VARIABLE}={source!r} is not a local folder and could not be downloaded from the Hub "
-            f"({_summary(error)}). Check the repo id, {MODEL_REVISION_VARIABLE} and, for a private repo, HF_TOKEN."
-        ) from None
-
-
-def _read_json(folder: Path, name: str) -> dict:
-    """A JSON file of the model folder; ModelUnavailable if it cannot be read."""
-    try:
-        return json.loads((folder / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ModelUnavailable(f"{name} in the model folder is missing or not valid JSON.") from None
 
 
 def blank(text: str | None) -> bool:
@@ -189,7 +130,8 @@ class Predictor:
         return self.reader(clean(text, self.replacements))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) for each text; the BiLSTM's tokenizer sees only the part it reads."""
+        """P(positive) for each text, a blank one too (see probabilities_or_nan); the BiLSTM's tokenizer sees only
+        the part it reads."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
         windows = [self.window(text) for text in texts]
@@ -199,7 +141,7 @@ class Predictor:
         )
         return self._combine(self._bilstm_logits(ids), [w.text for w in windows])
 
-    def scores(self, texts: Sequence[str | None]) -> np.ndarray:
+    def probabilities_or_nan(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(positive) for each text, NaN for a blank one: it has nothing to score."""
         filled = [i for i, text in enumerate(texts) if not blank(text)]
         out = np.full(len(texts), np.nan)
@@ -226,26 +168,17 @@ class Predictor:
 
 
 def load_predictor(folder: Path) -> Predictor:
-    """Load a model folder with Keras' safe mode on; ModelUnavailable says what is wrong with it."""
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ModelUnavailable(f"The model folder is incomplete: {', '.join(missing)} missing.")
-    tokenizer = _read_json(folder, "tokenizer.json")
-    labels = _read_json(folder, "training_config.json").get("labels")
-    if not (isinstance(labels, list) and len(labels) == 2 and all(isinstance(x, str) for x in labels)):
-        raise ModelUnavailable("training_config.json does not name the two labels.")
+    """The model folder (see model_folder.load) ready to serve; ModelUnavailable says what is wrong with it."""
+    contents = model_folder.load(folder)
     try:
-        # Safe mode refuses to run code stored in the model (Lambda layers), so a model file cannot run code here.
-        # compile=False: serving needs no optimizer, loss or metrics.
-        model = keras.saving.load_model(folder, safe_mode=True, compile=False)
-        return Predictor(model, labels, tokenizer)
-    except Exception as error:  # Keras raises many types for damaged files (even UnboundLocalError)
-        raise ModelUnavailable(f"The model folder could not be loaded: {_summary(error)}") from None
+        return Predictor(contents.model, contents.labels, contents.tokenizer)
+    except Exception as error:  # a tokenizer.json that does not describe the model, a missing layer
+        raise ModelUnavailable(f"The model folder could not be loaded: {summary(error)}") from None
 
 
 def load_from_environment() -> Predictor:
     """The model named by MODEL_REPO (and MODEL_REVISION), ready to serve."""
-    folder = model_folder(os.getenv(MODEL_REPO_VARIABLE), os.getenv(MODEL_REVISION_VARIABLE) or None)
+    folder = model_folder.locate(os.getenv(MODEL_REPO_VARIABLE), os.getenv(MODEL_REVISION_VARIABLE) or None)
     predictor = load_predictor(folder)
     log.info("model loaded: window %d words, labels %s", predictor.window_size, predictor.labels)
     return predictor

@@ -208,12 +208,13 @@ def memory_report(samples: list[float]) -> str:
 def in_process_rate(model: str, corpus: dict[str, list[str]]) -> float:
     """Texts per second that `model` scores in this process, one call per text of the load's mix."""
     import inference  # only here: TensorFlow takes seconds to start and the load test does not need it
+    import model_folder
 
-    predictor = inference.load_predictor(inference.model_folder(model))
+    predictor = inference.load_predictor(model_folder.locate(model))
     chooser = random.Random(SEED)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < IN_PROCESS_S:
-        predictor.scores([pick(chooser, corpus)])
+        predictor.probabilities_or_nan([pick(chooser, corpus)])
         calls += 1
     return calls / (time.perf_counter() - started)
 

@@ -25,11 +25,12 @@ from review_text import MAX_TEXT_CHARS
 
 SPACE_DIR = Path(__file__).resolve().parent
 CARD = "README.md"
-# What the Space runs: its card, requirements and app.py with every module it imports, and nothing else, so a
-# stray `.env`, virtual environment or scored CSV in this folder never goes public. Not the maintainers' tools
-# (publish.py, benchmark.py, loadtest.py), which may need more than the Space's requirements.
-SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "review_text.py", "batch.py", "examples.py",
-               "quiet_tf.py", "lean_malloc.py")
+# What the Space runs, and the one list of it: its card, requirements and app.py with every module it imports, and
+# nothing else, so a stray `.env`, virtual environment or scored CSV in this folder never goes public. Not the
+# maintainers' tools (publish.py, score_csv.py, benchmark.py, loadtest.py), which may need more than the
+# Space's requirements.
+SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "model_folder.py", "review_text.py", "review_csv.py",
+               "examples.py", "quiet_tf.py", "lean_malloc.py")
 # The Space variables that inference.py reads.
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"

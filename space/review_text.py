@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# A word for each split rule `tokenizer.json` can name; the model splits on ASCII whitespace only.
-WORD_PATTERNS = {"ascii_whitespace": r"[^ \t\n\r\x0b\x0c]+"}
+# A word for each split rule `tokenizer.json` can name: Keras' "whitespace" splits on ASCII whitespace only.
+WORD_PATTERNS = {"whitespace": r"[^ \t\n\r\x0b\x0c]+"}
 # Texts are cut here before anything else: the n-gram branch reads a whole text, and the highlights
 # score a copy of it per word. The longest IMDB review has about 13,700 characters.
 MAX_TEXT_CHARS = 20_000

@@ -18,7 +18,6 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # so plain `pytest` finds `training` as `python -m pytest` does
 # Small enough to train in seconds on two cores, big enough to exercise every part of the pipeline.
 TINY_FLAGS = [
     "--max-rows", "400", "--vocab-size", "500", "--sequence-length", "40", "--embedding-dim", "8",

@@ -1,4 +1,6 @@
-"""Shared by the Space's tests: the Space's modules on the path, a clean environment, the app as a server."""
+"""Shared by the Space's tests: a clean environment, the Space's scripts and the app as a server.
+
+The Space's modules are top-level modules of space/, as on Spaces: pytest.ini puts space/ on the path."""
 
 from __future__ import annotations
 
@@ -22,9 +24,6 @@ QUIET = {
 }
 STARTUP_TIMEOUT_S = 120
 
-# The Space's modules are top-level modules of space/, as on Spaces.
-if str(SPACE_DIR) not in sys.path:
-    sys.path.insert(0, str(SPACE_DIR))
 os.environ.update(QUIET)
 
 
@@ -32,6 +31,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Hugging Face settings or a login, plus the quiet settings and `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_", "MODEL_", "SPACE_"))}
     return {**env, **QUIET, **extra}
+
+
+def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python space/NAME args` in a fresh interpreter (environment `env`, default ours) and capture its output."""
+    return subprocess.run([sys.executable, str(SPACE_DIR / name), *args], env=env or dict(os.environ),
+                          capture_output=True, text=True, timeout=600)
 
 
 @contextmanager

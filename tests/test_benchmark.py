@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
-from training import artifacts, benchmark
+from training import benchmark, model_folder
 
 
 def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
@@ -21,16 +21,16 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     # Each preset's row is the model in its folder; the baseline rows are the baselines those folders were
     # compared with.
     for preset, row in zip(("seed", "bilstm", "default"), results["rows"]):
-        metrics = json.loads((tmp_path / preset / artifacts.METRICS).read_text())
+        metrics = json.loads((tmp_path / preset / model_folder.METRICS).read_text())
         assert (row["accuracy"], row["f1"], row["ece"], row["epoch_seconds"], row["parameters"]) == (
             metrics["test"]["accuracy"], metrics["test"]["f1"], metrics["test"]["ece"],
             metrics["training"]["epoch_seconds"], metrics["model"]["parameters"])
         assert row["one_sentence_accuracy"] == metrics["test"]["one_sentence"]["accuracy"]
         for baseline in results["rows"][3:]:
             assert baseline["accuracy"] == pytest.approx(metrics["baselines"][baseline["key"]]["accuracy"])
-    table = (tmp_path / artifacts.BENCHMARK).read_text()
+    table = (tmp_path / model_folder.BENCHMARK).read_text()
     assert table in result.stdout and table.count("\n| ") == 6  # header, three presets, two baselines
-    card = (tmp_path / "default" / artifacts.CARD).read_text()
+    card = (tmp_path / "default" / model_folder.CARD).read_text()
     assert table.splitlines()[-1] in card  # the default model's card quotes the table
 
 
@@ -69,10 +69,10 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     config = replace(PRESETS["seed"], max_rows=400, vocab_size=500, sequence_length=40, embedding_dim=8,
                      lstm_units=4, dense_units=4, epochs=2)
     splits = load_splits(SAMPLE_CSV, config.test_size, config.val_size, config.seed, config.max_rows)
-    backup = artifacts.training_state(tmp_path / "seed") / "backup"
+    backup = model_folder.training_state(tmp_path / "seed") / "backup"
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))  # one epoch done
     baselines = baseline_figures(train_baselines(splits, config), splits.test)
     row, _ = benchmark.bench_preset("seed", config, splits, None, baselines, tmp_path)
     assert len(row["epoch_seconds"]) == 2
-    assert json.loads((tmp_path / "seed" / artifacts.METRICS).read_text())["training"]["epochs_run"] == 2
+    assert json.loads((tmp_path / "seed" / model_folder.METRICS).read_text())["training"]["epochs_run"] == 2

@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY_FLAGS, hub_env, run_module, run_python
 from hub_server import FakeHub
 
-from training import artifacts
+from training import model_folder
 from training.data import SAMPLE_CSV, sha256_of
 from training.encoder import ENCODER_CARD, ENCODER_CONFIG, ENCODER_LOG
 
@@ -75,7 +75,7 @@ def test_training_starts_from_the_encoder(encoder: Path, tmp_path: Path) -> None
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--encoder", str(encoder),
                         "--freeze-embeddings")
     assert result.returncode == 0, result.stderr[-2000:]
-    hyperparameters = json.loads((out / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
+    hyperparameters = json.loads((out / model_folder.TRAINING_CONFIG).read_text())["hyperparameters"]
     assert hyperparameters["encoder"] == str(encoder) and hyperparameters["pretrain_embeddings"] is False
     pretrained = keras.saving.load_model(encoder, safe_mode=True)
     model = keras.saving.load_model(out, safe_mode=True)

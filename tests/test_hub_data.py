@@ -17,7 +17,7 @@ import yaml
 from conftest import TINY_FLAGS, hub_env, run_module
 
 from hub_server import FakeHub
-from training import artifacts
+from training import model_folder
 from training.data import SAMPLE_CSV, SPLIT_FILES
 
 IMDB = "stanfordnlp/imdb"
@@ -65,7 +65,7 @@ def train(hub: FakeHub, tmp_path: Path, *flags: str, endpoint: str | None = None
 
 
 def card_header(folder: Path) -> dict:
-    return yaml.safe_load((folder / artifacts.CARD).read_text(encoding="utf-8").split("---\n")[1])
+    return yaml.safe_load((folder / model_folder.CARD).read_text(encoding="utf-8").split("---\n")[1])
 
 
 def test_official_splits_pinned_to_a_commit(datasets_hub: FakeHub, sample: pd.DataFrame, tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_official_splits_pinned_to_a_commit(datasets_hub: FakeHub, sample: pd.Da
     assert result.returncode == 0, result.stderr[-3000:]
     assert "HTTP Request" not in result.stderr  # the Hub client's own lines stay out of the user's log
     folder = tmp_path / "model"
-    config = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())
+    config = json.loads((folder / model_folder.TRAINING_CONFIG).read_text())
     data = config["data"]
     assert data["official_splits"] == IMDB
     for part in ("train", "test"):
@@ -99,7 +99,7 @@ def test_a_csv_file_of_a_dataset_repo_is_a_custom_split(datasets_hub: FakeHub, t
     result = train(datasets_hub, tmp_path, "--data", f"hf://datasets/{CSV_REPO}/{CSV_FILE}")
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "model"
-    data = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())["data"]
+    data = json.loads((folder / model_folder.TRAINING_CONFIG).read_text())["data"]
     content = datasets_hub.files(CSV_REPO, repo_type="dataset")[CSV_FILE]
     commit = datasets_hub.commits(CSV_REPO, repo_type="dataset")[-1]
     assert data["official_splits"] is None
@@ -112,7 +112,7 @@ def test_a_csv_file_of_a_dataset_repo_is_a_custom_split(datasets_hub: FakeHub, t
     assert dataset["type"] == CSV_REPO and dataset["revision"] == commit and "split" not in dataset
     assert "custom split" in dataset["name"] and header["datasets"] == [CSV_REPO]
     assert IMDB not in yaml.safe_dump(header)
-    assert "not results on the test split of any Hub dataset" in (folder / artifacts.CARD).read_text()
+    assert "not results on the test split of any Hub dataset" in (folder / model_folder.CARD).read_text()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_FLAGS, run_module
 
-import space_support  # noqa: F401  (puts space/ on the path)
+import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.pretrain import FIRST_WORD_ID, cooccurrences, word_vectors
+from training.model import FIRST_WORD_ID
+from training.pretrain import cooccurrences, word_vectors
 
 PAD, OOV = 0, 1
 TOPICS = (range(2, 7), range(7, 12))  # two groups of words that never share a review

@@ -13,7 +13,7 @@ from conftest import REPO, hub_env, run_module, run_python
 from huggingface_hub import ModelCard
 from hub_server import FakeHub, HubError
 
-from training import artifacts, card
+from training import card, model_folder
 from training.card import render_card
 
 REPO_ID = f"{FakeHub.user}/imdb-bilstm"
@@ -40,10 +40,10 @@ def change_weights(folder: Path) -> None:
 
     model = keras.saving.load_model(folder, safe_mode=True)
     model.weights[-1].assign(model.weights[-1] + 1.0)
-    model.save_weights(folder / artifacts.KERAS_WEIGHTS)
-    metrics = json.loads((folder / artifacts.METRICS).read_text())
-    metrics["model"]["weights_bytes"] = (folder / artifacts.KERAS_WEIGHTS).stat().st_size
-    (folder / artifacts.METRICS).write_text(json.dumps(metrics))
+    model.save_weights(folder / model_folder.KERAS_WEIGHTS)
+    metrics = json.loads((folder / model_folder.METRICS).read_text())
+    metrics["model"]["weights_bytes"] = (folder / model_folder.KERAS_WEIGHTS).stat().st_size
+    (folder / model_folder.METRICS).write_text(json.dumps(metrics))
 
 
 def predictions(folder: Path, env: dict, cwd: Path, revisions: list[str]) -> dict[str, list[float]]:
@@ -71,8 +71,8 @@ def test_push_twice_then_load_the_first_commit_by_id_and_tag(tiny_model: Path, h
     assert f"{hub.url}/{REPO_ID}" in first.stdout
     assert hub.commits(REPO_ID)[-1] == commit and not hub.is_private(REPO_ID)
     assert hub.commit_message(REPO_ID) == f"Upload model folder {folder.name}"
-    assert set(hub.files(REPO_ID)) >= set(artifacts.REQUIRED_FILES) | {artifacts.CARD}
-    assert f'load_model("hf://{REPO_ID}")' in hub.files(REPO_ID)[artifacts.CARD].decode()
+    assert set(hub.files(REPO_ID)) >= set(model_folder.REQUIRED_FILES) | {model_folder.CARD}
+    assert f'load_model("hf://{REPO_ID}")' in hub.files(REPO_ID)[model_folder.CARD].decode()
 
     # Unchanged folder: no new commit.
     commits = hub.commits(REPO_ID)
@@ -99,9 +99,9 @@ def test_push_to_a_branch(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> Non
     result = push(folder, hub_env(hub, tmp_path / "home"), "--revision", "dev", "--private", "--space-id", "me/demo")
     assert result.returncode == 0, result.stderr[-2000:]
     assert hub.is_private(REPO_ID)
-    assert artifacts.KERAS_WEIGHTS in hub.files(REPO_ID, revision="dev")
-    assert 'Client("me/demo")' in hub.files(REPO_ID, revision="dev")[artifacts.CARD].decode()
-    assert artifacts.KERAS_WEIGHTS not in hub.files(REPO_ID, revision="main")
+    assert model_folder.KERAS_WEIGHTS in hub.files(REPO_ID, revision="dev")
+    assert 'Client("me/demo")' in hub.files(REPO_ID, revision="dev")[model_folder.CARD].decode()
+    assert model_folder.KERAS_WEIGHTS not in hub.files(REPO_ID, revision="main")
 
 
 def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub:
     before = fingerprint(folder)
     incomplete = tmp_path / "incomplete"
     shutil.copytree(tiny_model, incomplete)
-    (incomplete / artifacts.TOKENIZER).unlink()
+    (incomplete / model_folder.TOKENIZER).unlink()
 
     no_token = push(folder, hub_env(hub, tmp_path / "home", token=""))
     assert no_token.returncode == 2 and "error: no Hugging Face token" in no_token.stderr
@@ -118,12 +118,12 @@ def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub:
     unreachable = push(folder, closed)
     assert unreachable.returncode == 2 and "error: cannot reach the Hub" in unreachable.stderr
     missing = push(incomplete, hub_env(hub, tmp_path / "home"))
-    assert missing.returncode == 2 and f"missing {artifacts.TOKENIZER}" in missing.stderr
+    assert missing.returncode == 2 and f"missing {model_folder.TOKENIZER}" in missing.stderr
     older = tmp_path / "older"
     shutil.copytree(tiny_model, older)
-    config = json.loads((older / artifacts.TRAINING_CONFIG).read_text())
+    config = json.loads((older / model_folder.TRAINING_CONFIG).read_text())
     config["data"] = {"file": "reviews.csv", "sha256": "0" * 64, "rows": config["data"]["rows"]}  # the earlier layout
-    (older / artifacts.TRAINING_CONFIG).write_text(json.dumps(config))
+    (older / model_folder.TRAINING_CONFIG).write_text(json.dumps(config))
     old_layout = push(older, hub_env(hub, tmp_path / "home"))
     assert old_layout.returncode == 2 and "train it again" in old_layout.stderr
 
@@ -155,7 +155,7 @@ def test_refused_pushes_are_one_line_errors(tiny_model: Path, hub: FakeHub, tmp_
                 f"sys.exit(push.main(['--model-dir', {str(folder)!r}, '--repo-id', {REPO_ID!r}]))")
         result = run_python(code, cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)})
     else:
-        hub.large_file_bytes = (folder / artifacts.KERAS_WEIGHTS).stat().st_size
+        hub.large_file_bytes = (folder / model_folder.KERAS_WEIGHTS).stat().st_size
         result = push(folder, {**env, "HF_HUB_DISABLE_XET": "1" if refusal == "lfs-upload" else "0"})
     assert result.returncode == 2, result.stdout + result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -182,11 +182,11 @@ def test_made_up_token_never_reaches_output_or_files(tiny_model: Path, hub: Fake
 def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
-    text = (folder / artifacts.CARD).read_text(encoding="utf-8")
+    text = (folder / model_folder.CARD).read_text(encoding="utf-8")
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["library_name"] == "keras" and meta["pipeline_tag"] == "text-classification"
     assert meta["language"] == "en" and meta["license"]
-    metrics = json.loads((folder / artifacts.METRICS).read_text())
+    metrics = json.loads((folder / model_folder.METRICS).read_text())
     results = meta["model-index"][0]["results"][0]
     assert results["task"]["type"] == "text-classification"
     # Trained on a local file: a custom split of it, no Hub dataset or split claimed.
@@ -199,7 +199,7 @@ def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_pa
 
     metrics["test"]["accuracy"] = 0.9876
     metrics["baselines"]["nbsvm"]["accuracy"] = 0.5432
-    (folder / artifacts.METRICS).write_text(json.dumps(metrics))
+    (folder / model_folder.METRICS).write_text(json.dumps(metrics))
     card = str(render_card(folder, repo_id="someone/else"))
     assert "**98.76%**" in card and "0.5432" in card and "value: 0.9876" in card
     assert 'load_model("hf://someone/else")' in card
@@ -211,7 +211,7 @@ def test_card_widget_usage_compute_and_parts_of_the_test_set(tiny_model: Path, t
     import keras
     import tensorflow as tf
 
-    text = (tiny_model / artifacts.CARD).read_text(encoding="utf-8")
+    text = (tiny_model / model_folder.CARD).read_text(encoding="utf-8")
     widget = yaml.safe_load(text.split("---\n")[1])["widget"]
     p = keras.saving.load_model(tiny_model, safe_mode=True).predict(tf.constant([w["text"] for w in widget]), verbose=0)
     for example, positive in zip(widget, p[:, 0]):
@@ -222,7 +222,7 @@ def test_card_widget_usage_compute_and_parts_of_the_test_set(tiny_model: Path, t
     assert usage.index('os.environ["KERAS_BACKEND"] = "tensorflow"') < usage.index("import keras")
     assert "`jax`" in usage and "TensorFlow only" in usage
 
-    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())
+    metrics = json.loads((tiny_model / model_folder.METRICS).read_text())
     compute = text[text.index("## Compute"):text.index("## Citation")]
     assert f"{metrics['compute']['cores']} cores" in compute and metrics["compute"]["cpu"] in compute
     assert f"Wall time {metrics['training']['wall_seconds']:,.0f} s" in compute
@@ -260,10 +260,10 @@ def test_push_interrupted_by_the_server_going_away(tiny_model: Path, hub: FakeHu
     interrupted = push(folder, env)
     assert interrupted.returncode == 2, interrupted.stdout + interrupted.stderr[-2000:]
     assert "interrupted" in interrupted.stderr and "Traceback" not in interrupted.stderr
-    artifacts.check_folder(folder)
-    assert artifacts.KERAS_WEIGHTS not in hub.files(REPO_ID)
+    model_folder.check_folder(folder)
+    assert model_folder.KERAS_WEIGHTS not in hub.files(REPO_ID)
 
     hub.drop_commits = 0
     completed = push(folder, env)
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert hub.files(REPO_ID)[artifacts.KERAS_WEIGHTS] == (folder / artifacts.KERAS_WEIGHTS).read_bytes()
+    assert hub.files(REPO_ID)[model_folder.KERAS_WEIGHTS] == (folder / model_folder.KERAS_WEIGHTS).read_bytes()

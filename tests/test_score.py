@@ -1,4 +1,4 @@
-"""Scoring a CSV in chunks with `python -m training.score`."""
+"""Scoring a CSV in chunks with `python space/score_csv.py`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_module
 
-from training import artifacts
+from space_support import run_script
+from training import model_folder
 from training.data import SAMPLE_CSV
 
-COMPILED_BATCH = 512  # the largest batch the serving path compiles (space/inference.py MAX_BATCH)
+import review_csv
+from inference import MAX_BATCH as COMPILED_BATCH  # the largest batch the serving path compiles
 
 
 def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
@@ -21,7 +22,7 @@ def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
     import keras
     import tensorflow as tf
 
-    for old, new in json.loads((folder / artifacts.TOKENIZER).read_text())["replace_before_tokenizing"].items():
+    for old, new in json.loads((folder / model_folder.TOKENIZER).read_text())["replace_before_tokenizing"].items():
         texts = [text.replace(old, new) for text in texts]
     model = keras.saving.load_model(folder, safe_mode=True)
     return model.predict(tf.constant(texts), batch_size=256, verbose=0)[:, 0]
@@ -35,7 +36,7 @@ def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: 
     data.to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
     chunking = ["--chunk-rows", chunk_rows] if chunk_rows else []
-    result = run_module("training.score", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+    result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
                         "--out", str(out), *chunking)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"scored {rows:,} rows" in result.stdout
@@ -43,7 +44,7 @@ def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: 
     assert list(scored.columns) == ["id", "review", "sentiment", "probability", "label"]
     assert scored["id"].tolist() == list(range(rows))
     np.testing.assert_allclose(scored["probability"], keras_scores(tiny_model, data["review"].tolist()), atol=1e-5)
-    assert ((scored["probability"] >= 0.5) == (scored["label"] == "positive")).all()
+    assert ((scored["probability"] >= review_csv.THRESHOLD) == (scored["label"] == "positive")).all()
 
 
 def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -> None:
@@ -51,7 +52,7 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
     outputs = []
     for chunk in ("7", "100"):
         out = tmp_path / f"out{chunk}.csv"
-        result = run_module("training.score", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+        result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
                             "--out", str(out), "--chunk-rows", chunk)
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append(pd.read_csv(out)["probability"])
@@ -61,7 +62,7 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
 def test_missing_review_column_is_a_clear_error_and_writes_nothing(tiny_model: Path, tmp_path: Path) -> None:
     pd.DataFrame({"text": ["good"]}).to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
-    result = run_module("training.score", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+    result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
                         "--out", str(out))
     assert result.returncode == 2 and "column named `review`" in result.stderr
     assert "Traceback" not in result.stderr
@@ -69,7 +70,7 @@ def test_missing_review_column_is_a_clear_error_and_writes_nothing(tiny_model: P
 
 
 def score(model: Path, data: Path, out: Path, *flags: str):
-    return run_module("training.score", "--model-dir", str(model), "--data", str(data), "--out", str(out), *flags)
+    return run_script("score_csv.py", "--model-dir", str(model), "--data", str(data), "--out", str(out), *flags)
 
 
 def test_an_existing_out_is_replaced_only_with_overwrite(tiny_model: Path, tmp_path: Path) -> None:

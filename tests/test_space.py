@@ -16,15 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import space_support  # noqa: F401  (puts space/ on the path)
+import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
 from conftest import run_python
 
 import gradio as gr  # noqa: E402  (after space_support set the telemetry variables)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import batch  # noqa: E402
+import review_csv  # noqa: E402
 import inference  # noqa: E402
+import model_folder  # noqa: E402
 from review_text import MAX_TEXT_CHARS, clean  # noqa: E402
 
 LINE_BREAK = "<br />"  # what the IMDB dump has between paragraphs
@@ -223,7 +224,7 @@ def test_every_path_reads_at_most_the_character_cap(app, tmp_path: Path, monkeyp
     for text in PATHOLOGICAL.values():
         app.probability([text]), app.predict([text]), app.classify(text)
     upload = tmp_path / "long.csv"
-    upload.write_text("review\n" + "x" * (batch.MAX_BYTES - 100) + "\n")
+    upload.write_text("review\n" + "x" * (review_csv.MAX_BYTES - 100) + "\n")
     assert app.score_csv(str(upload))[1] == "Scored 1 review(s)."
     assert longest and max(longest) <= MAX_TEXT_CHARS
 
@@ -333,24 +334,24 @@ def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
     scores = app.PREDICTOR.probabilities(["A wonderful film.", reviews[1]])
     assert float(out["probability"][0]) == pytest.approx(scores[0], abs=1e-5)
     assert float(out["probability"][1]) == pytest.approx(scores[1], abs=1e-5)
-    assert out["label"][0] == app.PREDICTOR.labels[int(scores[0] >= 0.5)]
+    assert out["label"][0] == app.PREDICTOR.labels[int(scores[0] >= review_csv.THRESHOLD)]
     assert out["probability"][2] == "" and out["label"][2] == ""
 
 
 def test_csv_tab_shows_rows_counts_and_histogram(app, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(batch, "PREVIEW_ROWS", 3)
+    monkeypatch.setattr(review_csv, "PREVIEW_ROWS", 3)
     reviews = ["A wonderful film.", "", "Dreadful and dull.", "Not bad at all.", "Great!"]
     path, _ = app.score_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": reviews})))
     preview, counts, histogram = app.csv_summary(path)
     scored = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert preview.to_dict("records") == scored.head(3).to_dict("records")
     labels = app.PREDICTOR.labels
-    expected = scored["label"].replace("", batch.NOT_SCORED).value_counts()
+    expected = scored["label"].replace("", review_csv.NOT_SCORED).value_counts()
     assert dict(zip(counts["label"], counts["reviews"])) == {label: expected.get(label, 0) for label in
-                                                             (*labels, batch.NOT_SCORED)}
+                                                             (*labels, review_csv.NOT_SCORED)}
     assert list(counts["label"][:2]) == list(labels)
     scores = np.array([float(p) for p in scored["probability"] if p])
-    assert len(histogram) == batch.HISTOGRAM_BINS and histogram["reviews"].sum() == len(scores) == 4
+    assert len(histogram) == review_csv.HISTOGRAM_BINS and histogram["reviews"].sum() == len(scores) == 4
     for bin_, count in zip(histogram["probability"], histogram["reviews"]):
         low, high = map(float, bin_.split("-"))
         assert count == ((scores >= low) & ((scores < high) | (high == 1.0))).sum()
@@ -411,7 +412,7 @@ def test_a_short_row_keeps_its_fields_in_place(app, tmp_path: Path) -> None:
 
 def bomb(path: Path, where: str) -> str:
     """A CSV just under the upload limit that is almost all empty columns, in its header or in a row."""
-    columns = "," * (batch.MAX_BYTES - 100)
+    columns = "," * (review_csv.MAX_BYTES - 100)
     path.write_text({"header": f"id,review{columns}\n1,fine\n", "row": f"id,review\n1,fine{columns}\n",
                      "header without a review column": f"id{columns}\n1\n"}[where])
     return str(path)
@@ -427,9 +428,9 @@ def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, m
     started = time.perf_counter()
     path, message = app.score_csv(upload)
     assert time.perf_counter() - started < 5  # the issue's bound for any file within the upload limits
-    columns = batch.MAX_BYTES - 100 + 2 - (where == "header without a review column")
+    columns = review_csv.MAX_BYTES - 100 + 2 - (where == "header without a review column")
     expected = {"row": f"Line 2 has {columns:,} fields but the header has 2"}.get(
-        where, f"The CSV has {columns:,} columns; at most {batch.MAX_COLUMNS} can be read.")
+        where, f"The CSV has {columns:,} columns; at most {review_csv.MAX_COLUMNS} can be read.")
     assert path is None and message.startswith(expected)
 
 
@@ -437,15 +438,17 @@ def test_scored_files_are_removed_on_a_timer_and_their_folder_at_exit(tmp_path: 
     """Without another CSV being scored: the copies go after the time to live, the folder with the process."""
     code = """
 import time
-import pandas as pd
-import batch
-root = batch.output_root(ttl=0.5, every=0.1)
-path = batch.write_csv(pd.DataFrame({"review": ["A fine film."]}), root)
+from pathlib import Path
+import numpy as np
+import review_csv
+root = review_csv.output_root(ttl=0.5, every=0.1)
+path, _ = review_csv.score_upload(Path(IN_CSV), root, lambda texts: np.full(len(texts), 0.9), ("no", "yes"))
 written = path.is_file()
 time.sleep(1.5)
 print(root, written, path.exists(), root.is_dir())
 """
-    result = run_python(code, cwd=space_support.SPACE_DIR)
+    (tmp_path / "in.csv").write_text("review\nA fine film.\n")
+    result = run_python(code.replace("IN_CSV", repr(str(tmp_path / "in.csv"))), cwd=space_support.SPACE_DIR)
     assert result.returncode == 0, result.stderr[-2000:]
     root, written, kept, root_there = result.stdout.split()
     assert (written, kept, root_there) == ("True", "False", "True")
@@ -454,9 +457,9 @@ print(root, written, path.exists(), root.is_dir())
 
 def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:
     upload = write_csv(tmp_path / "rows.csv", pd.DataFrame({"review": ["good"] * 30}))
-    monkeypatch.setattr(batch, "MAX_ROWS", 20)
+    monkeypatch.setattr(review_csv, "MAX_ROWS", 20)
     assert app.score_csv(upload) == (None, "The CSV has more than 20 rows; split it into smaller files.")
-    monkeypatch.setattr(batch, "MAX_BYTES", 100)
+    monkeypatch.setattr(review_csv, "MAX_BYTES", 100)
     path, message = app.score_csv(upload)
     assert path is None and "larger than" in message
     assert app.score_csv(None)[0] is None
@@ -467,12 +470,12 @@ def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:
 
 def test_no_model_configured_says_which_variable_to_set() -> None:
     with pytest.raises(inference.ModelUnavailable, match="MODEL_REPO"):
-        inference.model_folder(None)
+        model_folder.locate(None)
 
 
 def test_bad_repo_id_is_explained() -> None:
     with pytest.raises(inference.ModelUnavailable, match="neither an existing folder nor a valid Hub repo id"):
-        inference.model_folder("not a/valid/repo id")
+        model_folder.locate("not a/valid/repo id")
 
 
 def damage(model_dir: Path, tmp_path: Path, how: str) -> Path:

@@ -19,7 +19,7 @@ import yaml
 from hub_server import FakeHub
 from space_support import SPACE_DIR, clean_env
 
-import publish  # noqa: E402  (space_support put space/ on the path)
+import publish  # noqa: E402
 
 MODEL_REPO = f"{FakeHub.user}/imdb-sentiment-bilstm"
 SPACE_REPO = f"{FakeHub.user}/imdb-sentiment"
@@ -66,9 +66,7 @@ def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path)
         assert second.returncode == 0, second.stderr
 
         files = hub.files(SPACE_REPO, repo_type="space")
-        assert {"app.py", "inference.py", "quiet_tf.py", "review_text.py", "batch.py", "examples.py",
-                "requirements.txt", "README.md"} <= set(files)
-        assert not {"publish.py", "benchmark.py"} & set(files)
+        assert set(files) == set(publish.SPACE_FILES)
         assert not any("__pycache__" in name for name in files)
         assert files["app.py"] == (SPACE_DIR / "app.py").read_bytes()
         card = yaml.safe_load(files["README.md"].decode().split("---")[1])
@@ -228,14 +226,14 @@ def test_the_model_comes_from_the_hub_then_from_the_cache(model_dir: Path, tmp_p
 
 HUB_PROBLEMS = """
     import json, os, sys
-    import inference
+    import inference, model_folder
     token = os.environ.pop("HF_TOKEN")
     answers = []
     for repo, revision, with_token in json.loads(sys.argv[1]):
         if with_token:
             os.environ["HF_TOKEN"] = token
         try:
-            answers.append(inference.load_predictor(inference.model_folder(repo, revision)).labels)
+            answers.append(inference.load_predictor(model_folder.locate(repo, revision)).labels)
         except inference.ModelUnavailable as problem:
             answers.append(str(problem))
         os.environ.pop("HF_TOKEN", None)

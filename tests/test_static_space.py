@@ -253,7 +253,7 @@ def test_the_original_tutorials_network(browser, tmp_path: Path) -> None:
     reviews = [clean(r, replacements) for r in pd.read_csv(SAMPLE_CSV)["review"].iloc[:50]] + ["Fine."]
     review = reviews[0]
     window = model.get_layer("tokenizer").get_config()["output_sequence_length"]
-    spans = WindowReader("ascii_whitespace", STRIP_REGEX, window)(review).spans
+    spans = WindowReader("whitespace", STRIP_REGEX, window)(review).spans
     assert len(spans) > window  # longer than the window: leaving a word out lets the next one in
     spans = spans[:window]
     errors: list[str] = []

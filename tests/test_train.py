@@ -20,7 +20,7 @@ from conftest import REPO, TINY_FLAGS, free_port, hub_env, run_module, run_pytho
 from hub_server import FakeHub
 from sklearn.metrics import roc_auc_score
 
-from training import artifacts
+from training import model_folder
 from training.data import SAMPLE_CSV, Splits, load_splits, read_unlabeled, sha256_of
 from training.evaluate import last_sentences
 from training.pretrain import word_vectors
@@ -40,17 +40,17 @@ TRICKY_TEXTS = [
 
 
 def test_folder_is_complete(tiny_model: Path) -> None:
-    for name in (*artifacts.REQUIRED_FILES, artifacts.HISTORY, artifacts.CURVES_PLOT, artifacts.CONFUSION_PLOT,
-                 artifacts.CARD):
+    for name in (*model_folder.REQUIRED_FILES, model_folder.HISTORY, model_folder.CURVES_PLOT, model_folder.CONFUSION_PLOT,
+                 model_folder.CARD):
         assert (tiny_model / name).is_file(), name
-    artifacts.check_folder(tiny_model)
+    model_folder.check_folder(tiny_model)
     assert not list(tiny_model.parent.glob(".tiny.*")), "a staging folder was left behind"
-    for plot in (artifacts.CURVES_PLOT, artifacts.CONFUSION_PLOT):
+    for plot in (model_folder.CURVES_PLOT, model_folder.CONFUSION_PLOT):
         assert (tiny_model / plot).read_bytes().startswith(b"\x89PNG")
 
 
 def test_training_config_records_the_run(tiny_model: Path) -> None:
-    config = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())
+    config = json.loads((tiny_model / model_folder.TRAINING_CONFIG).read_text())
     assert config["hyperparameters"]["vocab_size"] == 500 and config["hyperparameters"]["seed"] == 42
     assert config["labels"] == ["negative", "positive"]
     assert config["data"]["files"] == {"reviews": {"file": SAMPLE_CSV.name, "sha256": sha256_of(SAMPLE_CSV)}}
@@ -62,8 +62,8 @@ def test_training_config_records_the_run(tiny_model: Path) -> None:
 
 
 def test_metrics_and_history(tiny_model: Path) -> None:
-    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())
-    rows = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["data"]["rows"]
+    metrics = json.loads((tiny_model / model_folder.METRICS).read_text())
+    rows = json.loads((tiny_model / model_folder.TRAINING_CONFIG).read_text())["data"]["rows"]
     assert set(metrics["baselines"]) == {"tfidf", "nbsvm"}
     for m in (metrics["test"], *metrics["baselines"].values()):
         assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "ece", "confusion_matrix"}
@@ -72,7 +72,7 @@ def test_metrics_and_history(tiny_model: Path) -> None:
         tn, fp = m["confusion_matrix"][0]
         fn, tp = m["confusion_matrix"][1]
         assert m["accuracy"] == pytest.approx((tn + tp) / m["examples"])
-    history = pd.read_csv(tiny_model / artifacts.HISTORY)
+    history = pd.read_csv(tiny_model / model_folder.HISTORY)
     assert len(history) == metrics["training"]["epochs_run"] == 2
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
     assert metrics["training"]["best_epoch"] == history["val_loss"].idxmin() + 1
@@ -81,7 +81,7 @@ def test_metrics_and_history(tiny_model: Path) -> None:
 
 def splits_of(folder: Path) -> Splits:
     """The split that the run which made `folder` trained and tested on, from its recorded settings."""
-    hp = json.loads((folder / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
+    hp = json.loads((folder / model_folder.TRAINING_CONFIG).read_text())["hyperparameters"]
     return load_splits(SAMPLE_CSV, hp["test_size"], hp["val_size"], hp["seed"], hp["max_rows"])
 
 
@@ -92,7 +92,7 @@ def test_reported_test_figures_are_those_of_the_saved_model(tiny_model: Path) ->
     test = splits_of(tiny_model).test
     model = keras.saving.load_model(tiny_model, safe_mode=True)
     scores = model.predict(tf.constant(test["text"].tolist()), verbose=0)[:, 0]
-    reported = json.loads((tiny_model / artifacts.METRICS).read_text())["test"]
+    reported = json.loads((tiny_model / model_folder.METRICS).read_text())["test"]
     assert reported["examples"] == len(test)
     assert reported["accuracy"] == pytest.approx(((scores >= 0.5) == test["label"]).mean())
     assert reported["roc_auc"] == pytest.approx(roc_auc_score(test["label"], scores), abs=1e-6)
@@ -103,8 +103,8 @@ def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
     import keras
     import tensorflow as tf
 
-    metrics = json.loads((tiny_model / artifacts.METRICS).read_text())["test"]
-    hp = json.loads((tiny_model / artifacts.TRAINING_CONFIG).read_text())["hyperparameters"]
+    metrics = json.loads((tiny_model / model_folder.METRICS).read_text())["test"]
+    hp = json.loads((tiny_model / model_folder.TRAINING_CONFIG).read_text())["hyperparameters"]
     test = load_splits(SAMPLE_CSV, hp["test_size"], hp["val_size"], hp["seed"], hp["max_rows"]).test
     model = keras.saving.load_model(tiny_model, safe_mode=True)
 
@@ -129,13 +129,13 @@ def test_last_sentence_has_enough_words() -> None:
 
 
 def test_compute_is_recorded(tiny_model: Path) -> None:
-    compute = json.loads((tiny_model / artifacts.METRICS).read_text())["compute"]
+    compute = json.loads((tiny_model / model_folder.METRICS).read_text())["compute"]
     assert compute["cores"] == len(os.sched_getaffinity(0)) and compute["cpu"] and isinstance(compute["gpus"], list)
 
 
 def test_tokenizer_json_matches_the_model(tiny_model: Path, tmp_path: Path) -> None:
     """The ids a non-Keras user computes from tokenizer.json equal the ids inside the saved model."""
-    spec = json.loads((tiny_model / artifacts.TOKENIZER).read_text(encoding="utf-8"))
+    spec = json.loads((tiny_model / model_folder.TOKENIZER).read_text(encoding="utf-8"))
     code = f"""
 import json, keras, tensorflow as tf
 model = keras.saving.load_model({str(tiny_model)!r}, safe_mode=True)
@@ -153,7 +153,7 @@ print(json.dumps(ids))
 
 def reference_ids(text: str, spec: dict) -> list[int]:
     """Token ids from tokenizer.json alone, written from its documented settings."""
-    assert spec["lowercase"] == "ascii" and spec["split"] == "ascii_whitespace" and spec["padding"] == "post"
+    assert spec["lowercase"] == "ascii" and spec["split"] == "whitespace" and spec["padding"] == "post"
     for old, new in spec["replace_before_tokenizing"].items():
         text = text.replace(old, new)
     text = text.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))
@@ -205,7 +205,7 @@ def test_refuses_to_overwrite_and_overwrite_replaces(tiny_model: Path, tmp_path:
     replaced = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--overwrite")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert not (out / "keep.txt").exists()
-    artifacts.check_folder(out)
+    model_folder.check_folder(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
@@ -264,14 +264,14 @@ def test_damaged_folders_are_refused(tiny_model: Path, tmp_path: Path, damage: s
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
     if damage == "truncated-weights":
-        weights = folder / artifacts.KERAS_WEIGHTS
+        weights = folder / model_folder.KERAS_WEIGHTS
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     elif damage == "missing-tokenizer":
-        (folder / artifacts.TOKENIZER).unlink()
+        (folder / model_folder.TOKENIZER).unlink()
     else:
-        (folder / artifacts.KERAS_CONFIG).write_text("{ not json")
-    with pytest.raises(artifacts.FolderError) as err:
-        artifacts.check_folder(folder)
+        (folder / model_folder.KERAS_CONFIG).write_text("{ not json")
+    with pytest.raises(model_folder.FolderError) as err:
+        model_folder.check_folder(folder)
     expected = {"truncated-weights": "truncated", "missing-tokenizer": "missing tokenizer.json",
                 "config-not-json": "config.json is not valid JSON"}[damage]
     assert expected in str(err.value)
@@ -297,7 +297,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
     out = tmp_path / "model"
     flags = ["--out", str(out), *TINY_FLAGS, "--max-rows", "1500", "--sequence-length", "120",
              "--epochs", "4", "--patience", "9"]
-    state_history = artifacts.training_state(out) / artifacts.HISTORY
+    state_history = model_folder.training_state(out) / model_folder.HISTORY
     process = subprocess.Popen([sys.executable, "-m", "training.train", *flags], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -313,17 +313,17 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
 
     fresh = run_module("training.train", *flags)
     assert fresh.returncode == 2 and "--resume" in fresh.stderr
-    state = sorted(p.name for p in artifacts.training_state(out).rglob("*"))
+    state = sorted(p.name for p in model_folder.training_state(out).rglob("*"))
     changed = run_module("training.train", *flags, "--seed", "7", "--resume")
     assert changed.returncode == 2 and "holds a run with other settings or data" in changed.stderr
-    assert sorted(p.name for p in artifacts.training_state(out).rglob("*")) == state
+    assert sorted(p.name for p in model_folder.training_state(out).rglob("*")) == state
 
     resumed = run_module("training.train", *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    artifacts.check_folder(out)
-    epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / artifacts.HISTORY))]
+    model_folder.check_folder(out)
+    epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / model_folder.HISTORY))]
     assert epochs == [0, 1, 2, 3]
-    assert not artifacts.training_state(out).exists()
+    assert not model_folder.training_state(out).exists()
 
 
 def test_unlabeled_reviews_feed_the_word_vectors(tmp_path: Path) -> None:
@@ -340,11 +340,11 @@ def test_unlabeled_reviews_feed_the_word_vectors(tmp_path: Path) -> None:
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--freeze-embeddings",
                         "--unlabeled", str(unlabeled))
     assert result.returncode == 0, result.stderr[-2000:]
-    config = json.loads((out / artifacts.TRAINING_CONFIG).read_text())
+    config = json.loads((out / model_folder.TRAINING_CONFIG).read_text())
     assert config["unlabeled_data"] == {"file": "unlabeled.csv", "sha256": sha256_of(unlabeled), "rows": 600}
 
     model = keras.saving.load_model(out, safe_mode=True)
-    vocabulary = len(json.loads((out / artifacts.TOKENIZER).read_text())["vocabulary"])
+    vocabulary = len(json.loads((out / model_folder.TOKENIZER).read_text())["vocabulary"])
     hp = config["hyperparameters"]
 
     def vectors(*texts: pd.Series) -> np.ndarray:
@@ -368,7 +368,7 @@ def test_early_stopping_keeps_the_best_validation_weights(tmp_path: Path) -> Non
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", str(epochs),
                         "--patience", str(patience), "--learning-rate", "0.05")
     assert result.returncode == 0, result.stderr[-2000:]
-    history = pd.read_csv(out / artifacts.HISTORY)
+    history = pd.read_csv(out / model_folder.HISTORY)
     best = int(history["val_loss"].idxmin())
     assert len(history) == best + 1 + patience < epochs, "early stopping did not stop the run"
 
@@ -408,14 +408,13 @@ def test_mirrored_strategy_over_two_cpu_replicas(tmp_path: Path) -> None:
 import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, {str(REPO)!r})
 from training.train import main
 sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r}, "--epochs", "1"]))
 """
-    result = run_python(code, cwd=tmp_path)
+    result = run_python(code, cwd=REPO)  # the repository root, where `training` is found
     assert result.returncode == 0, result.stderr[-3000:]
-    artifacts.check_folder(out)
-    recorded = json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"]
+    model_folder.check_folder(out)
+    recorded = json.loads((out / model_folder.TRAINING_CONFIG).read_text())["distribute"]
     assert recorded == {"strategy": "mirrored", "replicas": 2}
 
 
@@ -437,8 +436,8 @@ def test_multiworker_training_on_two_local_workers(tmp_path: Path) -> None:
         assert worker.returncode == 0, stderr[-3000:]
     assert "model folder:" in outputs[0][0] and "the chief writes the model folder" in outputs[1][0]
     assert all(OPEN_PORT_WARNING in stderr for _, stderr in outputs)
-    artifacts.check_folder(out)
-    assert json.loads((out / artifacts.TRAINING_CONFIG).read_text())["distribute"] == {
+    model_folder.check_folder(out)
+    assert json.loads((out / model_folder.TRAINING_CONFIG).read_text())["distribute"] == {
         "strategy": "multiworker", "replicas": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     loaded = run_python(f"import keras, tensorflow as tf; m = keras.saving.load_model({str(out)!r}); "
@@ -500,8 +499,8 @@ def test_the_multiworker_server_listens_on_every_interface_as_the_readme_says(tm
 def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:
     for appears in ("with files", "empty"):
         out = tmp_path / appears / "model"
-        with pytest.raises(artifacts.FolderError, match="appeared while this run was writing it"):
-            with artifacts.staged_folder(out, overwrite=False) as stage:
+        with pytest.raises(model_folder.FolderError, match="appeared while this run was writing it"):
+            with model_folder.staged_folder(out, overwrite=False) as stage:
                 (stage / "new.txt").write_text("new model")
                 out.mkdir(parents=True)
                 if appears == "with files":
@@ -510,7 +509,7 @@ def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> No
         [kept] = [p for p in out.parent.iterdir() if p != out]  # the new folder, beside it, nothing else
         assert kept.name.startswith("model.new-") and (kept / "new.txt").read_text() == "new model"
     out = tmp_path / "overwritten" / "model"
-    with artifacts.staged_folder(out, overwrite=True) as stage:
+    with model_folder.staged_folder(out, overwrite=True) as stage:
         (stage / "new.txt").write_text("new model")
         out.mkdir(parents=True)
         (out / "theirs.txt").write_text("replaced, as asked")
@@ -519,10 +518,10 @@ def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> No
 
 DIE_AFTER_FIT = """
 import os, sys
-import training.fit
+import training.model_folder
 def die(*args, **kwargs):
     os._exit(9)  # like a kill: no clean-up runs
-training.fit.write_folder = die
+training.model_folder.write_folder = die
 from training.train import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -536,12 +535,12 @@ def test_resume_after_the_fit_finished_keeps_that_fit(tmp_path: Path) -> None:
     died = subprocess.run([sys.executable, "-c", DIE_AFTER_FIT, *flags], cwd=REPO, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert died.returncode == 9 and "Epoch 2/2" in died.stdout, died.stderr[-2000:]
-    assert not out.exists() and (artifacts.training_state(out) / artifacts.HISTORY).is_file()
+    assert not out.exists() and (model_folder.training_state(out) / model_folder.HISTORY).is_file()
 
     resumed = run_module("training.train", *flags, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Epoch 1/" not in resumed.stdout + resumed.stderr  # Keras logs every epoch it trains
-    history = pd.read_csv(out / artifacts.HISTORY)
-    metrics = json.loads((out / artifacts.METRICS).read_text())["training"]
+    history = pd.read_csv(out / model_folder.HISTORY)
+    metrics = json.loads((out / model_folder.METRICS).read_text())["training"]
     assert history["epoch"].tolist() == [0, 1] and metrics["epochs_run"] == len(metrics["epoch_seconds"]) == 2
-    assert not artifacts.training_state(out).exists()
+    assert not model_folder.training_state(out).exists()

@@ -6,8 +6,9 @@ and compare them.
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
 Prints one markdown table and writes it, with the raw figures as JSON, to --out. Serving speeds are
-measured after all training, every model in turn on the same texts, so that the machine's load falls
-on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and
+those of each saved model as Keras loads it (one compiled call on raw strings; the Space's own serving
+path is measured by space/benchmark.py), taken after all training, every model in turn on the same texts,
+so that the machine's load falls on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and
 training speed as a ratio to `seed`.
 """
 
@@ -23,16 +24,16 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from training import artifacts
+from training import model_folder
 from training.config import PRESETS, ConfigError, TrainConfig, validate
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 from training.evaluate import last_sentences
-from training.score import serving_scorer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
@@ -77,6 +78,15 @@ def peak_rss_mb() -> float:
     """Peak resident memory since the last reset, in MB."""
     status = Path("/proc/self/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def folder_scorer(folder: Path) -> Callable[[list[str]], np.ndarray]:
+    """P(positive) by the folder's model, loaded as its users load it (Keras, safe mode), in one compiled call."""
+    from training.quiet_tf import keras, tf
+
+    model = keras.saving.load_model(folder, safe_mode=True)
+    call = tf.function(model, input_signature=[tf.TensorSpec([None], tf.string)])
+    return lambda texts: call(tf.constant(list(texts))).numpy()[:, 0]
 
 
 def timed_ms(score, texts: list[str]) -> float:
@@ -133,7 +143,7 @@ def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: d
         "peak_rss_mb": train_peak,
         "parameters": metrics["model"]["parameters"],
         "folder_mb": sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file()) / 1e6,
-    }, serving_scorer(out / name)
+    }, folder_scorer(out / name)
 
 
 def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict, dict]:
@@ -259,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows, header)
     results = {"command": command, "date": date, "rows": rows, "splits": splits.counts}
     (args.out / RESULTS_JSON).write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / artifacts.BENCHMARK).write_text(table)
+    (args.out / model_folder.BENCHMARK).write_text(table)
     # The default preset's folder carries the table, so its model card can quote it.
-    (args.out / "default" / artifacts.BENCHMARK).write_text(table)
+    (args.out / "default" / model_folder.BENCHMARK).write_text(table)
     from training.card import write_card
 
     write_card(args.out / "default")

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from training import artifacts
+from training import model_folder
 from training.evaluate import CALIBRATION_BINS, MIN_SENTENCE_WORDS, THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
@@ -27,7 +27,7 @@ EXAMPLES = ("A moving, beautifully acted film.", "Two hours I will never get bac
 
 def folder_bytes(folder: Path) -> int:
     """Size on disk of everything a user downloads, the card itself excepted."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != artifacts.CARD)
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != model_folder.CARD)
 
 
 def evaluation_dataset(config: dict) -> dict:
@@ -92,12 +92,13 @@ def card_data(metrics: dict, evaluation: dict, examples: list[dict]) -> ModelCar
 
 def render_card(folder: Path, repo_id: str | None = None, space_id: str | None = None) -> ModelCard:
     """The card for the model folder `folder`, with usage examples for `repo_id` if known."""
-    metrics = json.loads((folder / artifacts.METRICS).read_text(encoding="utf-8"))
-    config = json.loads((folder / artifacts.TRAINING_CONFIG).read_text(encoding="utf-8"))
+    metrics = json.loads((folder / model_folder.METRICS).read_text(encoding="utf-8"))
+    config = json.loads((folder / model_folder.TRAINING_CONFIG).read_text(encoding="utf-8"))
+    tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
     if "files" not in config["data"] or "compute" not in metrics:
-        raise artifacts.FolderError(f"{folder} was made by an older training.train, without the records of its data "
+        raise model_folder.FolderError(f"{folder} was made by an older training.train, without the records of its data "
                                     "files and machine that the card shows; train it again")
-    benchmark = folder / artifacts.BENCHMARK
+    benchmark = folder / model_folder.BENCHMARK
     evaluation = evaluation_dataset(config)
     probabilities = example_probabilities(folder)
     return ModelCard.from_template(
@@ -107,6 +108,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         space_id=space_id,
         metrics=metrics,
         config=config,
+        tokenizer={name: value for name, value in tokenizer.items() if name != "vocabulary"},
         hp=config["hyperparameters"],
         data=config["data"],
         rows=config["data"]["rows"],
@@ -117,7 +119,7 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         size_mb=folder_bytes(folder) / 1e6,
         tutorial_accuracy=TUTORIAL_ACCURACY,
         license=LICENSE,
-        files=artifacts,
+        files=model_folder,
         benchmark=benchmark.read_text(encoding="utf-8") if benchmark.is_file() else None,
         threshold=THRESHOLD,
         calibration_bins=CALIBRATION_BINS,
@@ -126,4 +128,4 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
 
 def write_card(folder: Path, repo_id: str | None = None, space_id: str | None = None) -> None:
     """Render the card into `folder/README.md`."""
-    render_card(folder, repo_id, space_id).save(folder / artifacts.CARD)
+    render_card(folder, repo_id, space_id).save(folder / model_folder.CARD)

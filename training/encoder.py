@@ -20,7 +20,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCardData
 
-from training import artifacts
+from training import model_folder
 from training.config import PRESETS, ConfigError
 from training.data import DataError, load_splits, read_unlabeled
 
@@ -94,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if min(args.epochs, args.batch_size) < 1 or args.learning_rate <= 0:
             raise ConfigError("--epochs and --batch-size must be at least 1, --learning-rate positive")
-        artifacts.check_destination(args.out, args.overwrite)
+        model_folder.check_destination(args.out, args.overwrite)
         splits = load_splits(args.data, args.test_size, args.val_size, args.seed, args.max_rows, args.data_revision)
         unlabeled = read_unlabeled(args.unlabeled, args.data_revision) if args.unlabeled else None
         # A resumed run may ask for more or fewer epochs; everything else must be as it was.
         settings = {"arguments": {k: str(v) for k, v in vars(args).items() if k not in ("overwrite", "resume", "epochs")},
                     "data": splits.source, "unlabeled": unlabeled.source if unlabeled else None}
-        state = artifacts.prepare_training_state(args.out, settings, args.resume)
-    except (ConfigError, DataError, artifacts.FolderError) as err:
+        state = model_folder.prepare_training_state(args.out, settings, args.resume)
+    except (ConfigError, DataError, model_folder.FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # Imported only now: TensorFlow takes seconds to start.
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               "training_seconds": round(sum(h["seconds"] for h in history), 1),
               "last_run_wall_seconds": round(time.perf_counter() - started, 1), "final": history[-1]}
     try:
-        with artifacts.staged_folder(args.out, args.overwrite) as folder:
+        with model_folder.staged_folder(args.out, args.overwrite) as folder:
             encoder.save(folder, zipped=False)
             (folder / ENCODER_CONFIG).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             (folder / ENCODER_CARD).write_text(card(record, history), encoding="utf-8")
@@ -128,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                 "epoch,train_loss,held_out_perplexity,seconds\n"
                 + "".join(f"{h['epoch']},{h['train_loss']:.4f},{h['held_out_perplexity']:.2f},{h['seconds']:.1f}\n"
                           for h in history), encoding="utf-8")
-    except artifacts.FolderError as err:
+    except model_folder.FolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    artifacts.remove_training_state(args.out)
+    model_folder.remove_training_state(args.out)
     print(f"encoder folder: {args.out} (held-out perplexity {history[-1]['held_out_perplexity']:.1f}, "
           f"{record['training_seconds']:.0f} s of training)")
     return 0

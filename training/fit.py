@@ -1,4 +1,4 @@
-"""Fit the bidirectional LSTM on prepared splits and write a complete, Hub-ready model folder."""
+"""Fit the bidirectional LSTM on prepared splits; `fit_and_save` then has model_folder.py write the folder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,12 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from training import artifacts, card, evaluate
+from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
 from training.language_model import Encoder, load_encoder
 from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
-                            ngram_weights, output_layer, tokenizer_with, write_tokenizer_json)
+                            ngram_weights, output_layer, tokenizer_json, tokenizer_with)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
@@ -137,9 +138,9 @@ def fit_keras(
     train_data = make_dataset(data.train_ids, data.train_labels, config, shuffle=True)
     val_data = make_dataset(data.val_ids, data.val_labels, config, shuffle=False)
     # Training state lives beside the output so that a killed run can go on with --resume.
-    state = artifacts.training_state(out)
+    state = model_folder.training_state(out)
     state.mkdir(parents=True, exist_ok=True)
-    history_csv = state / artifacts.HISTORY
+    history_csv = state / model_folder.HISTORY
     best_weights = state / "best.weights.h5"
     backup = state / "backup"
     finished = state / "fit.json"  # written when the fit has ended: its epoch durations
@@ -174,25 +175,24 @@ def fit_keras(
     return pd.read_csv(history_csv), epoch_seconds
 
 
-def fit_multiworker(
-    classifier: keras.Model, data: Encoded, config: TrainConfig, strategy: tf.distribute.Strategy
-) -> tuple[pd.DataFrame, list[float]]:
-    """The same training as `fit_keras` (loss, optimizer, early stopping, best validation weights) as a
-    plain loop, because Keras 3's `fit` does not run under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585). No resumable state: a killed worker stops the whole cluster anyway.
-    """
-    global_batch = config.batch_size * strategy.num_replicas_in_sync
+def distributed_batches(
+    ids: np.ndarray, labels: np.ndarray, config: TrainConfig, strategy: tf.distribute.Strategy, shuffle: bool
+) -> tf.distribute.DistributedDataset:
+    """Batched globally: every worker takes every step, each on its share of the batch. Batches keep the full
+    window (no length bucketing), which the masking makes equivalent."""
+    data = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")[:, None]))
+    if shuffle:
+        data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+    return strategy.experimental_distribute_dataset(data.batch(config.batch_size * strategy.num_replicas_in_sync))
+
+
+def distributed_step(
+    classifier: keras.Model, global_batch: int, strategy: tf.distribute.Strategy
+) -> Callable[[tuple, bool], tf.Tensor]:
+    """A compiled step over one global batch, training or not: the summed loss, correct answers and examples."""
     optimizer = classifier.optimizer
     with strategy.scope():
         optimizer.build(classifier.trainable_variables)
-
-    def batches(ids: np.ndarray, labels: np.ndarray, shuffle: bool):
-        data = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")[:, None]))
-        if shuffle:
-            data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
-        # Batched globally: every worker takes every step, each on its share of the batch. Batches keep
-        # the full window (no length bucketing), which the masking makes equivalent.
-        return strategy.experimental_distribute_dataset(data.batch(global_batch))
 
     def sums(ids, labels, training: bool) -> tf.Tensor:
         """Summed loss, correct answers and examples of one replica's share of a batch."""
@@ -213,12 +213,24 @@ def fit_multiworker(
         replica = train_replica if training else lambda ids, labels: sums(ids, labels, training=False)
         return strategy.reduce("SUM", strategy.run(replica, args=batch), axis=None)
 
-    def run_epoch(data, training: bool) -> tuple[float, float]:
-        totals = sum(step(batch, training).numpy() for batch in data)
+    return step
+
+
+def fit_multiworker(
+    classifier: keras.Model, data: Encoded, config: TrainConfig, strategy: tf.distribute.Strategy
+) -> tuple[pd.DataFrame, list[float]]:
+    """The same training as `fit_keras` (loss, optimizer, early stopping, best validation weights) as a
+    plain loop, because Keras 3's `fit` does not run under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585). No resumable state: a killed worker stops the whole cluster anyway.
+    """
+    step = distributed_step(classifier, config.batch_size * strategy.num_replicas_in_sync, strategy)
+
+    def run_epoch(batches: tf.distribute.DistributedDataset, training: bool) -> tuple[float, float]:
+        totals = sum(step(batch, training).numpy() for batch in batches)
         return totals[0] / totals[2], totals[1] / totals[2]
 
-    train_data = batches(data.train_ids, data.train_labels, shuffle=True)
-    val_data = batches(data.val_ids, data.val_labels, shuffle=False)
+    train_data = distributed_batches(data.train_ids, data.train_labels, config, strategy, shuffle=True)
+    val_data = distributed_batches(data.val_ids, data.val_labels, config, strategy, shuffle=False)
     rows, epoch_seconds, best_val_loss, best_weights, waited = [], [], np.inf, None, 0
     for epoch in range(config.epochs):
         epoch_started = time.perf_counter()
@@ -427,8 +439,8 @@ def baseline_figures(baselines: dict[str, tuple[str, Pipeline]], test: pd.DataFr
     return {key: {"name": name, **test_figures(model, test)[0]} for key, (name, model) in baselines.items()}
 
 
-def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig, weights_bytes: int) -> dict:
-    """Everything `metrics.json` holds."""
+def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig) -> dict:
+    """Everything `metrics.json` holds, but the weights' size (model_folder.write_folder adds it)."""
     history = fitted.history
     return {
         "test": test,
@@ -447,7 +459,6 @@ def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig
         "compute": hardware(),
         "model": {
             "parameters": int(fitted.model.count_params()),
-            "weights_bytes": weights_bytes,
             "vocabulary": fitted.tokenizer.vocabulary_size(),
             "sequence_length": config.sequence_length,
             "ngram_branch": config.ngram_branch,
@@ -459,27 +470,6 @@ def provenance(splits: Splits, unlabeled: Unlabeled | None) -> dict:
     """What the data was, for `training_config.json`: files (names, SHA-256, Hub repo and commit), row counts."""
     return {"data": {**splits.source, "rows": splits.counts},
             "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)}}
-
-
-def write_folder(
-    fitted: Fitted, config: TrainConfig, data_record: dict, baselines: dict, test_part: pd.DataFrame, folder: Path
-) -> dict:
-    """Score the test part once and write the complete model folder into the empty `folder`; returns the metrics."""
-    test, curves = test_figures(fitted.model, test_part)
-    fitted.model.save(folder, zipped=False)
-    write_tokenizer_json(fitted.tokenizer, folder / artifacts.TOKENIZER)
-    fitted.history.to_csv(folder / artifacts.HISTORY, index=False)
-    metrics = run_metrics(fitted, test, baselines, config, (folder / artifacts.KERAS_WEIGHTS).stat().st_size)
-    training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **data_record,
-                       "distribute": fitted.distribute, "versions": library_versions()}
-    for name, content in ((artifacts.METRICS, metrics), (artifacts.TRAINING_CONFIG, training_config)):
-        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    evaluate.plot_history(fitted.history, folder / artifacts.CURVES_PLOT)
-    evaluate.plot_confusion(test["confusion_matrix"], LABELS, folder / artifacts.CONFUSION_PLOT)
-    evaluate.plot_reliability(curves, folder / artifacts.CALIBRATION_PLOT)
-    card.write_card(folder)
-    artifacts.check_folder(folder)
-    return metrics
 
 
 def fit_and_save(
@@ -502,7 +492,14 @@ def fit_and_save(
     if fitted is None:
         return None
     baselines = baselines if baselines is not None else baseline_figures(train_baselines(splits, config), splits.test)
-    with artifacts.staged_folder(out, overwrite) as folder:
-        metrics = write_folder(fitted, config, provenance(splits, unlabeled), baselines, splits.test, folder)
-    artifacts.remove_training_state(out)
+    test, curves = test_figures(fitted.model, splits.test)  # the only time the test part is scored
+    metrics = run_metrics(fitted, test, baselines, config)
+    training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **provenance(splits, unlabeled),
+                       "distribute": fitted.distribute, "versions": library_versions()}
+    with model_folder.staged_folder(out, overwrite) as folder:
+        model_folder.write_folder(folder, fitted.model, tokenizer_json(fitted.tokenizer), fitted.history, metrics,
+                                  training_config, curves)
+        card.write_card(folder)
+        model_folder.check_folder(folder)
+    model_folder.remove_training_state(out)
     return metrics

@@ -13,7 +13,7 @@ import httpx2  # the HTTP client huggingface_hub uses; its errors are the transp
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
-from training import artifacts, card
+from training import card, model_folder
 from training.data import first_line
 
 MODEL_REPO_URL = "{endpoint}/{repo_id}"
@@ -67,7 +67,7 @@ def push_folder(
     space_id: str | None = None,
 ) -> PushResult:
     """Upload a complete model folder to `repo_id`; an unchanged folder makes no new commit."""
-    artifacts.check_folder(folder)
+    model_folder.check_folder(folder)
     # The card's usage examples name the repo, so it is rendered for this one, before the Hub is touched.
     rendered = card.render_card(folder, repo_id=repo_id, space_id=space_id)
     api = HfApi()
@@ -76,7 +76,7 @@ def push_folder(
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        rendered.save(folder / artifacts.CARD)
+        rendered.save(folder / model_folder.CARD)
         commit = api.upload_folder(
             folder_path=folder,
             repo_id=repo_id,

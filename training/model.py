@@ -9,9 +9,6 @@ this project installed.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -28,13 +25,15 @@ NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
 NGRAM_WEIGHTS_LAYER = "ngram_weights"
 OUTPUT_LAYER = "positive"
 
-# Keras' built-in standardization: ASCII lower-casing, then this ASCII punctuation removed; then a split
-# on ASCII whitespace. Both tokenizers use the same rules.
+# Keras' built-in standardization: ASCII lower-casing, then this ASCII punctuation removed; then Keras'
+# "whitespace" split, on ASCII whitespace. Both tokenizers use the same rules. tokenizer.json spells the
+# standardization out for readers outside Keras (STANDARDIZE_RULES); everything else it reads from the layer.
 STANDARDIZE = "lower_and_strip_punctuation"
 STRIP_PUNCTUATION_REGEX = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
+STANDARDIZE_RULES = {STANDARDIZE: {"lowercase": "ascii", "strip_regex": STRIP_PUNCTUATION_REGEX}}
 SPLIT = "whitespace"
 PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
-FIRST_WORD_ID = 2
+FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
 NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
 
 
@@ -78,26 +77,21 @@ def make_ngram_tokenizer(texts: list[str], vocab_size: int, max_n: int) -> layer
 
 
 def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
-    """Everything needed to reproduce the BiLSTM's token ids outside Keras."""
+    """Everything needed to reproduce the BiLSTM's token ids outside Keras, read from the layer itself."""
     config = tokenizer.get_config()
     return {
         # Done to the training data before the tokenizer saw it (not by the model): do it to new text too.
         "replace_before_tokenizing": {LINE_BREAK: " "},
-        "lowercase": "ascii",
-        "strip_regex": STRIP_PUNCTUATION_REGEX,
-        "split": "ascii_whitespace",
+        "standardize": config["standardize"],
+        **STANDARDIZE_RULES[config["standardize"]],
+        "split": config["split"],
         "sequence_length": config["output_sequence_length"],
-        "padding": "post",
+        "padding": "post",  # TextVectorization pads and cuts a window at its end
         "truncation": "post",
         "pad_id": PAD_ID,
         "oov_id": OOV_ID,
         "vocabulary": tokenizer.get_vocabulary(),
     }
-
-
-def write_tokenizer_json(tokenizer: layers.TextVectorization, path: Path) -> None:
-    """Write `tokenizer.json` (settings and the ordered vocabulary: the id of a word is its index)."""
-    path.write_text(json.dumps(tokenizer_json(tokenizer), ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 def build_classifier(

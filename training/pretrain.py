@@ -12,11 +12,12 @@ import numpy as np
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 
+from training.model import FIRST_WORD_ID  # below it, padding and out-of-vocabulary: no vector from the data
+
 log = logging.getLogger(__name__)
 
 WINDOW = 5  # words on each side that count as context
 CONTEXT_SMOOTHING = 0.75  # as in word2vec: rare contexts get less extreme PMI
-FIRST_WORD_ID = 2  # 0 is padding, 1 is out-of-vocabulary: neither gets a vector from the data
 
 
 def cooccurrences(ids: np.ndarray, vocab_size: int) -> sparse.csr_matrix:

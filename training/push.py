@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.artifacts import FolderError
+from training.model_folder import FolderError
 from training.hub import HubError, push_folder
 
 

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from training import artifacts
+from training import model_folder
 from training.config import ConfigError, add_config_flags, config_from_args
 from training.data import SAMPLE_CSV, SPLIT_FILES, DataError, load_splits, read_unlabeled
 from training.push import add_push_flags, push
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("training").setLevel(logging.INFO)
     try:
         config = config_from_args(args)
-        artifacts.check_destination(args.out, args.overwrite)
+        model_folder.check_destination(args.out, args.overwrite)
         # Cleaned and de-duplicated before a deterministic, stratified split.
         splits = load_splits(args.data, config.test_size, config.val_size, config.seed, config.max_rows,
                              args.data_revision)
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.distribute == "multiworker" and args.resume:
             raise ConfigError("--resume is not available with --distribute multiworker")
         if args.distribute != "multiworker":  # workers sharing a disk must not share the resume state
-            artifacts.prepare_training_state(args.out, settings, args.resume)
-    except (ConfigError, DataError, artifacts.FolderError) as err:
+            model_folder.prepare_training_state(args.out, settings, args.resume)
+    except (ConfigError, DataError, model_folder.FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     log.info("reviews: %s", splits.counts)
@@ -85,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         log.warning(OPEN_PORT_WARNING)
     try:
         metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
-    except artifacts.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
+    except model_folder.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ConfigError as err:  # an unusable --encoder, found before the first epoch
         if not args.resume:
-            artifacts.remove_training_state(args.out)
+            model_folder.remove_training_state(args.out)
         print(f"error: {err}", file=sys.stderr)
         return 2
     if metrics is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import artifacts
+from training import model_folder
 from training.quiet_tf import keras
 from training.model import CLASSIFIER_LAYER, NGRAM_TOKENIZER_LAYER, NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, \
     STANDARDIZE, STRIP_PUNCTUATION_REGEX, TOKENIZER_LAYER
@@ -31,7 +31,7 @@ FORMAT = "imdb-sentiment-web/1"
 # The word tokenizer's settings that the page's tokenizer reproduces (tokenizer.json's keys).
 TOKENIZER_KEYS = ("replace_before_tokenizing", "lowercase", "strip_regex", "split", "sequence_length", "padding",
                   "truncation", "pad_id", "oov_id")
-SUPPORTED = {"lowercase": "ascii", "split": "ascii_whitespace", "padding": "post", "truncation": "post"}
+SUPPORTED = {"lowercase": "ascii", "split": "whitespace", "padding": "post", "truncation": "post"}
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
 # Layers that do nothing at inference (dropout) or only compute the padding mask.
 PASS_THROUGH = ("InputLayer", "SpatialDropout1D", "Dropout", "NotEqual")
@@ -106,7 +106,7 @@ def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
 
 def _tokenizer_settings(folder: Path, model) -> tuple[dict, list[str]]:
     """tokenizer.json's settings and vocabulary, checked against the model's own tokenizer."""
-    tokenizer = json.loads((folder / artifacts.TOKENIZER).read_text(encoding="utf-8"))
+    tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
     settings = {key: tokenizer[key] for key in TOKENIZER_KEYS}
     unsupported = {key: settings[key] for key, value in SUPPORTED.items() if settings[key] != value}
     if unsupported or settings["strip_regex"] != STRIP_PUNCTUATION_REGEX:
@@ -139,7 +139,7 @@ def _ngram_branch(model, weights: _Weights) -> tuple[dict, list[str]] | None:
 def build(folder: Path) -> tuple[dict, dict, bytes]:
     """The manifest, the vocabularies and the weights of the folder's model, loaded with Keras' safe mode on."""
     model = keras.saving.load_model(folder, safe_mode=True)
-    labels = json.loads((folder / artifacts.TRAINING_CONFIG).read_text(encoding="utf-8")).get("labels")
+    labels = json.loads((folder / model_folder.TRAINING_CONFIG).read_text(encoding="utf-8")).get("labels")
     tokenizer, words = _tokenizer_settings(folder, model)
     weights = _Weights()
     classifier = _classifier_layers(model.get_layer(CLASSIFIER_LAYER), weights)
@@ -155,7 +155,7 @@ def build(folder: Path) -> tuple[dict, dict, bytes]:
 
 def export(folder: Path, overwrite: bool = False) -> Path:
     """Write `folder/web/` whole or not at all; an existing one is replaced only with `overwrite`."""
-    artifacts.check_folder(folder)
+    model_folder.check_folder(folder)
     manifest, vocabulary, weights = build(folder)
     files = {VOCABULARY: json.dumps(vocabulary, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
              WEIGHTS: weights}
@@ -164,7 +164,7 @@ def export(folder: Path, overwrite: bool = False) -> Path:
                          for name, data in files.items()}
     files[MANIFEST] = json.dumps(manifest, indent=1).encode("utf-8")
     out = folder / WEB_DIR
-    with artifacts.staged_folder(out, overwrite) as stage:
+    with model_folder.staged_folder(out, overwrite) as stage:
         for name, data in files.items():
             (stage / name).write_bytes(data)
     return out
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = export(args.model_dir, args.overwrite)
-    except (artifacts.FolderError, ExportError) as err:
+    except (model_folder.FolderError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.iterdir()))

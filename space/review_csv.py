@@ -1,4 +1,5 @@
-"""The batch tab: a CSV with a `review` column in, the same rows with `probability` and `label` out."""
+"""A CSV of reviews in, the same rows with `probability` and `label` out: the Space's CSV tab and
+`space/score_csv.py` share this one scorer, with one rule for blank reviews and one formula guard."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from model_folder import THRESHOLD
 
 TEXT_COLUMN = "review"
 PROBABILITY_COLUMN = "probability"
@@ -35,13 +39,13 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 csv.field_size_limit(MAX_BYTES)
 
 
-class BatchError(ValueError):
+class CsvError(ValueError):
     """The upload cannot be scored; the message says why and what to change."""
 
 
 def frames(lines: Iterable[str], rows_per_frame: int, max_columns: int | None = MAX_COLUMNS) -> Iterator[pd.DataFrame]:
     """The CSV's rows as text, `rows_per_frame` at a time, every field under its header (short rows are
-    padded with empty cells); BatchError if the header is wider than `max_columns` (None: no limit) or
+    padded with empty cells); CsvError if the header is wider than `max_columns` (None: no limit) or
     has no review column, if a row has more fields than the header, or if the text is not CSV.
 
     The csv module reads the header alone first, so a file of a million columns is refused before any
@@ -51,18 +55,18 @@ def frames(lines: Iterable[str], rows_per_frame: int, max_columns: int | None = 
     try:
         header = next(reader, None)
         if header is None:
-            raise BatchError("The file is empty.")
+            raise CsvError("The file is empty.")
         if max_columns is not None and len(header) > max_columns:
-            raise BatchError(f"The CSV has {len(header):,} columns; at most {max_columns:,} can be read.")
+            raise CsvError(f"The CSV has {len(header):,} columns; at most {max_columns:,} can be read.")
         if TEXT_COLUMN not in header:
-            raise BatchError(f"The CSV needs a header row with a column named `{TEXT_COLUMN}`.")
+            raise CsvError(f"The CSV needs a header row with a column named `{TEXT_COLUMN}`.")
         if len(set(header)) < len(header):
-            raise BatchError("Two columns of the header row have the same name; rename one of them.")
+            raise CsvError("Two columns of the header row have the same name; rename one of them.")
         rows: list[list[str]] = []
         sent = False
         for row in reader:
             if len(row) > len(header):
-                raise BatchError(f"Line {reader.line_num} has {len(row):,} fields but the header has {len(header)}: "
+                raise CsvError(f"Line {reader.line_num} has {len(row):,} fields but the header has {len(header)}: "
                                  "quote the cells that contain commas.")
             if row:  # a blank line is no row
                 rows.append(row + [""] * (len(header) - len(row)))
@@ -70,35 +74,73 @@ def frames(lines: Iterable[str], rows_per_frame: int, max_columns: int | None = 
                 yield pd.DataFrame(rows, columns=header, dtype=str)
                 rows, sent = [], True
     except csv.Error as error:
-        raise BatchError(f"The file is not a readable CSV (line {reader.line_num}: {error}).") from None
+        raise CsvError(f"The file is not a readable CSV (line {reader.line_num}: {error}).") from None
     if rows or not sent:
         yield pd.DataFrame(rows, columns=header, dtype=str)
 
 
-def read_reviews(path: Path) -> pd.DataFrame:
-    """Every column of the CSV as text; BatchError if it is too big or unreadable (see `frames`)."""
+def score_frame(
+    frame: pd.DataFrame, probabilities_or_nan: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
+) -> pd.DataFrame:
+    """The rows with P(labels[1]) and the label at THRESHOLD added; a blank review (NaN from
+    `probabilities_or_nan`) gets neither."""
+    probabilities = probabilities_or_nan(frame[TEXT_COLUMN].tolist())
+    out = frame.drop(columns=[PROBABILITY_COLUMN, LABEL_COLUMN], errors="ignore")
+    out[PROBABILITY_COLUMN] = np.round(probabilities, 6)
+    out[LABEL_COLUMN] = [labels[int(p >= THRESHOLD)] if not np.isnan(p) else "" for p in probabilities]
+    return out
+
+
+@dataclass(frozen=True)
+class Scored:
+    """How many rows a scored CSV has, and how many of them were blank (left without a score)."""
+
+    rows: int
+    blank: int
+
+
+def score_file(
+    lines: Iterable[str],
+    out: Path,
+    probabilities_or_nan: Callable[[Sequence[str]], np.ndarray],
+    labels: Sequence[str],
+    chunk_rows: int,
+    max_columns: int | None = MAX_COLUMNS,
+    max_rows: int | None = None,
+) -> Scored:
+    """Score the CSV `lines` into `out`, `chunk_rows` at a time (memory stays flat), spreadsheet-safe.
+    CsvError as for `frames`, or if there are more than `max_rows` rows (None: no limit)."""
+    rows = blank = 0
+    for chunk in frames(lines, chunk_rows, max_columns):
+        if max_rows is not None and rows + len(chunk) > max_rows:
+            raise CsvError(f"The CSV has more than {max_rows:,} rows; split it into smaller files.")
+        scored = score_frame(chunk, probabilities_or_nan, labels)
+        spreadsheet_safe(scored).to_csv(out, mode="a" if rows else "w", header=not rows, index=False)
+        rows, blank = rows + len(chunk), blank + int((scored[LABEL_COLUMN] == "").sum())
+    return Scored(rows, blank)
+
+
+def score_upload(
+    path: Path, root: Path, probabilities_or_nan: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
+) -> tuple[Path, Scored]:
+    """The CSV tab: score an upload into a fresh folder under `root` (see `output_root`); CsvError if it
+    is over MAX_BYTES or MAX_ROWS, or unreadable (see `frames`). Read as one chunk of at most MAX_ROWS + 1
+    rows, so a file with too many rows is refused before any is scored."""
     if path.stat().st_size > MAX_BYTES:
-        raise BatchError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.")
+        raise CsvError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it into smaller files.")
+    root.mkdir(parents=True, exist_ok=True)  # again, in case something removed it
+    folder = Path(tempfile.mkdtemp(dir=root))
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            frame = next(frames(handle, MAX_ROWS + 1))
+            scored = score_file(handle, folder / OUTPUT_NAME, probabilities_or_nan, labels, MAX_ROWS + 1,
+                                max_rows=MAX_ROWS)
     except UnicodeDecodeError:
-        raise BatchError("The file is not UTF-8 text; save it as a UTF-8 CSV.") from None
-    if len(frame) > MAX_ROWS:
-        raise BatchError(f"The CSV has more than {MAX_ROWS:,} rows; split it into smaller files.")
-    return frame
-
-
-def score(
-    frame: pd.DataFrame, score_texts: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
-) -> pd.DataFrame:
-    """The rows with P(labels[1]) and the label at threshold 0.5 added; empty reviews (NaN from
-    `score_texts`) stay unscored."""
-    scores = score_texts(frame[TEXT_COLUMN].tolist())
-    out = frame.drop(columns=[PROBABILITY_COLUMN, LABEL_COLUMN], errors="ignore")
-    out[PROBABILITY_COLUMN] = np.round(scores, 6)
-    out[LABEL_COLUMN] = [labels[int(p >= 0.5)] if not np.isnan(p) else "" for p in scores]
-    return out
+        shutil.rmtree(folder)
+        raise CsvError("The file is not UTF-8 text; save it as a UTF-8 CSV.") from None
+    except CsvError:
+        shutil.rmtree(folder)
+        raise
+    return folder / OUTPUT_NAME, scored
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -131,14 +173,6 @@ def output_root(ttl: float = OUTPUT_TTL_SECONDS, every: float = PRUNE_EVERY_SECO
 
     threading.Thread(target=prune_forever, name="prune-scored-csv", daemon=True).start()
     return root
-
-
-def write_csv(frame: pd.DataFrame, root: Path) -> Path:
-    """Write a spreadsheet-safe CSV in a fresh folder under `root` (see `output_root`)."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(dir=root)) / OUTPUT_NAME
-    spreadsheet_safe(frame).to_csv(path, index=False)
-    return path
 
 
 def summary(path: Path, labels: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

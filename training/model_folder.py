@@ -1,4 +1,7 @@
-"""The model folder: the names of its files, writing it whole or not at all, and checking it."""
+"""The model folder as training writes it: the names of its files, writing it whole or not at all, and checking it.
+
+space/model_folder.py reads it; tests/test_model_folder.py checks that the two sides agree.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from training import evaluate
+
+if TYPE_CHECKING:
+    import keras
 
 # Keras' unzipped model layout (`model.save(DIR, zipped=False)`).
 KERAS_CONFIG = "config.json"
@@ -103,6 +114,27 @@ def rename_new(stage: Path, out: Path) -> None:
     os.rename(stage, kept)  # replaces the empty folder just made
     raise FolderError(f"{out} appeared while this run was writing it and was left as it is; "
                       f"the new folder is {kept}")
+
+
+def write_json(path: Path, content: dict, indent: int = 2) -> None:
+    """One of the folder's JSON files, in UTF-8 (the vocabulary's words stay as they are)."""
+    path.write_text(json.dumps(content, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
+
+
+def write_folder(folder: Path, model: keras.Model, tokenizer: dict, history: pd.DataFrame, metrics: dict,
+                 training_config: dict, curves: dict) -> None:
+    """Write the folder's files into the empty `folder`: Keras' model, TOKENIZER, HISTORY, METRICS (with the
+    weights' size added, which check_folder compares), TRAINING_CONFIG and the plots (`curves`: the
+    reliability diagram's (labels, probabilities) pairs)."""
+    model.save(folder, zipped=False)
+    write_json(folder / TOKENIZER, tokenizer, indent=1)
+    history.to_csv(folder / HISTORY, index=False)
+    metrics["model"]["weights_bytes"] = (folder / KERAS_WEIGHTS).stat().st_size
+    write_json(folder / METRICS, metrics)
+    write_json(folder / TRAINING_CONFIG, training_config)
+    evaluate.plot_history(history, folder / CURVES_PLOT)
+    evaluate.plot_confusion(metrics["test"]["confusion_matrix"], training_config["labels"], folder / CONFUSION_PLOT)
+    evaluate.plot_reliability(curves, folder / CALIBRATION_PLOT)
 
 
 def check_folder(folder: Path) -> None:
