@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,11 @@ TINY_FLAGS = [
     "--max-rows", "400", "--vocab-size", "500", "--sequence-length", "40", "--embedding-dim", "8",
     "--lstm-units", "4", "--dense-units", "4", "--epochs", "2", "--batch-size", "32", "--ngram-vocab-size", "5000",
 ]
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+# Without these, Chromium waits on the network for updates, sync and QUIC, and hangs on a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_TIMEOUT_MS = 60_000
 # Set to 1 where everything the tests need is installed (CI): there a skipped test fails the run.
 FAIL_ON_SKIP = "FAIL_ON_SKIP"
 
@@ -96,3 +106,52 @@ def hub_env(hub: FakeHub, home: Path, token: str | None = None) -> dict[str, str
     if token != "":
         env["HF_TOKEN"] = hub.token if token is None else token
     return env
+
+
+@pytest.fixture(scope="session")
+def web_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's tiny model folder with its web/ export (training.web_export)."""
+    folder = tmp_path_factory.mktemp("static") / "model"
+    shutil.copytree(tiny_model, folder)
+    result = run_module("training.web_export", "--model-dir", str(folder))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "wrote" in result.stdout
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium, one per test module (the module skips itself without Chromium or playwright)."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where browser tests save screenshots: SPACE_SCREENSHOT_DIR (CI lists it), else the test's own folder."""
+    folder = Path(os.environ.get("SPACE_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file server that does not log every request."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """`folder` over HTTP on a free port of 127.0.0.1 (another origin than the Space's or the Hub's): its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

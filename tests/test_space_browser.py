@@ -7,26 +7,18 @@ Playwright browser download. Screenshots go to $SPACE_SCREENSHOT_DIR if set, els
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import os
 import re
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from conftest import BROWSER_TIMEOUT_MS, CHROMIUM, serving
 from space_support import running_app
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-# Without these, Chromium waits on the network for updates, sync and QUIC, and hangs on a closed network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TESTS_DIR = Path(__file__).resolve().parent
-TIMEOUT_MS = 60_000
 REVIEW = 'A moving film <script>window.pwned = 1</script><img src=x onerror="window.pwned = 1"> with great acting.'
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
@@ -42,34 +34,8 @@ def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def embed_url(app_url: str) -> Iterator[str]:
     """tests/embed.html served over HTTP from another port: a page of another origin, as on a blog."""
-    handler = functools.partial(QuietHandler, directory=str(TESTS_DIR))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/embed.html?src={app_url}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("SPACE_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    with serving(TESTS_DIR) as url:
+        yield f"{url}embed.html?src={app_url}"
 
 
 def api_probability(app_url: str, review: str) -> float:
@@ -87,19 +53,19 @@ def test_classify_in_a_browser(browser, app_url: str, embed_url: str, screenshot
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(embed_url if where == "embedded" else app_url, timeout=TIMEOUT_MS)
+        page.goto(embed_url if where == "embedded" else app_url, timeout=BROWSER_TIMEOUT_MS)
         if where == "embedded":
-            sync_api.expect(page.locator("#embed-status")).to_have_text("embedded", timeout=TIMEOUT_MS)
+            sync_api.expect(page.locator("#embed-status")).to_have_text("embedded", timeout=BROWSER_TIMEOUT_MS)
         review = page.locator("gradio-app #review textarea")
-        review.wait_for(timeout=TIMEOUT_MS)
+        review.wait_for(timeout=BROWSER_TIMEOUT_MS)
         review.fill(REVIEW)
         page.locator("gradio-app #classify").click()
 
         shown = page.locator("gradio-app #probability input")
-        sync_api.expect(shown).to_have_value(re.compile(r"^(0\.\d+|1)$"), timeout=TIMEOUT_MS)
+        sync_api.expect(shown).to_have_value(re.compile(r"^(0\.\d+|1)$"), timeout=BROWSER_TIMEOUT_MS)
         assert float(shown.input_value()) == pytest.approx(api_probability(app_url, REVIEW), abs=1e-4)
         # The review's HTML is shown as text and never run.
-        sync_api.expect(page.locator("gradio-app #highlights")).to_contain_text("<script>window.pwned", timeout=TIMEOUT_MS)
+        sync_api.expect(page.locator("gradio-app #highlights")).to_contain_text("<script>window.pwned", timeout=BROWSER_TIMEOUT_MS)
         assert page.evaluate("window.pwned") is None
         assert not errors
     finally:
@@ -117,14 +83,14 @@ def test_csv_tab_shows_what_came_out(browser, app_url: str, screenshots: Path, t
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(app_url, timeout=TIMEOUT_MS)
+        page.goto(app_url, timeout=BROWSER_TIMEOUT_MS)
         page.get_by_role("tab", name="Batch (CSV)").click()
         page.locator("gradio-app input[type=file]").first.set_input_files(str(upload))
         page.get_by_role("button", name="Score the file").click()
-        sync_api.expect(page.locator("#batch-message")).to_contain_text("Scored 3 review(s)", timeout=TIMEOUT_MS)
-        sync_api.expect(page.locator("#preview")).to_contain_text("Dull and far too long.", timeout=TIMEOUT_MS)
-        sync_api.expect(page.locator("#label-counts")).to_contain_text("(empty: not scored)", timeout=TIMEOUT_MS)
-        sync_api.expect(page.locator("#histogram canvas, #histogram svg").first).to_be_visible(timeout=TIMEOUT_MS)
+        sync_api.expect(page.locator("#batch-message")).to_contain_text("Scored 3 review(s)", timeout=BROWSER_TIMEOUT_MS)
+        sync_api.expect(page.locator("#preview")).to_contain_text("Dull and far too long.", timeout=BROWSER_TIMEOUT_MS)
+        sync_api.expect(page.locator("#label-counts")).to_contain_text("(empty: not scored)", timeout=BROWSER_TIMEOUT_MS)
+        sync_api.expect(page.locator("#histogram canvas, #histogram svg").first).to_be_visible(timeout=BROWSER_TIMEOUT_MS)
         assert not errors
     finally:
         path = screenshots / "space-csv-tab.png"

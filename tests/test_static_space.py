@@ -7,25 +7,18 @@ Needs Debian's `chromium` and the `playwright` Python package, like test_space_b
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_FLAGS, run_module
+from conftest import BROWSER_TIMEOUT_MS, CHROMIUM, TINY_FLAGS, run_module, serving
 from hub_server import FakeHub
 from space_support import SPACE_DIR  # noqa: F401  (puts space/ on the path)
-from test_space_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, QuietHandler
 
 import publish  # noqa: E402
 from review_text import WindowReader, clean  # noqa: E402
@@ -74,28 +67,6 @@ CLASSIFY_EACH = """(texts) => texts.map((text) => {
 })"""
 
 
-@contextmanager
-def serving(folder: Path) -> Iterator[str]:
-    """`folder` over HTTP on a free port of 127.0.0.1 (another origin than the Hub's): its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture(scope="module")
-def web_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session's tiny model folder with its web/ export."""
-    folder = tmp_path_factory.mktemp("static") / "model"
-    shutil.copytree(tiny_model, folder)
-    result = run_module("training.web_export", "--model-dir", str(folder))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder
-
-
 @pytest.fixture(scope="module")
 def hub(web_model: Path) -> Iterator[tuple[FakeHub, str]]:
     """The local Hub holding the model folder (web/ included); with the commit to pin."""
@@ -115,21 +86,6 @@ def site(hub: tuple[FakeHub, str], tmp_path_factory: pytest.TempPathFactory) -> 
     server, commit = hub
     with serving(staged_site(tmp_path_factory.mktemp("site") / "space", server.url, MODEL_REPO, commit)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("SPACE_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +109,13 @@ def keras_probabilities(model, texts: list[str]) -> np.ndarray:
 def open_page(browser, url: str, errors: list[str]):
     page = browser.new_page(viewport={"width": 1100, "height": 1300})
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(url, timeout=TIMEOUT_MS)
+    page.goto(url, timeout=BROWSER_TIMEOUT_MS)
     return page
 
 
 def ready_page(browser, url: str, errors: list[str]):
     page = open_page(browser, url, errors)
-    page.wait_for_selector("body[data-ready=true]", timeout=TIMEOUT_MS)
+    page.wait_for_selector("body[data-ready=true]", timeout=BROWSER_TIMEOUT_MS)
     return page
 
 
@@ -194,7 +150,7 @@ def test_highlights_equal_keras_occlusion(browser, site: str, keras_model, token
     try:
         page.fill("#review", review)
         page.click("#classify")
-        page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#highlights[data-ms]", timeout=BROWSER_TIMEOUT_MS)
         effects = [float(x) for x in page.eval_on_selector_all("#highlights span", "s => s.map(e => e.dataset.effect)")]
         words = page.eval_on_selector_all("#highlights span", "s => s.map(e => e.textContent)")
     finally:
@@ -266,7 +222,7 @@ def test_the_original_tutorials_network(browser, tmp_path: Path) -> None:
                 shown = np.array(page.evaluate(CLASSIFY_EACH, reviews))
                 page.fill("#review", review)
                 page.click("#classify")
-                page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+                page.wait_for_selector("#highlights[data-ms]", timeout=BROWSER_TIMEOUT_MS)
                 effects = page.eval_on_selector_all("#highlights span", "s => s.map(e => Number(e.dataset.effect))")
             finally:
                 page.close()
@@ -292,8 +248,8 @@ def test_classifying_makes_no_network_request(browser, site: str, hub: tuple[Fak
     page.on("request", lambda request: requests.append(request.url))
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(site, timeout=TIMEOUT_MS)
-        page.wait_for_selector("body[data-ready=true]", timeout=TIMEOUT_MS)
+        page.goto(site, timeout=BROWSER_TIMEOUT_MS)
+        page.wait_for_selector("body[data-ready=true]", timeout=BROWSER_TIMEOUT_MS)
         # The page said how far the download had got while it loaded.
         statuses = page.evaluate("window.statuses")
         assert any(re.fullmatch(r"Downloading the model: \d+\.\d of \d+\.\d MB .*", line) for line in statuses)
@@ -303,10 +259,10 @@ def test_classifying_makes_no_network_request(browser, site: str, hub: tuple[Fak
         for review in ["A private review: nobody else should read these words.", "Dull. " * 200]:
             page.fill("#review", review)
             page.click("#classify")
-            page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+            page.wait_for_selector("#highlights[data-ms]", timeout=BROWSER_TIMEOUT_MS)
             page.evaluate("delete document.getElementById('highlights').dataset.ms")
         page.locator("#examples button").first.click()
-        page.wait_for_selector("#highlights[data-ms]", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#highlights[data-ms]", timeout=BROWSER_TIMEOUT_MS)
     finally:
         page.close()
     assert requests[loaded:] == []
@@ -332,7 +288,7 @@ def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[Fake
         page = open_page(browser, url, errors)
         try:
             status = page.locator("#status.error")
-            sync_api.expect(status).to_contain_text("The model could not be fetched", timeout=TIMEOUT_MS)
+            sync_api.expect(status).to_contain_text("The model could not be fetched", timeout=BROWSER_TIMEOUT_MS)
             text = status.text_content()
         finally:
             page.close()
@@ -349,12 +305,12 @@ def test_the_iframe_snippet_embeds_the_page(browser, site: str, screenshots: Pat
         page = open_page(browser, f"{host}embed_static.html?src={site}", errors)
         try:
             frame = page.frame_locator("#embedded")
-            frame.locator("body[data-ready=true]").wait_for(timeout=TIMEOUT_MS)
+            frame.locator("body[data-ready=true]").wait_for(timeout=BROWSER_TIMEOUT_MS)
             frame.locator("#review").fill("A moving, beautifully acted film.")
             frame.locator("#classify").click()
             sync_api.expect(frame.locator("#probability")).to_have_text(re.compile(r"^[01]\.\d{4}$"),
-                                                                        timeout=TIMEOUT_MS)
-            frame.locator("#highlights[data-ms]").wait_for(timeout=TIMEOUT_MS)
+                                                                        timeout=BROWSER_TIMEOUT_MS)
+            frame.locator("#highlights[data-ms]").wait_for(timeout=BROWSER_TIMEOUT_MS)
         finally:
             path = screenshots / "static-space-embedded.png"
             page.screenshot(path=str(path), full_page=True)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from conftest import hub_env, run_module
@@ -28,30 +27,20 @@ PUBLISH_COPY = "import sys, publish; from pathlib import Path; publish.STATIC_DI
                "sys.exit(publish.main(sys.argv[2:]))"
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("export") / "model"
-    shutil.copytree(tiny_model, folder)
-    result = run_module("training.web_export", "--model-dir", str(folder))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "wrote" in result.stdout
-    return folder
-
-
 def tensor(folder: Path, entry: dict) -> np.ndarray:
     weights = np.fromfile(folder / web_export.WEB_DIR / web_export.WEIGHTS, dtype="<f4")
     return weights[entry["offset"] : entry["offset"] + int(np.prod(entry["shape"]))].reshape(entry["shape"])
 
 
-def test_export_holds_the_models_settings_vocabularies_and_weights(exported: Path) -> None:
+def test_export_holds_the_models_settings_vocabularies_and_weights(web_model: Path) -> None:
     import keras
 
-    web = exported / web_export.WEB_DIR
+    web = web_model / web_export.WEB_DIR
     manifest = json.loads((web / web_export.MANIFEST).read_text())
     vocabulary = json.loads((web / web_export.VOCABULARY).read_text(encoding="utf-8"))
-    tokenizer = json.loads((exported / "tokenizer.json").read_text(encoding="utf-8"))
-    training = json.loads((exported / "training_config.json").read_text())["hyperparameters"]
-    model = keras.saving.load_model(exported, safe_mode=True)
+    tokenizer = json.loads((web_model / "tokenizer.json").read_text(encoding="utf-8"))
+    training = json.loads((web_model / "training_config.json").read_text())["hyperparameters"]
+    model = keras.saving.load_model(web_model, safe_mode=True)
     assert vocabulary["words"] == tokenizer["vocabulary"]
     assert vocabulary["ngrams"] == model.get_layer("ngram_tokenizer").get_vocabulary()
     assert len(vocabulary["ngrams"]) == training["ngram_vocab_size"]
@@ -59,18 +48,18 @@ def test_export_holds_the_models_settings_vocabularies_and_weights(exported: Pat
     embedding, bilstm = manifest["classifier"][:2]
     assert bilstm["forward"]["units"] == training["lstm_units"]
     classifier = model.get_layer("bilstm_classifier")
-    assert np.array_equal(tensor(exported, embedding["embeddings"]), classifier.get_layer("embedding").get_weights()[0])
+    assert np.array_equal(tensor(web_model, embedding["embeddings"]), classifier.get_layer("embedding").get_weights()[0])
     backward = classifier.get_layer("bilstm").backward_layer.get_weights()
-    assert np.array_equal(tensor(exported, bilstm["backward"]["recurrent_kernel"]), backward[1])
-    assert np.array_equal(tensor(exported, manifest["ngram"]["weights"]["kernel"]),
+    assert np.array_equal(tensor(web_model, bilstm["backward"]["recurrent_kernel"]), backward[1])
+    assert np.array_equal(tensor(web_model, manifest["ngram"]["weights"]["kernel"]),
                           model.get_layer("ngram_weights").get_weights()[0])
     for name, facts in manifest["files"].items():
         assert (web / name).stat().st_size == facts["bytes"]
 
 
-def test_an_existing_export_is_replaced_only_when_asked(exported: Path, tmp_path: Path) -> None:
+def test_an_existing_export_is_replaced_only_when_asked(web_model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "model"
-    shutil.copytree(exported, folder)
+    shutil.copytree(web_model, folder)
     (folder / "web" / "model.json").write_text("{}")
     refused = run_module("training.web_export", "--model-dir", str(folder))
     assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "--overwrite" in refused.stderr
@@ -88,22 +77,22 @@ def test_a_folder_that_is_not_a_model_is_a_one_line_error(tmp_path: Path) -> Non
     assert not (tmp_path / "web").exists()
 
 
-def test_push_uploads_the_browser_copy_with_the_rest(exported: Path, hub: FakeHub, tmp_path: Path) -> None:
-    result = run_module("training.push", "--model-dir", str(exported), "--repo-id", MODEL_REPO,
+def test_push_uploads_the_browser_copy_with_the_rest(web_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    result = run_module("training.push", "--model-dir", str(web_model), "--repo-id", MODEL_REPO,
                         env=hub_env(hub, tmp_path / "home"))
     assert result.returncode == 0, result.stderr[-2000:]
     files = hub.files(MODEL_REPO)
     for name in (web_export.MANIFEST, web_export.VOCABULARY, web_export.WEIGHTS):
-        assert files[f"web/{name}"] == (exported / "web" / name).read_bytes()
+        assert files[f"web/{name}"] == (web_model / "web" / name).read_bytes()
 
 
 def static_env(hub: FakeHub, home: Path) -> dict[str, str]:
     return clean_env(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_TOKEN=hub.token)
 
 
-def test_publish_static_uploads_its_files_pinned_to_the_models_commit(exported: Path, hub: FakeHub,
+def test_publish_static_uploads_its_files_pinned_to_the_models_commit(web_model: Path, hub: FakeHub,
                                                                       tmp_path: Path) -> None:
-    files = {str(p.relative_to(exported)): p.read_bytes() for p in exported.rglob("*") if p.is_file()}
+    files = {str(p.relative_to(web_model)): p.read_bytes() for p in web_model.rglob("*") if p.is_file()}
     commit = hub.publish(MODEL_REPO, files, repo_type="model")
     # A secret, dependencies or notes left in the folder never go public: only the allowlist is uploaded.
     static = tmp_path / "static"

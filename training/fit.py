@@ -265,17 +265,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray, encoder: Encoder | None) -> keras.Model:
     """The compiled BiLSTM classifier, started from the `encoder`'s weights if given, or its embedding
     pre-trained on the token ids of `corpus` if asked."""
-    classifier = build_classifier(
-        vocab_size=vocab_size,
-        embedding_dim=config.embedding_dim,
-        freeze_embeddings=config.freeze_embeddings,
-        embedding_dropout=config.embedding_dropout,
-        lstm_units=config.lstm_units,
-        dense_units=config.dense_units,
-        dropout=config.dropout,
-        mask_padding=config.mask_padding,
-        pool_over_time=config.pool_over_time,
-    )
+    classifier = build_classifier(vocab_size, config)
     if config.pretrain_embeddings:
         vectors = word_vectors(corpus, vocab_size, config.embedding_dim, config.seed)
         classifier.get_layer(EMBEDDING_LAYER).set_weights([vectors])

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from training.config import TrainConfig
 from training.data import LINE_BREAK
 
 # Layer names: the Space finds the parts of the model by these.
@@ -94,33 +95,24 @@ def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
     }
 
 
-def build_classifier(
-    vocab_size: int,
-    embedding_dim: int,
-    freeze_embeddings: bool,
-    embedding_dropout: float,
-    lstm_units: int,
-    dense_units: int,
-    dropout: float,
-    mask_padding: bool,
-    pool_over_time: bool,
-) -> keras.Model:
-    """Token ids in, the logit of P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(1)."""
+def build_classifier(vocab_size: int, config: TrainConfig) -> keras.Model:
+    """Token ids in, the logit of P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(1), sized and
+    shaped by the network's hyperparameters in `config`."""
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=mask_padding, trainable=not freeze_embeddings,
-                         name=EMBEDDING_LAYER)(ids)
-    if embedding_dropout:
+    x = layers.Embedding(vocab_size, config.embedding_dim, mask_zero=config.mask_padding,
+                         trainable=not config.freeze_embeddings, name=EMBEDDING_LAYER)(ids)
+    if config.embedding_dropout:
         # Drops whole channels, not single numbers, so a word cannot be recognised from a few of them.
-        x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
-    if pool_over_time:
+        x = layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
+    if config.pool_over_time:
         # Max over every step sees the whole review, not just what the last state remembers.
-        x = layers.Bidirectional(layers.LSTM(lstm_units, return_sequences=True), name=BILSTM_LAYER)(x)
+        x = layers.Bidirectional(layers.LSTM(config.lstm_units, return_sequences=True), name=BILSTM_LAYER)(x)
         x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
     else:
-        x = layers.Bidirectional(layers.LSTM(lstm_units), name=BILSTM_LAYER)(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+        x = layers.Bidirectional(layers.LSTM(config.lstm_units), name=BILSTM_LAYER)(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout, name="dropout")(x)
+    x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
     logit = layers.Dense(1, name="logit")(x)
     return keras.Model(ids, logit, name=CLASSIFIER_LAYER)
 
