@@ -2,7 +2,7 @@
 and compare them.
 
     python -m training.benchmark --data reviews.csv.gz --unlabeled unlabeled.csv.gz \
-        --encoder training/encoders/imdb-bilstm-lm --ablation --update-readme
+        --ablation --encoder artifacts/encoder --update-readme
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
 Prints one markdown table and writes it, with the raw figures as JSON, to --out. Serving speeds are

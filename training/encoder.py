@@ -1,7 +1,7 @@
 """Pre-train the embedding and the BiLSTM as a language model on reviews without labels: an encoder folder.
 
-    python -m training.encoder --data reviews.csv.gz --unlabeled unlabeled.csv.gz --out encoders/imdb-bilstm-lm
-    python -m training.train --encoder encoders/imdb-bilstm-lm ...       # or --encoder hf://OWNER/NAME
+    python -m training.encoder --data reviews.csv.gz --unlabeled unlabeled.csv.gz --out artifacts/encoder
+    python -m training.train --encoder artifacts/encoder ...       # or --encoder hf://OWNER/NAME
 
 The forward LSTM learns to predict each next word, the backward LSTM each previous one (Dai & Le 2015;
 ELMo), over the training part of --data (split exactly as `training.train` splits it, so no validation
