@@ -353,7 +353,8 @@ def fit_model(
     log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
              len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
-    # The tokenizers see the training part only (an encoder's vocabulary, that and unlabeled reviews).
+    # The tokenizers see the training part only; an encoder brings the vocabulary it was pre-trained with (its
+    # training part and unlabeled reviews).
     encoder = load_encoder(config) if config.encoder else None
     if encoder:
         tokenizer = tokenizer_with(encoder.vocabulary, config.sequence_length)
