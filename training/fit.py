@@ -27,13 +27,12 @@ from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
 from training.language_model import Encoder, load_encoder
-from training.model import (EMBEDDING_LAYER, build_classifier, end_to_end, make_ngram_tokenizer, make_tokenizer,
-                            ngram_weights, output_layer, tokenizer_json, tokenizer_with)
+from training.model import (EMBEDDING_LAYER, TOKENIZE_CHUNK, build_classifier, end_to_end, make_ngram_tokenizer,
+                            make_tokenizer, ngram_weights, output_layer, tokenize, tokenizer_json, tokenizer_with)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
 
-TOKENIZE_CHUNK = 4096
 BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less than this
 PREDICT_BATCH = 256
 # The BiLSTM outputs a logit; the Keras path and the multi-worker loop share these definitions.
@@ -42,13 +41,6 @@ ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 # The output layer is a logistic regression on the branches' logits over the validation part: almost
 # unregularised, since it has only a weight per branch and a bias.
 OUTPUT_LAYER_C = 1e4
-
-
-def tokenize(tokenizer: keras.layers.TextVectorization, texts: pd.Series) -> np.ndarray:
-    """Token ids of shape (n, sequence_length), computed in chunks to bound memory."""
-    chunks = [tokenizer(tf.constant(texts.iloc[i : i + TOKENIZE_CHUNK].tolist())).numpy()
-              for i in range(0, len(texts), TOKENIZE_CHUNK)]
-    return np.concatenate(chunks)
 
 
 def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import layers
 
 from training.config import ConfigError, TrainConfig
-from training.model import BILSTM_LAYER, EMBEDDING_LAYER, PAD_ID, TOKENIZER_LAYER, make_tokenizer
+from training.model import BILSTM_LAYER, EMBEDDING_LAYER, PAD_ID, TOKENIZER_LAYER, make_tokenizer, tokenize
 
 log = logging.getLogger("training")
 
@@ -118,8 +118,8 @@ def pretrain(texts: list[str], held_out: list[str], args: argparse.Namespace, st
     tokenizer = make_tokenizer(texts, args.vocab_size, args.sequence_length)
     encoder = build_encoder(tokenizer, args.embedding_dim, args.lstm_units)
     lm = LanguageModel(encoder, args.learning_rate)
-    ids = np.concatenate([tokenizer(tf.constant(texts[i : i + 4096])).numpy() for i in range(0, len(texts), 4096)])
-    held_out_ids = batches(tokenizer(tf.constant(held_out)).numpy(), EVAL_BATCH, None)
+    ids = tokenize(tokenizer, texts)
+    held_out_ids = batches(tokenize(tokenizer, held_out), EVAL_BATCH, None)
     progress = state / PROGRESS_FILE
     history = json.loads(progress.read_text(encoding="utf-8")) if progress.is_file() else []
     if history:

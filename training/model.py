@@ -9,6 +9,8 @@ this project installed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -36,6 +38,7 @@ SPLIT = "whitespace"
 PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
 FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
 NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
+TOKENIZE_CHUNK = 4096  # reviews tokenized at a time, to bound memory
 
 
 def tokenizer_settings(sequence_length: int) -> dict:
@@ -55,6 +58,13 @@ def tokenizer_with(vocabulary: list[str], sequence_length: int) -> layers.TextVe
     # Given as an argument, the vocabulary is saved in config.json as JSON. (An adapted layer saves it
     # as a text file of lines instead, which words holding a Unicode line separator would corrupt.)
     return layers.TextVectorization(**tokenizer_settings(sequence_length), vocabulary=vocabulary, name=TOKENIZER_LAYER)
+
+
+def tokenize(tokenizer: layers.TextVectorization, texts: Sequence[str]) -> np.ndarray:
+    """Token ids of shape (n, sequence_length), computed in chunks to bound memory."""
+    texts = list(texts)
+    return np.concatenate([tokenizer(tf.constant(texts[i : i + TOKENIZE_CHUNK])).numpy()
+                           for i in range(0, len(texts), TOKENIZE_CHUNK)])
 
 
 def most_frequent_ngrams(texts: list[str], count: int, max_n: int) -> list[str]:
