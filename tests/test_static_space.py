@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,33 @@ def hub(web_model: Path) -> Iterator[tuple[FakeHub, str]]:
         yield server, server.publish(MODEL_REPO, files, repo_type="model")
 
 
+@dataclass
+class Held:
+    """Requests matching the glob wait in `routes` until `release`; `ended` lists every request that ended."""
+    glob: str
+    routes: list = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+
+    def attach(self, page) -> None:
+        page.route(self.glob, lambda route: self.routes.append(route))
+        page.on("requestfinished", lambda request: self.ended.append(request.url))
+        page.on("requestfailed", lambda request: self.ended.append(request.url))
+
+    def release(self, page) -> None:
+        """Let the held requests go on, and wait until each has ended: answered, or cancelled by the page."""
+        assert self.routes, f"the page asked for nothing that matches {self.glob}"
+        for route in self.routes:
+            try:
+                route.continue_()
+            except sync_api.Error:  # already cancelled
+                pass
+        for _ in range(BROWSER_TIMEOUT_MS // 50):
+            if {route.request.url for route in self.routes} <= set(self.ended):
+                return
+            page.wait_for_timeout(50)
+        raise AssertionError(f"a held request never ended: {self.routes}")
+
+
 def staged_site(folder: Path, hub_url: str, model_repo: str, revision: str) -> Path:
     folder.mkdir()
     publish.stage_static(folder, model_repo, revision, hub_url)
@@ -106,9 +134,11 @@ def keras_probabilities(model, texts: list[str]) -> np.ndarray:
     return model.predict(tf.constant(texts), verbose=0)[:, 0]
 
 
-def open_page(browser, url: str, errors: list[str]):
+def open_page(browser, url: str, errors: list[str], held: Held | None = None):
     page = browser.new_page(viewport={"width": 1100, "height": 1300})
     page.on("pageerror", lambda error: errors.append(str(error)))
+    if held:
+        held.attach(page)
     page.goto(url, timeout=BROWSER_TIMEOUT_MS)
     return page
 
@@ -284,11 +314,16 @@ def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[Fake
                                "unreachable hub": (DEAD_HUB, MODEL_REPO, commit),
                                "damaged weights": (server.url, f"{FakeHub.user}/damaged", damaged)}[problem]
     errors: list[str] = []
+    # The vocabulary arrives only after the weights have failed: its progress must not hide the failure.
+    held = Held("**/web/vocabulary.json") if problem == "damaged weights" else None
     with serving(staged_site(tmp_path / "space", hub_url, repo, revision)) as url:
-        page = open_page(browser, url, errors)
+        page = open_page(browser, url, errors, held)
         try:
             status = page.locator("#status.error")
             sync_api.expect(status).to_contain_text("The model could not be fetched", timeout=BROWSER_TIMEOUT_MS)
+            if held:
+                held.release(page)
+            sync_api.expect(status).to_contain_text("The model could not be fetched")
             text = status.text_content()
         finally:
             page.close()

@@ -16,10 +16,10 @@ export class ModelUnavailable extends Error {}
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 const ACTIVATIONS = { linear: (x) => x, relu: (x) => Math.max(0, x), sigmoid, tanh: Math.tanh };
 
-async function fetchBytes(url, expected, onBytes) {
+async function fetchBytes(url, expected, onBytes, signal) {
   let response;
   try {
-    response = await fetch(url, { credentials: "omit" });
+    response = await fetch(url, { credentials: "omit", signal });
   } catch (error) {
     throw new ModelUnavailable(`the Hub could not be reached (${error.message})`);
   }
@@ -29,6 +29,7 @@ async function fetchBytes(url, expected, onBytes) {
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
+    signal?.throwIfAborted();
     if (done) break;
     chunks.push(value);
     size += value.length;
@@ -69,12 +70,17 @@ export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
   const total = names.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
   let loaded = 0;
   onProgress(loaded, total);
+  // When one file fails, the other's download stops too: its progress would overwrite the failure's message.
+  const controller = new AbortController();
   const [vocabulary, weights] = await Promise.all(["vocabulary.json", "weights.bin"].map(async (name) => {
     const bytes = await fetchBytes(base + WEB_DIR + name, manifest.files[name]?.bytes,
-                                   (n) => onProgress((loaded += n), total));
+                                   (n) => onProgress((loaded += n), total), controller.signal);
     await checkDigest(bytes, manifest.files[name]?.sha256, name);
     return bytes;
-  }));
+  })).catch((error) => {
+    controller.abort();
+    throw error;
+  });
   return new Model(manifest, JSON.parse(new TextDecoder().decode(vocabulary)),
                    new Float32Array(weights.buffer), maxTextChars);
 }
