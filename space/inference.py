@@ -42,6 +42,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def output_features(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """What the model's output layer reads: the branches' logits, each times r, and r, where r = log(1 + the
+    number of words the BiLSTM reads)."""
+    read = np.log1p(np.count_nonzero(ids, axis=1).astype(np.float32))[:, None]
+    return np.hstack([logits, logits * read, read])
+
+
 def _batch_size(n: int) -> int:
     """The compiled batch size that holds `n` rows."""
     for size in SMALL_BATCHES:
@@ -81,6 +88,9 @@ class Predictor:
         self._ngram_logits = self._ngram_branch(model)
         self.has_ngram_branch = self._ngram_logits is not None
         weights, bias = model.get_layer(OUTPUT_LAYER).get_weights()
+        if len(weights) != 2 * (1 + self.has_ngram_branch) + 1:
+            raise ValueError(f"its {OUTPUT_LAYER} layer does not read the branches' logits and the words read "
+                             "(a folder trained before that layer: train it again)")
         self._output_weights, self._output_bias = weights[:, 0], bias[0]
         # Compile the single-review shapes now, so the first requests are as fast as the others.
         for window in self.windows:
@@ -117,13 +127,14 @@ class Predictor:
                 out[chunk] = self._classify(padded).numpy()[: len(chunk)]
         return out
 
-    def _combine(self, bilstm: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) from the BiLSTM's logits and, if the model has one, the n-gram branch's."""
-        logits = [bilstm]
+    def _probabilities(self, ids: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """P(positive) from the BiLSTM's token ids and, if the model has an n-gram branch, the texts."""
+        logits = [self._bilstm_logits(ids)]
         if self._ngram_logits is not None:
             logits.append(np.concatenate([self._ngram_logits(tf.constant(texts[i : i + MAX_BATCH])).numpy()
                                           for i in range(0, len(texts), MAX_BATCH)]))
-        return _sigmoid(np.stack(logits, axis=1) @ self._output_weights + self._output_bias).astype(np.float32)
+        features = output_features(np.stack(logits, axis=1), ids)
+        return _sigmoid(features @ self._output_weights + self._output_bias).astype(np.float32)
 
     def window(self, text: str) -> Window:
         """The cleaned review and the words of it that the BiLSTM reads."""
@@ -139,7 +150,7 @@ class Predictor:
         ids = np.concatenate(
             [self._tokenize(tf.constant(read[i : i + MAX_BATCH])).numpy() for i in range(0, len(read), MAX_BATCH)]
         )
-        return self._combine(self._bilstm_logits(ids), [w.text for w in windows])
+        return self._probabilities(ids, [w.text for w in windows])
 
     def probabilities_or_nan(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(positive) for each text, NaN for a blank one: it has nothing to score."""
@@ -163,7 +174,7 @@ class Predictor:
                 without = np.delete(ids, i)[: self.window_size]
                 rows[i + 1, : len(without)] = without
         texts = [window.text] + [window.text[:start] + window.text[end:] for start, end in window.spans[:n]]
-        scores = self._combine(self._bilstm_logits(rows), texts)
+        scores = self._probabilities(rows, texts)
         return Explanation(float(scores[0]), window, scores[0] - scores[1:])
 
 

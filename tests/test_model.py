@@ -18,9 +18,12 @@ import tensorflow as tf  # noqa: E402
 
 import inference  # noqa: E402
 from training import evaluate  # noqa: E402
-from training.config import PRESETS  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from training.config import PRESETS, TrainConfig  # noqa: E402
 from training.data import SAMPLE_CSV, load_splits  # noqa: E402
 from training.fit import fit_ngram_branch, fit_output_layer, ngram_features  # noqa: E402
+from training.model import build_classifier, end_to_end, make_tokenizer, output_features, output_layer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -49,19 +52,56 @@ def test_ngram_branch_holds_the_nbsvm_of_its_features(splits) -> None:
     assert accuracy > 0.65
 
 
+def ids_of_length(lengths: np.ndarray, window: int = 400) -> np.ndarray:
+    """Token ids (all 2) of rows with `lengths` words, padded to `window`."""
+    return (np.arange(window)[None, :] < lengths[:, None]) * 2
+
+
 def test_output_layer_calibrates_overconfident_logits() -> None:
     """Fitted on validation logits that are five times too confident, the output layer undoes it."""
     rng = np.random.default_rng(0)
     true_logits = rng.normal(0, 2, size=(4000, 1))
     labels = (rng.random(4000) < 1 / (1 + np.exp(-true_logits[:, 0]))).astype(int)
     overconfident = 5 * true_logits
-    fitted = fit_output_layer(overconfident, labels, calibrate=True)
+    ids = ids_of_length(rng.integers(1, 400, 4000))
+    features = output_features(overconfident, ids)
+    fitted = fit_output_layer(overconfident, ids, labels, calibrate=True)
     before = evaluate.expected_calibration_error(labels, 1 / (1 + np.exp(-overconfident[:, 0])))
-    after = evaluate.expected_calibration_error(labels, fitted(overconfident).numpy()[:, 0])
+    after = evaluate.expected_calibration_error(labels, fitted(features).numpy()[:, 0])
     assert before > 0.1 and after < 0.03
-    assert fitted.get_weights()[0][0, 0] == pytest.approx(0.2, rel=0.15)
-    plain = fit_output_layer(overconfident, labels, calibrate=False)
-    np.testing.assert_allclose(plain(overconfident).numpy()[:, 0], 1 / (1 + np.exp(-overconfident[:, 0])), rtol=1e-5)
+    plain = fit_output_layer(overconfident, ids, labels, calibrate=False)
+    np.testing.assert_allclose(plain(features).numpy()[:, 0], 1 / (1 + np.exp(-overconfident[:, 0])), rtol=1e-5)
+
+
+def test_output_layer_calibrates_each_length() -> None:
+    """Logits whose confidence depends on the review's length (one-liners four times too confident, long reviews
+    half as confident as they should be): one temperature cannot fix both, the output layer fixes each."""
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(0, 2, size=(20_000, 1))
+    labels = (rng.random(20_000) < 1 / (1 + np.exp(-true_logits[:, 0]))).astype(int)
+    lengths = np.exp(rng.uniform(np.log(3), np.log(400), 20_000)).astype(int)
+    logits = true_logits / (0.4 * np.log1p(lengths) - 0.3)[:, None]
+    ids = ids_of_length(lengths)
+    fitted = fit_output_layer(logits, ids, labels, calibrate=True)
+    np.testing.assert_allclose(fitted.get_weights()[0][:2, 0], [-0.3, 0.4], atol=0.05)
+    probabilities = fitted(output_features(logits, ids)).numpy()[:, 0]
+    one_temperature = LogisticRegression().fit(logits, labels).predict_proba(logits)[:, 1]
+    for part in (lengths < 30, lengths >= 30):
+        assert evaluate.expected_calibration_error(labels[part], one_temperature[part]) > 0.03
+        assert evaluate.expected_calibration_error(labels[part], probabilities[part]) < 0.02
+
+
+def test_output_features_in_the_model_read_the_words_read() -> None:
+    """The end-to-end model's output layer reads r = log(1 + words in the window): a known output layer on a
+    known classifier gives sigmoid(logit + 0.5 logit r + 0.25 r + 0.1)."""
+    tokenizer = make_tokenizer(["a good film", "bad bad movie here"], 100, 8)
+    classifier = build_classifier(tokenizer.vocabulary_size(), TrainConfig(lstm_units=4, embedding_dim=4, dense_units=4))
+    model = end_to_end(tokenizer, classifier, output_layer(np.array([1.0, 0.5, 0.25]), 0.1))
+    texts = ["a good film", "bad", "one two three four five six seven eight nine ten"]
+    logit = classifier.predict(tokenizer(tf.constant(texts)).numpy(), verbose=0)[:, 0]
+    r = np.log1p([3, 1, 8])  # the third is cut at the window of 8
+    np.testing.assert_allclose(model.predict(tf.constant(texts), verbose=0)[:, 0],
+                               1 / (1 + np.exp(-(logit + 0.5 * logit * r + 0.25 * r + 0.1))), rtol=1e-5)
 
 
 def test_calibration_error_of_known_cases() -> None:

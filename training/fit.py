@@ -28,7 +28,8 @@ from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
 from training.language_model import Encoder, load_encoder
 from training.model import (EMBEDDING_LAYER, TOKENIZE_CHUNK, build_classifier, end_to_end, make_ngram_tokenizer,
-                            make_tokenizer, ngram_weights, output_layer, tokenize, tokenizer_json, tokenizer_with)
+                            make_tokenizer, ngram_weights, output_features, output_layer, tokenize, tokenizer_json,
+                            tokenizer_with)
 from training.pretrain import word_vectors
 
 log = logging.getLogger("training")
@@ -38,8 +39,8 @@ PREDICT_BATCH = 256
 # The BiLSTM outputs a logit; the Keras path and the multi-worker loop share these definitions.
 LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
 ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
-# The output layer is a logistic regression on the branches' logits over the validation part: almost
-# unregularised, since it has only a weight per branch and a bias.
+# The output layer is a logistic regression on the output features over the validation part: almost
+# unregularised, since it has only three weights per branch (five in all) and a bias.
 OUTPUT_LAYER_C = 1e4
 
 
@@ -292,12 +293,14 @@ def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) 
     return tokenizer, ngram_weights(*evaluate.nbsvm_weights(nbsvm))
 
 
-def fit_output_layer(logits: np.ndarray, labels: np.ndarray, calibrate: bool) -> keras.layers.Dense:
-    """The output layer over the branches' validation-part logits: fitted (weights and bias, which
-    also set the temperature) or, without `calibrate`, their plain sum."""
+def fit_output_layer(logits: np.ndarray, ids: np.ndarray, labels: np.ndarray, calibrate: bool) -> keras.layers.Dense:
+    """The output layer over the output features of validation-part reviews (their branches' logits and the
+    token ids the BiLSTM read): fitted (weights and bias, which also set a temperature for each length) or,
+    without `calibrate`, the plain sum of the logits."""
+    features = np.asarray(output_features(logits, ids))
     if not calibrate:
-        return output_layer(np.ones(logits.shape[1]), 0.0)
-    regression = LogisticRegression(C=OUTPUT_LAYER_C).fit(logits, labels)
+        return output_layer(np.eye(features.shape[1])[: logits.shape[1]].sum(axis=0), 0.0)
+    regression = LogisticRegression(C=OUTPUT_LAYER_C).fit(features, labels)
     return output_layer(regression.coef_[0], float(regression.intercept_[0]))
 
 
@@ -323,14 +326,18 @@ def branch_logits(parts: dict, ids: np.ndarray, texts: pd.Series) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def validation_figures(logits: dict[str, np.ndarray], labels: np.ndarray, output: keras.layers.Dense) -> dict:
+def validation_figures(logits: dict[str, np.ndarray], ids: dict[str, np.ndarray], labels: np.ndarray,
+                       output: keras.layers.Dense) -> dict:
     """Accuracy and calibration error on the validation part's reviews and on their last sentences: each
     branch alone, the plain sum of the logits, and the output layer as shipped."""
-    weights, bias = output.get_weights()
-    combined = {"sum": lambda x: x.sum(axis=1), "output": lambda x: x @ weights[:, 0] + bias[0]}
-    columns = {name: lambda x, i=i: x[:, i] for i, name in enumerate(("bilstm", "ngram")[: logits["reviews"].shape[1]])}
-    return {name: {part: evaluate.accuracy_and_ece(labels, expit(logit(x))) for part, x in logits.items()}
-            for name, logit in {**columns, **combined}.items()}
+    branches = ("bilstm", "ngram")[: logits["reviews"].shape[1]]
+    probabilities = {
+        **{name: lambda part, i=i: expit(logits[part][:, i]) for i, name in enumerate(branches)},
+        "sum": lambda part: expit(logits[part].sum(axis=1)),
+        "output": lambda part: np.asarray(output(output_features(logits[part], ids[part])))[:, 0],
+    }
+    return {name: {part: evaluate.accuracy_and_ece(labels, probability(part)) for part in logits}
+            for name, probability in probabilities.items()}
 
 
 def fit_model(
@@ -378,11 +385,13 @@ def fit_model(
     # The output layer learns from whole reviews and from one-liners (their last sentences), so that
     # P(positive) means what it says for both; it has one weight per branch and a bias, nothing else.
     sentences = pd.Series(evaluate.last_sentences(splits.val["text"].tolist()))
-    logits = {"reviews": branch_logits(parts, data.val_ids, splits.val["text"]),
-              "last_sentences": branch_logits(parts, tokenize(tokenizer, sentences), sentences)}
-    output = fit_output_layer(np.concatenate(list(logits.values())), np.tile(data.val_labels, 2), config.calibrate)
+    ids = {"reviews": data.val_ids, "last_sentences": tokenize(tokenizer, sentences)}
+    logits = {part: branch_logits(parts, ids[part], texts)
+              for part, texts in {"reviews": splits.val["text"], "last_sentences": sentences}.items()}
+    output = fit_output_layer(np.concatenate(list(logits.values())), np.concatenate(list(ids.values())),
+                              np.tile(data.val_labels, 2), config.calibrate)
     model = end_to_end(tokenizer, classifier, output, parts.get("ngram_tokenizer"), parts.get("ngram_dense"))
-    return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, data.val_labels, output),
+    return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, ids, data.val_labels, output),
                   time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync})
 
 

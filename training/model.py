@@ -1,6 +1,7 @@
 """The tokenizers, the bidirectional LSTM, the n-gram branch, and the end-to-end model that takes raw strings.
 
-    text ─ tokenizer (word ids, window) ─ bilstm_classifier ─ logit ─┐
+    text ─ tokenizer (word ids, window) ─┬─ bilstm_classifier ─ logit ─┐
+        │                                └─ words read ───────────────┤ output_features
         └─ ngram_tokenizer (binarized 1-3-grams) ─ ngram_weights ─ logit ─┴─ positive: Dense(1, sigmoid)
 
 Only built-in Keras layers are used, so the saved model loads with `safe_mode=True` and nothing from
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from training.config import TrainConfig
 from training.data import LINE_BREAK
@@ -136,12 +137,21 @@ def ngram_weights(kernel: np.ndarray, bias: float) -> layers.Dense:
 
 
 def output_layer(weights: np.ndarray, bias: float) -> layers.Dense:
-    """P(positive) from the branches' logits: sigmoid(weights . logits + bias). Weights of one and a
-    bias of zero leave a lone logit unchanged; fitted on the validation part they combine and calibrate."""
+    """P(positive) from the output features: sigmoid(weights . features + bias). Fitted on the validation part,
+    the weights combine the branches and calibrate; one per logit and zero elsewhere give their plain sum."""
     dense = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)
     dense.build((None, len(weights)))
     dense.set_weights([np.asarray(weights, "float32").reshape(-1, 1), np.array([bias], "float32")])
     return dense
+
+
+def output_features(logits, ids):
+    """What the output layer reads: the branches' logits, each times r, and r, where r = log(1 + the number of
+    words the BiLSTM reads). With r, the logits of a one-liner can count for less than a review's, so that
+    P(positive) is calibrated for both. Keras tensors in the model; arrays (to fit the layer) give a tensor."""
+    logits = ops.cast(logits, "float32")
+    read = ops.log1p(ops.sum(ops.cast(ops.not_equal(ids, PAD_ID), "float32"), axis=1, keepdims=True))
+    return ops.concatenate([logits, ops.multiply(logits, read), read], axis=1)
 
 
 def end_to_end(
@@ -153,7 +163,8 @@ def end_to_end(
 ) -> keras.Model:
     """Raw strings of shape (n,) in, P(positive) of shape (n, 1) out."""
     text = keras.Input(shape=(), dtype="string", name="text")
-    logits = classifier(tokenizer(text))
+    ids = tokenizer(text)
+    logits = classifier(ids)
     if ngram_tokenizer is not None:
         logits = layers.Concatenate(name="logits")([logits, ngram_dense(ngram_tokenizer(text))])
-    return keras.Model(text, output(logits), name="imdb_sentiment_bilstm")
+    return keras.Model(text, output(output_features(logits, ids)), name="imdb_sentiment_bilstm")

@@ -146,8 +146,10 @@ def build(folder: Path) -> tuple[dict, dict, bytes]:
     ngram = _ngram_branch(model, weights)
     ngram, ngrams = ngram if ngram else (None, [])
     output = _dense(model.get_layer(OUTPUT_LAYER), weights)
-    if output["kernel"]["shape"][0] != 1 + (ngram is not None):
-        raise ExportError(f"{OUTPUT_LAYER} must read one logit per branch")
+    branches = 1 + (ngram is not None)
+    if output["kernel"]["shape"][0] != 2 * branches + 1:
+        raise ExportError(f"{OUTPUT_LAYER} must read the output features: one logit per branch, each times "
+                          "log(1 + words read), and log(1 + words read)")
     manifest = {"format": FORMAT, "labels": labels, "tokenizer": tokenizer, "classifier": classifier,
                 "ngram": ngram, "output": output}
     return manifest, {"words": words, "ngrams": ngrams}, np.concatenate(weights.parts).tobytes()

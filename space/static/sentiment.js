@@ -289,9 +289,12 @@ export class Model {
     return x[0];
   }
 
-  combine(bilstm, ngram) {
-    const k = this.output.kernel;
-    return sigmoid(this.output.bias + k[0] * bilstm + (this.ngram ? k[1] * ngram : 0));
+  // The output layer reads the branches' logits, each times r, and r = log(1 + the number of words read).
+  combine(bilstm, ngram, read) {
+    const logits = this.ngram ? [bilstm, ngram] : [bilstm];
+    const r = Math.log1p(read);
+    return sigmoid([...logits, ...logits.map((x) => x * r), r]
+      .reduce((sum, x, i) => sum + x * this.output.kernel[i], this.output.bias));
   }
 
   // The cleaned review and its words (all of them: the n-gram branch reads the whole text).
@@ -314,7 +317,7 @@ export class Model {
     const review = this.read(text);
     const ids = this.sequence(review.words, this.window);
     const ngram = this.ngram ? this.ngram.logit(this.ngram.counts(review.tokens)) : 0;
-    return this.combine(this.bilstmLogit(ids, this.window), ngram);
+    return this.combine(this.bilstmLogit(ids, this.window), ngram, Math.min(review.words.length, this.window));
   }
 
   // Occlusion, as the Gradio page: P(positive) of the review and of each copy with one of the words the BiLSTM
@@ -348,7 +351,7 @@ export class Model {
     }
     const counts = this.ngram ? this.ngram.counts(review.tokens) : null;
     const ngram = this.ngram ? this.ngram.logit(counts) : 0;
-    const probability = this.combine(this.headLogit(fwd, bwd, shown.length < S), ngram);
+    const probability = this.combine(this.headLogit(fwd, bwd, shown.length < S), ngram, Math.min(L, S));
     const effects = new Float64Array(rows);
     let since = performance.now();
     for (let i = 0; i < rows; i++) {
@@ -357,7 +360,8 @@ export class Model {
       const b = i < last ? copy(suffix[i + 1]) : state(u);
       this.backward.run(bp, i - 1, -1, -1, b.h, b.c, b.max);
       const without = this.combine(this.headLogit(f, b, this.mask && last < S),
-                                   this.ngram ? this.ngram.logitWithout(review.tokens, counts, ngram, i) : 0);
+                                   this.ngram ? this.ngram.logitWithout(review.tokens, counts, ngram, i) : 0,
+                                   Math.min(L - 1, S));
       effects[i] = probability - without;
       if (performance.now() - since > YIELD_MS) {
         await new Promise((resolve) => setTimeout(resolve, 0));
