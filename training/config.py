@@ -99,8 +99,8 @@ HELP = {
     "ngram_vocab_size": "n-grams the n-gram branch knows: the most frequent of the training part",
     "ngram_max_n": "longest n-gram of the n-gram branch, in words",
     "ngram_c": "inverse regularisation strength of the n-gram branch's logistic regression",
-    "calibrate": "fit the output layer (how much each branch counts, and a temperature) on the validation part's "
-    "reviews and their last sentences",
+    "calibrate": "fit the output layer (how much each branch counts, and a temperature for each length) on the "
+    "validation part's reviews and their last sentences",
     "batch_size": "reviews per training step",
     "learning_rate": "Adam learning rate",
     "epochs": "maximum number of epochs",

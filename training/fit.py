@@ -40,7 +40,7 @@ PREDICT_BATCH = 256
 LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
 ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 # The output layer is a logistic regression on the output features over the validation part: almost
-# unregularised, since it has only three weights per branch (five in all) and a bias.
+# unregularised, since it has only two weights per branch, one for the words read, and a bias.
 OUTPUT_LAYER_C = 1e4
 
 
@@ -299,7 +299,9 @@ def fit_output_layer(logits: np.ndarray, ids: np.ndarray, labels: np.ndarray, ca
     without `calibrate`, the plain sum of the logits."""
     features = np.asarray(output_features(logits, ids))
     if not calibrate:
-        return output_layer(np.eye(features.shape[1])[: logits.shape[1]].sum(axis=0), 0.0)
+        weights = np.zeros(features.shape[1])
+        weights[: logits.shape[1]] = 1.0
+        return output_layer(weights, 0.0)
     regression = LogisticRegression(C=OUTPUT_LAYER_C).fit(features, labels)
     return output_layer(regression.coef_[0], float(regression.intercept_[0]))
 
@@ -383,7 +385,7 @@ def fit_model(
         parts["ngram_tokenizer"], parts["ngram_dense"] = fit_ngram_branch(splits.train["text"], data.train_labels,
                                                                           config)
     # The output layer learns from whole reviews and from one-liners (their last sentences), so that
-    # P(positive) means what it says for both; it has one weight per branch and a bias, nothing else.
+    # P(positive) means what it says for both; it has two weights per branch, one for r and a bias, nothing else.
     sentences = pd.Series(evaluate.last_sentences(splits.val["text"].tolist()))
     ids = {"reviews": data.val_ids, "last_sentences": tokenize(tokenizer, sentences)}
     logits = {part: branch_logits(parts, ids[part], texts)

@@ -145,7 +145,7 @@ def output_layer(weights: np.ndarray, bias: float) -> layers.Dense:
     return dense
 
 
-def output_features(logits, ids):
+def output_features(logits: keras.KerasTensor | np.ndarray, ids: keras.KerasTensor | np.ndarray):
     """What the output layer reads: the branches' logits, each times r, and r, where r = log(1 + the number of
     words the BiLSTM reads). With r, the logits of a one-liner can count for less than a review's, so that
     P(positive) is calibrated for both. Keras tensors in the model; arrays (to fit the layer) give a tensor."""

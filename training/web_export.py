@@ -27,7 +27,7 @@ WEB_DIR = "web"
 MANIFEST = "model.json"
 VOCABULARY = "vocabulary.json"
 WEIGHTS = "weights.bin"
-FORMAT = "imdb-sentiment-web/1"
+FORMAT = "imdb-sentiment-web/2"
 # The word tokenizer's settings that the page's tokenizer reproduces (tokenizer.json's keys).
 TOKENIZER_KEYS = ("replace_before_tokenizing", "lowercase", "strip_regex", "split", "sequence_length", "padding",
                   "truncation", "pad_id", "oov_id")

@@ -4,7 +4,7 @@
 
 export const WEB_DIR = "web/";
 export const MANIFEST = "model.json";
-const FORMAT = "imdb-sentiment-web/1";
+const FORMAT = "imdb-sentiment-web/2";
 // TensorFlow's whitespace split: ASCII whitespace only (a no-break space is part of a word).
 const WORD = /[^ \t\n\r\v\f]+/g;
 const ASCII_UPPER = /[A-Z]+/g;
