@@ -50,7 +50,8 @@ ABLATION_ROWS = ("`bilstm-random`", "`bilstm-ppmi`", "`default-summed`")
 ABLATION_LEGEND = (" Ablation, each ingredient added in turn: `bilstm-random` (embedding from random numbers), "
                    "`bilstm-ppmi` (embedding from PPMI word vectors), `bilstm` (embedding and BiLSTM from the "
                    "pre-trained encoder, when given), `default-summed` (plus the n-gram branch, logits summed), "
-                   "`default` (plus the output layer fitted on the validation part, which also reads how many words were read).")
+                   "`default` (plus the output layer fitted on the validation part, which also reads how many "
+                   "words were read).")
 
 
 def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
