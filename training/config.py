@@ -35,7 +35,7 @@ class TrainConfig:
     ngram_c: float = 1.0
     calibrate: bool = True
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     epochs: int = 10
     patience: int = 2
 
