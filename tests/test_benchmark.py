@@ -49,6 +49,18 @@ def test_ablation_adds_each_ingredient_in_turn() -> None:
     assert list(benchmark.configs("encoders/lm", ablation=False)) == ["seed", "bilstm", "default"]
 
 
+def test_the_ablation_legend_names_the_rows_of_its_run() -> None:
+    """Each row the run trained is explained, no other; `bilstm` is the PPMI row unless an encoder was given."""
+    plain = benchmark.ablation_legend(list(benchmark.configs("", ablation=True)))
+    assert "`bilstm` (embedding from PPMI word vectors)" in plain and "bilstm-ppmi" not in plain
+    assert plain.index("`bilstm-random`") < plain.index("`bilstm`") < plain.index("`default-summed`") < plain.index(
+        "`default`")
+    pretrained = benchmark.ablation_legend(list(benchmark.configs("encoders/lm", ablation=True)))
+    assert "`bilstm-ppmi` (embedding from PPMI word vectors)" in pretrained
+    assert f"`bilstm` ({benchmark.ENCODER_STEP})" in pretrained
+    assert benchmark.ablation_legend(list(benchmark.configs("", ablation=False))) == ""
+
+
 def test_update_readme_replaces_only_the_marked_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{benchmark.TABLE_START}\nold table\n{benchmark.TABLE_END}\noutro\n")

@@ -46,12 +46,24 @@ QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
 
 
-ABLATION_ROWS = ("`bilstm-random`", "`bilstm-ppmi`", "`default-summed`")
-ABLATION_LEGEND = (" Ablation, each ingredient added in turn: `bilstm-random` (embedding from random numbers), "
-                   "`bilstm-ppmi` (embedding from PPMI word vectors), `bilstm` (embedding and BiLSTM from the "
-                   "pre-trained encoder, when given), `default-summed` (plus the n-gram branch, logits summed), "
-                   "`default` (plus the output layer fitted on the validation part, which also reads how many "
-                   "words were read).")
+# What each row of an ablation run adds to the one before it.
+ABLATION_STEPS = {
+    "bilstm-random": "embedding from random numbers",
+    "bilstm-ppmi": "embedding from PPMI word vectors",
+    "bilstm": "embedding from PPMI word vectors",
+    "default-summed": "plus the n-gram branch, logits summed",
+    "default": "plus the output layer fitted on the validation part, which also reads how many words were read",
+}
+ENCODER_STEP = "embedding and BiLSTM from the pre-trained encoder"
+
+
+def ablation_legend(names: list[str]) -> str:
+    """The legend of an ablation run's rows, named as in `configs`; empty for a run without the ablation."""
+    if "bilstm-random" not in names:
+        return ""
+    steps = {**ABLATION_STEPS, **({"bilstm": ENCODER_STEP} if "bilstm-ppmi" in names else {})}
+    return " Ablation, each ingredient added in turn: " + ", ".join(
+        f"`{name}` ({step})" for name, step in steps.items() if name in names) + "."
 
 
 def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
@@ -194,7 +206,7 @@ def markdown(rows: list[dict], header: str) -> str:
         "One-sentence: the last sentence of each test review alone, labelled as its review. ECE: expected "
         "calibration error (15 bins). Speed ratios: one-line p50 and batch throughput against the TF-IDF "
         "baseline, epoch time against `seed`, all measured in this run."
-        + (ABLATION_LEGEND if any(row["model"] in ABLATION_ROWS for row in rows) else ""),
+        + ablation_legend([row["model"].strip("`") for row in rows]),
         "",
         "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE | training wall s "
         "| seconds per epoch | peak RSS MB | parameters | folder MB | single p50 ms | single p99 ms | one-line p50 ms "
