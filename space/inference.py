@@ -42,10 +42,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def output_features(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def output_features(logits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """What the model's output layer reads: the branches' logits, each times r, and r, where r = log(1 + the
-    number of words the BiLSTM reads)."""
-    read = np.log1p(np.count_nonzero(ids, axis=1).astype(np.float32))[:, None]
+    number of words the BiLSTM reads, `lengths`)."""
+    read = np.log1p(lengths.astype(np.float32))[:, None]
     return np.hstack([logits, logits * read, read])
 
 
@@ -107,10 +107,9 @@ class Predictor:
         return tf.function(lambda texts: dense(tokenizer(texts))[:, 0],
                            input_signature=[tf.TensorSpec([None], tf.string)])
 
-    def _bilstm_logits(self, ids: np.ndarray) -> np.ndarray:
-        """The BiLSTM's logit for each row of token ids: rows sorted by length, each run of rows scored
-        with the shortest compiled window that holds them, padded to a compiled batch size."""
-        lengths = np.count_nonzero(ids, axis=1)
+    def _bilstm_logits(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The BiLSTM's logit for each row of token ids (of `lengths` words): rows sorted by length, each run of
+        rows scored with the shortest compiled window that holds them, padded to a compiled batch size."""
         order = np.argsort(lengths, kind="stable")
         # A window longer than the review, unless it fills the model's own: the model's max over time also
         # sees the zeros of masked padding (GlobalMaxPooling1D ignores the mask), so a review that fills a
@@ -129,11 +128,12 @@ class Predictor:
 
     def _probabilities(self, ids: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """P(positive) from the BiLSTM's token ids and, if the model has an n-gram branch, the texts."""
-        logits = [self._bilstm_logits(ids)]
+        lengths = np.count_nonzero(ids, axis=1)
+        logits = [self._bilstm_logits(ids, lengths)]
         if self._ngram_logits is not None:
             logits.append(np.concatenate([self._ngram_logits(tf.constant(texts[i : i + MAX_BATCH])).numpy()
                                           for i in range(0, len(texts), MAX_BATCH)]))
-        features = output_features(np.stack(logits, axis=1), ids)
+        features = output_features(np.stack(logits, axis=1), lengths)
         return _sigmoid(features @ self._output_weights + self._output_bias).astype(np.float32)
 
     def window(self, text: str) -> Window:
