@@ -1,9 +1,9 @@
 """Find the model folder (a local folder or a Hub repo), load it safely, and score reviews fast.
 
-The request path never calls `model.predict`: the model's own tokenizers run in `tf.function`s, and
-its BiLSTM in XLA-compiled `tf.function`s, one per window length: a batch is scored with the shortest
-window that holds its longest review, so a one-liner costs a one-liner's steps. Padding is masked, so
-the scores are those of the full window.
+The request path never calls `model.predict`: each batch is one call of a compiled `tf.function` that runs
+the model's own tokenizers, its BiLSTM (XLA-compiled, one program per window length) and its output layer.
+The BiLSTM reads the shortest window that holds the batch's longest review, so a one-liner costs a
+one-liner's steps; padding is masked, so the scores are those of the full window.
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ def blank(text: str | None) -> bool:
     return not (text or "")[:MAX_TEXT_CHARS].strip()
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def output_features(logits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def output_features(logits: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
     """What the model's output layer reads: the branches' logits, each times r, and r, where r = log(1 + the
     number of words the BiLSTM reads, `lengths`)."""
-    read = np.log1p(lengths.astype(np.float32))[:, None]
-    return np.hstack([logits, logits * read, read])
+    read = tf.math.log1p(tf.cast(lengths, tf.float32))[:, None]
+    return tf.concat([logits, logits * read, read], axis=1)
+
+
+def _padded(rows: np.ndarray, size: int) -> tf.Tensor:
+    """`rows` (texts or token ids) with empty rows appended up to `size`: XLA compiles a program per batch size."""
+    fill = "" if rows.dtype == object else 0
+    return tf.constant(np.concatenate([rows, np.full((size - len(rows), *rows.shape[1:]), fill, dtype=rows.dtype)]))
 
 
 def _batch_size(n: int) -> int:
@@ -75,66 +77,66 @@ class Predictor:
         self.windows = tuple(w for w in WINDOWS if w < self.window_size) + (self.window_size,)
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
         self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
-        layer = model.get_layer(TOKENIZER_LAYER)
-        classifier = model.get_layer(CLASSIFIER_LAYER)
+        self._tokenizer = model.get_layer(TOKENIZER_LAYER)
         # The window cut in review_text assumes the model keeps the start of a long text.
-        if layer.get_config().get("output_sequence_length") != self.window_size or tokenizer["truncation"] != "post":
+        if (self._tokenizer.get_config().get("output_sequence_length") != self.window_size
+                or tokenizer["truncation"] != "post"):
             raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation)")
-        self._tokenize = tf.function(layer, input_signature=[tf.TensorSpec([None], tf.string)])
+        classifier = model.get_layer(CLASSIFIER_LAYER)
         # One trace for every shape; XLA still compiles one program per (batch, window) shape. Traced per
         # shape instead, each shape kept its own copy of the BiLSTM's graph: 18 shapes took 212 MiB, not 94.
         self._classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0], jit_compile=True,
                                      input_signature=[tf.TensorSpec([None, None], tf.int64)])
-        self._ngram_logits = self._ngram_branch(model)
-        self.has_ngram_branch = self._ngram_logits is not None
-        weights, bias = model.get_layer(OUTPUT_LAYER).get_weights()
-        if len(weights) != 2 * (1 + self.has_ngram_branch) + 1:
+        names = {layer.name for layer in model.layers}
+        self.has_ngram_branch = NGRAM_TOKENIZER_LAYER in names
+        if self.has_ngram_branch:
+            self._ngrams, self._ngram_weights = model.get_layer(NGRAM_TOKENIZER_LAYER), model.get_layer(NGRAM_WEIGHTS_LAYER)
+        self._output = model.get_layer(OUTPUT_LAYER)
+        if self._output.get_weights()[0].shape[0] != 2 * (1 + self.has_ngram_branch) + 1:
             raise ValueError(f"its {OUTPUT_LAYER} layer does not read the branches' logits and the words read "
                              "(a folder trained before that layer: train it again)")
-        self._output_weights, self._output_bias = weights[:, 0], bias[0]
-        # Compile the single-review shapes now, so the first requests are as fast as the others.
-        for window in self.windows:
-            self._classify(np.zeros((1, window), dtype=np.int64))
+        # Concrete functions: called directly, they skip tf.function's argument matching (a third of a one-liner).
+        strings = tf.TensorSpec([None], tf.string)
+        self._score_texts = tf.function(lambda read, texts: self._score(self._tokenizer(read), texts),
+                                        input_signature=[strings, strings]).get_concrete_function()
+        self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings]
+                                      ).get_concrete_function()
+        # Compile each window's single-review shape now, so the first requests are as fast as the others.
+        for length in (0, *self.windows[:-1]):
+            self._score_ids(tf.ones((1, length), tf.int64), tf.constant([""]))
         self.probabilities(["warm up"])
 
-    @staticmethod
-    def _ngram_branch(model: keras.Model):
-        """The n-gram branch as one compiled call (texts -> logits), or None for a model without one."""
-        names = {layer.name for layer in model.layers}
-        if NGRAM_TOKENIZER_LAYER not in names:
-            return None
-        tokenizer, dense = model.get_layer(NGRAM_TOKENIZER_LAYER), model.get_layer(NGRAM_WEIGHTS_LAYER)
-        return tf.function(lambda texts: dense(tokenizer(texts))[:, 0],
-                           input_signature=[tf.TensorSpec([None], tf.string)])
-
-    def _bilstm_logits(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """The BiLSTM's logit for each row of token ids (of `lengths` words): rows sorted by length, each run of
-        rows scored with the shortest compiled window that holds them, padded to a compiled batch size."""
-        order = np.argsort(lengths, kind="stable")
+    def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """P(positive) of each row (its token ids and its text), and the window the BiLSTM read: the shortest
+        that holds the longest row. Graph code, run inside the compiled calls."""
+        lengths = tf.math.count_nonzero(ids, axis=1)
         # A window longer than the review, unless it fills the model's own: the model's max over time also
         # sees the zeros of masked padding (GlobalMaxPooling1D ignores the mask), so a review that fills a
         # short window exactly would lose them.
-        window_of = np.minimum(np.searchsorted(self.windows, lengths[order], side="right"), len(self.windows) - 1)
-        out = np.zeros(len(ids), dtype=np.float32)
-        for start in range(0, len(ids), MAX_BATCH):
-            rows = order[start : start + MAX_BATCH]
-            for w in np.unique(window_of[start : start + MAX_BATCH]):
-                chunk = rows[window_of[start : start + MAX_BATCH] == w]
-                window = self.windows[w]
-                padded = np.zeros((_batch_size(len(chunk)), window), dtype=np.int64)
-                padded[: len(chunk)] = ids[chunk, :window]
-                out[chunk] = self._classify(padded).numpy()[: len(chunk)]
-        return out
+        windows = tf.constant(self.windows, tf.int64)
+        index = tf.minimum(tf.searchsorted(windows, tf.reduce_max(lengths, keepdims=True), side="right")[0],
+                           len(self.windows) - 1)
+        branches = [lambda w=w: self._classify(tf.pad(ids, [[0, 0], [0, tf.maximum(w - tf.shape(ids)[1], 0)]])[:, :w])
+                    for w in self.windows]
+        logits = [tf.switch_case(tf.cast(index, tf.int32), branches)]
+        if self.has_ngram_branch:
+            logits.append(self._ngram_weights(self._ngrams(texts))[:, 0])
+        return self._output(output_features(tf.stack(logits, axis=1), lengths))[:, 0], tf.gather(windows, index)
 
-    def _probabilities(self, ids: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) from the BiLSTM's token ids and, if the model has an n-gram branch, the texts."""
-        lengths = np.count_nonzero(ids, axis=1)
-        logits = [self._bilstm_logits(ids, lengths)]
-        if self._ngram_logits is not None:
-            logits.append(np.concatenate([self._ngram_logits(tf.constant(texts[i : i + MAX_BATCH])).numpy()
-                                          for i in range(0, len(texts), MAX_BATCH)]))
-        features = output_features(np.stack(logits, axis=1), lengths)
-        return _sigmoid(features @ self._output_weights + self._output_bias).astype(np.float32)
+    def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`score` (one of the compiled calls) over `rows` and `texts` of `lengths` words: sorted by length and
+        cut into runs that share a window, each padded to a compiled batch size."""
+        order = np.argsort(lengths, kind="stable")
+        window_of = np.minimum(np.searchsorted(self.windows, lengths[order], side="right"), len(self.windows) - 1)
+        out = np.zeros(len(texts), dtype=np.float32)
+        for start in range(0, len(texts), MAX_BATCH):
+            part, windows = order[start : start + MAX_BATCH], window_of[start : start + MAX_BATCH]
+            for w in np.unique(windows):
+                chunk = part[windows == w]
+                size = _batch_size(len(chunk))
+                probabilities, _ = score(_padded(rows[chunk], size), _padded(texts[chunk], size))
+                out[chunk] = probabilities.numpy()[: len(chunk)]
+        return out
 
     def window(self, text: str) -> Window:
         """The cleaned review and the words of it that the BiLSTM reads."""
@@ -143,14 +145,10 @@ class Predictor:
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) for each text, a blank one too (see probabilities_or_nan); the BiLSTM's tokenizer sees only
         the part it reads."""
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
         windows = [self.window(text) for text in texts]
-        read = [w.read for w in windows]
-        ids = np.concatenate(
-            [self._tokenize(tf.constant(read[i : i + MAX_BATCH])).numpy() for i in range(0, len(read), MAX_BATCH)]
-        )
-        return self._probabilities(ids, [w.text for w in windows])
+        read = np.array([w.read for w in windows], dtype=object)
+        lengths = np.array([min(len(w.spans), self.window_size) for w in windows], dtype=np.int64)
+        return self._scores(self._score_texts, read, np.array([w.text for w in windows], dtype=object), lengths)
 
     def probabilities_or_nan(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(positive) for each text, NaN for a blank one: it has nothing to score."""
@@ -167,14 +165,14 @@ class Predictor:
         rows = np.zeros((n + 1, self.window_size), dtype=np.int64)
         if words:
             # Each word is one token, so tokenizing the words alone gives the review's ids in order.
-            ids = self._tokenize(tf.constant(words)).numpy()[:, 0]
+            ids = self._tokenizer(tf.constant(words)).numpy()[:, 0]
             rows[0, :n] = ids[:n]
             for i in range(n):
                 # Leaving word i out lets the first word past the window (if any) move in at the end.
                 without = np.delete(ids, i)[: self.window_size]
                 rows[i + 1, : len(without)] = without
         texts = [window.text] + [window.text[:start] + window.text[end:] for start, end in window.spans[:n]]
-        scores = self._probabilities(rows, texts)
+        scores = self._scores(self._score_ids, rows, np.array(texts, dtype=object), np.count_nonzero(rows, axis=1))
         return Explanation(float(scores[0]), window, scores[0] - scores[1:])
 
 

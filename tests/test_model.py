@@ -128,12 +128,21 @@ def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> Non
 
 def test_short_reviews_are_scored_with_the_shortest_window(tiny_model: Path) -> None:
     predictor = inference.load_predictor(tiny_model)
-    shapes = []
-    classify = predictor._classify
-    predictor._classify = lambda ids: shapes.append(ids.shape) or classify(ids)
+    calls = []  # (rows, window the BiLSTM read) of each compiled call
+    score = predictor._score_texts
+
+    def spy(read, texts):
+        probabilities, window = score(read, texts)
+        calls.append((int(np.sum(texts.numpy() != b"")), int(window)))
+        return probabilities, window
+
+    predictor._score_texts = spy
     texts = ["Great.", "word " * (predictor.window_size + 10), "Bad film."]
     scores = predictor.probabilities(texts)
-    assert sorted(shapes) == [(1, predictor.window_size), (2, predictor.windows[0])]
+    assert sorted(calls) == [(1, predictor.window_size), (2, predictor.windows[0])]
+    # The window is chosen from the token ids themselves: a long review in a one-liner's call still reads its own.
+    long_review = tf.constant(["word " * (predictor.window_size + 10)])
+    assert int(score(long_review, long_review)[1]) == predictor.window_size
     model = keras.saving.load_model(tiny_model, safe_mode=True)
     np.testing.assert_allclose(scores, model(tf.constant(texts)).numpy()[:, 0], atol=1e-5)
     assert pd.Series(scores).notna().all()

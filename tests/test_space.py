@@ -215,10 +215,11 @@ def test_every_path_reads_at_most_the_character_cap(app, tmp_path: Path, monkeyp
     """The API, the Classify button and the CSV tab: the model's calls never get more than MAX_TEXT_CHARS
     characters of a text, however it is built, so any text costs what its first MAX_TEXT_CHARS cost."""
     longest = []
-    for name in ("_tokenize", "_ngram_logits"):
-        def spy(texts, call=getattr(app.PREDICTOR, name)):
-            longest.append(max(len(text.decode()) for text in texts.numpy()))
-            return call(texts)
+    for name in ("_score_texts", "_score_ids"):
+        def spy(rows, texts, call=getattr(app.PREDICTOR, name)):
+            strings = [*texts.numpy(), *(rows.numpy() if rows.dtype == tf.string else [])]
+            longest.append(max(len(text.decode()) for text in strings))
+            return call(rows, texts)
 
         monkeypatch.setattr(app.PREDICTOR, name, spy)
     for text in PATHOLOGICAL.values():
