@@ -3,7 +3,8 @@
     MODEL_REPO=artifacts/full python space/benchmark.py [--rounds 200]
 
 Uses only the Space's own requirements. It starts `app.py` as a server on 127.0.0.1 for the HTTP,
-start-up and memory figures, and loads the model in this process for the in-process ones.
+start-up and memory figures, and loads the model in this process for the in-process ones. With
+`--timing-worker` it only times the serving path for `training.benchmark`, which has its own table.
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ def in_process(rounds: int) -> None:
     print(f"{'batch of 256 reviews, in-process':<46} {256 / np.median(ms) * 1000:8.0f} reviews/s")
 
 
+def timing_worker() -> None:
+    """Time the serving path for another process: one JSON line in on stdin (a list of texts), one out on stdout
+    (the milliseconds `probabilities` took on them), until stdin closes. The first line out says it is ready."""
+    predictor = inference.load_from_environment()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        texts = json.loads(line)
+        start = time.perf_counter()
+        predictor.probabilities(texts)
+        print(json.dumps({"ms": (time.perf_counter() - start) * 1000}), flush=True)
+
+
 def call_api(client: httpx.Client, endpoint: str, review: str) -> object:
     """Gradio's documented HTTP call, as `curl` makes it: POST the input, then read the result stream."""
     event = client.post(f"/gradio_api/call/{endpoint}", json={"data": [review]}).json()["event_id"]
@@ -141,7 +154,12 @@ def over_http(rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200, help="calls per latency figure")
+    parser.add_argument("--timing-worker", action="store_true",
+                        help="only time the serving path on texts sent as JSON lines (see training.benchmark)")
     args = parser.parse_args()
+    if args.timing_worker:
+        timing_worker()
+        return
     print(f"CPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
     in_process(args.rounds)
     over_http(args.rounds)

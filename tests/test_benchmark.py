@@ -28,6 +28,9 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
         assert row["one_sentence_accuracy"] == metrics["test"]["one_sentence"]["accuracy"]
         for baseline in results["rows"][3:]:
             assert baseline["accuracy"] == pytest.approx(metrics["baselines"][baseline["key"]]["accuracy"])
+        # Each model folder is also timed through the Space's serving path, in the Space's own process.
+        assert row["space_one_line_p50_ms"] > 0 and row["space_batch_reviews_per_s"] > 0
+    assert all(row["space_one_line_p50_ms"] is None for row in results["rows"][3:])
     table = (tmp_path / model_folder.BENCHMARK).read_text()
     assert table in result.stdout and table.count("\n| ") == 6  # header, three presets, two baselines
     card = (tmp_path / "default" / model_folder.CARD).read_text()

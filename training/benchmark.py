@@ -6,9 +6,10 @@ and compare them.
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
 Prints one markdown table and writes it, with the raw figures as JSON, to --out. Serving speeds are
-those of each saved model as Keras loads it (one compiled call on raw strings; the Space's own serving
-path is measured by space/benchmark.py), taken after all training, every model in turn on the same texts,
-so that the machine's load falls on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and
+those of each saved model as Keras loads it (one compiled call on raw strings) and through the Space's
+serving path (`space/benchmark.py --timing-worker` in its own process: the training side does not import
+the Space), taken after all training, every model in turn on the same texts, so that the machine's load
+falls on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and
 training speed as a ratio to `seed`.
 """
 
@@ -22,9 +23,11 @@ import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 from training.evaluate import last_sentences
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+SPACE_BENCHMARK = Path(__file__).resolve().parent.parent / "space" / "benchmark.py"
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 RESULTS_JSON = "benchmark.json"
 SINGLE_CALLS = 200  # single-review latency samples per model
@@ -44,6 +48,7 @@ BATCH_REPEATS = 3
 THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
 QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
+SPACE = " (Space)"  # a model's timer name through the Space's serving path
 
 
 # What each row of an ablation run adds to the one before it.
@@ -93,6 +98,19 @@ def peak_rss_mb() -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
+Timer = Callable[[list[str]], float]  # scores the texts, returns the milliseconds that took
+
+
+def timed(score: Callable[[list[str]], np.ndarray]) -> Timer:
+    """A timer of a scorer that runs in this process."""
+    def timer(texts: list[str]) -> float:
+        started = time.perf_counter()
+        score(texts)
+        return (time.perf_counter() - started) * 1000
+
+    return timer
+
+
 def folder_scorer(folder: Path) -> Callable[[list[str]], np.ndarray]:
     """P(positive) by the folder's model, loaded as its users load it (Keras, safe mode), in one compiled call."""
     from training.quiet_tf import keras, tf
@@ -102,34 +120,50 @@ def folder_scorer(folder: Path) -> Callable[[list[str]], np.ndarray]:
     return lambda texts: call(tf.constant(list(texts))).numpy()[:, 0]
 
 
-def timed_ms(score, texts: list[str]) -> float:
-    """Milliseconds to score `texts` in one call."""
-    started = time.perf_counter()
-    score(texts)
-    return (time.perf_counter() - started) * 1000
+@contextmanager
+def space_timer(folder: Path) -> Iterator[Timer]:
+    """A timer of the Space's serving path on the folder: the Space's timing worker in its own process, which
+    times each call itself (so the pipe's cost is not counted)."""
+    worker = subprocess.Popen([sys.executable, str(SPACE_BENCHMARK), "--timing-worker"], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "MODEL_REPO": str(folder)})
+    try:
+        # Anything printed before the worker's first JSON line (a library's notice) is not an answer.
+        while not worker.stdout.readline().startswith('{"ready"'):
+            if worker.poll() is not None:
+                raise RuntimeError(f"the Space's timing worker did not start on {folder}")
+
+        def timer(texts: list[str]) -> float:
+            worker.stdin.write(json.dumps(texts) + "\n")
+            worker.stdin.flush()
+            return json.loads(worker.stdout.readline())["ms"]
+
+        yield timer
+    finally:
+        worker.stdin.close()
+        worker.wait(timeout=60)
 
 
-def speeds(scorers: dict, texts: list[str]) -> dict[str, dict[str, float]]:
+def speeds(timers: dict[str, Timer], texts: list[str]) -> dict[str, dict[str, float]]:
     """Single-review latency (real reviews and one-liners) and batch throughput of every model, measured
     in turns (one call of each model, then the next text) so that the machine's load falls on all alike."""
     one_liners = last_sentences(texts)
-    for score in scorers.values():
-        score(texts[:BATCH_SIZE])  # warm-up: compiled shapes, caches
-    single = {name: {"real": [], "one_line": []} for name in scorers}
+    for timer in timers.values():
+        timer(texts[:BATCH_SIZE])  # warm-up: compiled shapes, caches
+    single = {name: {"real": [], "one_line": []} for name in timers}
     for text, line in zip(texts[:SINGLE_CALLS], one_liners[:SINGLE_CALLS]):
-        for name, score in scorers.items():
-            single[name]["real"].append(timed_ms(score, [text]))
-            single[name]["one_line"].append(timed_ms(score, [line]))
+        for name, timer in timers.items():
+            single[name]["real"].append(timer([text]))
+            single[name]["one_line"].append(timer([line]))
     batches = [texts[i : i + BATCH_SIZE] for i in range(0, min(len(texts), THROUGHPUT_REVIEWS), BATCH_SIZE)]
-    rates = {name: [] for name in scorers}
+    rates = {name: [] for name in timers}
     for _ in range(BATCH_REPEATS):
-        for name, score in scorers.items():
-            seconds = sum(timed_ms(score, batch) for batch in batches) / 1000
+        for name, timer in timers.items():
+            seconds = sum(timer(batch) for batch in batches) / 1000
             rates[name].append(sum(map(len, batches)) / seconds)
     return {name: {"p50_ms": float(np.percentile(single[name]["real"], 50)),
                    "p99_ms": float(np.percentile(single[name]["real"], 99)),
                    "one_line_p50_ms": float(np.percentile(single[name]["one_line"], 50)),
-                   "batch_reviews_per_s": float(np.median(rates[name]))} for name in scorers}
+                   "batch_reviews_per_s": float(np.median(rates[name]))} for name in timers}
 
 
 def quality(figures: dict) -> dict:
@@ -193,6 +227,10 @@ def markdown(rows: list[dict], header: str) -> str:
             return "–"
         return f"{(row[key] / base[key]) if higher_is_faster else (base[key] / row[key]):.2f}×"
 
+    def served(row: dict, key: str) -> dict:
+        """The row's figure as it is served: through the Space for our models, scikit-learn for the baselines."""
+        return {key: row[key] if row.get("space_" + key) is None else row["space_" + key]}
+
     def epochs(row: dict) -> str:
         return "–" if row["epoch_seconds"] is None else " / ".join(f"{s:.0f}" for s in row["epoch_seconds"])
 
@@ -204,14 +242,17 @@ def markdown(rows: list[dict], header: str) -> str:
     lines = [
         header,
         "One-sentence: the last sentence of each test review alone, labelled as its review. ECE: expected "
-        "calibration error (15 bins). Speed ratios: one-line p50 and batch throughput against the TF-IDF "
-        "baseline, epoch time against `seed`, all measured in this run."
+        "calibration error (15 bins). Single, one-line and batch speeds: each saved model as Keras loads it, in one "
+        "compiled call; Space: the same folder through the Space's serving path. Speed ratios: one-line p50 and "
+        "batch throughput as served (our models through the Space) against the TF-IDF baseline, epoch time "
+        "against `seed`, all measured in this run."
         + ablation_legend([row["model"].strip("`") for row in rows]),
         "",
         "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE | training wall s "
         "| seconds per epoch | peak RSS MB | parameters | folder MB | single p50 ms | single p99 ms | one-line p50 ms "
-        "| batch reviews/s | one-line speed vs TF-IDF | batch speed vs TF-IDF | epoch speed vs seed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| batch reviews/s | Space one-line p50 ms | Space batch reviews/s | one-line speed vs TF-IDF "
+        "| batch speed vs TF-IDF | epoch speed vs seed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
@@ -219,8 +260,11 @@ def markdown(rows: list[dict], header: str) -> str:
             f"| {row['one_sentence_accuracy']:.4f} | {row['one_sentence_ece']:.4f} | {row['train_seconds']:.0f} "
             f"| {epochs(row)} | {row['peak_rss_mb']:.0f} | {row['parameters']:,} | {fmt(row['folder_mb'], '.1f')} "
             f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['one_line_p50_ms']:.2f} "
-            f"| {row['batch_reviews_per_s']:,.0f} | {ratio(row, reference, 'one_line_p50_ms', False)} "
-            f"| {ratio(row, reference, 'batch_reviews_per_s', True)} | {ratio(row, seed, 'median_epoch_s', False)} |"
+            f"| {row['batch_reviews_per_s']:,.0f} | {fmt(row['space_one_line_p50_ms'], '.2f')} "
+            f"| {fmt(row['space_batch_reviews_per_s'], ',.0f')} "
+            f"| {ratio(served(row, 'one_line_p50_ms'), reference, 'one_line_p50_ms', False)} "
+            f"| {ratio(served(row, 'batch_reviews_per_s'), reference, 'batch_reviews_per_s', True)} "
+            f"| {ratio(row, seed, 'median_epoch_s', False)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -263,16 +307,22 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
 
     baseline_rows, baselines, scorers = bench_baselines(splits, first)
-    rows = []
+    rows, folders = [], {}
     for name, config in presets.items():
         used = unlabeled if config.pretrain_embeddings else None
         row, scorer = bench_preset(name, config, splits, used, baselines, args.out)
         rows.append(row)
-        scorers[row["model"]] = scorer
+        scorers[row["model"]], folders[row["model"]] = scorer, args.out / name
     rows += baseline_rows
-    measured = speeds(scorers, splits.test["text"].tolist())
+    with ExitStack() as workers:
+        timers = {name: timed(score) for name, score in scorers.items()}
+        timers |= {name + SPACE: workers.enter_context(space_timer(folder)) for name, folder in folders.items()}
+        measured = speeds(timers, splits.test["text"].tolist())
     for row in rows:
         row.update(measured[row["model"]])
+        space = measured.get(row["model"] + SPACE, {})
+        row["space_one_line_p50_ms"], row["space_batch_reviews_per_s"] = (space.get("one_line_p50_ms"),
+                                                                          space.get("batch_reviews_per_s"))
 
     command = "python -m training.benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     date = datetime.date.today().isoformat()
