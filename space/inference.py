@@ -126,6 +126,8 @@ class Predictor:
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`score` (one of the compiled calls) over `rows` and `texts` of `lengths` words: sorted by length and
         cut into runs that share a window, each padded to a compiled batch size."""
+        if len(texts) == 1:  # a single review (the page, most API calls): nothing to sort or pad
+            return score(tf.constant(rows), tf.constant(texts))[0].numpy()
         order = np.argsort(lengths, kind="stable")
         window_of = np.minimum(np.searchsorted(self.windows, lengths[order], side="right"), len(self.windows) - 1)
         out = np.zeros(len(texts), dtype=np.float32)

@@ -41,26 +41,30 @@ def test_ablation_adds_each_ingredient_in_turn() -> None:
     from training.config import PRESETS
 
     plain = benchmark.configs("", ablation=True)
-    assert list(plain) == ["seed", "bilstm-random", "bilstm", "default-summed", "default"]
-    assert not plain["bilstm-random"].pretrain_embeddings and plain["bilstm"] == PRESETS["bilstm"]
+    assert list(plain) == ["seed", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default"]
+    assert not plain["bilstm-random"].pretrain_embeddings and not plain["bilstm-random"].distill
+    assert plain["bilstm-ppmi"].pretrain_embeddings and not plain["bilstm-ppmi"].distill
+    assert plain["bilstm"] == PRESETS["bilstm"] and PRESETS["bilstm"].distill
     assert not plain["default-summed"].calibrate and plain["default"] == PRESETS["default"]
     pretrained = benchmark.configs("encoders/lm", ablation=True)
-    assert list(pretrained) == ["seed", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default"]
-    assert pretrained["bilstm-ppmi"] == PRESETS["bilstm"] and pretrained["seed"] == PRESETS["seed"]
-    for name in ("bilstm", "default-summed", "default"):
+    assert list(pretrained) == ["seed", "bilstm-random", "bilstm-ppmi", "bilstm-encoder", "bilstm", "default-summed",
+                                "default"]
+    assert pretrained["bilstm-ppmi"] == plain["bilstm-ppmi"] and pretrained["seed"] == PRESETS["seed"]
+    assert not pretrained["bilstm-encoder"].distill and pretrained["bilstm"].distill
+    for name in ("bilstm-encoder", "bilstm", "default-summed", "default"):
         assert pretrained[name].encoder == "encoders/lm" and not pretrained[name].pretrain_embeddings
     assert list(benchmark.configs("encoders/lm", ablation=False)) == ["seed", "bilstm", "default"]
 
 
 def test_the_ablation_legend_names_the_rows_of_its_run() -> None:
-    """Each row the run trained is explained, no other; `bilstm` is the PPMI row unless an encoder was given."""
+    """Each row the run trained is explained, in the run's order, no other."""
     plain = benchmark.ablation_legend(list(benchmark.configs("", ablation=True)))
-    assert "`bilstm` (embedding from PPMI word vectors)" in plain and "bilstm-ppmi" not in plain
-    assert plain.index("`bilstm-random`") < plain.index("`bilstm`") < plain.index("`default-summed`") < plain.index(
-        "`default`")
+    assert "`bilstm-ppmi` (embedding from PPMI word vectors)" in plain and "bilstm-encoder" not in plain
+    assert (plain.index("`bilstm-random`") < plain.index("`bilstm-ppmi`") < plain.index("`bilstm` (plus distillation")
+            < plain.index("`default-summed`") < plain.index("`default` ("))
     pretrained = benchmark.ablation_legend(list(benchmark.configs("encoders/lm", ablation=True)))
-    assert "`bilstm-ppmi` (embedding from PPMI word vectors)" in pretrained
-    assert f"`bilstm` ({benchmark.ENCODER_STEP})" in pretrained
+    assert plain.replace("), `bilstm` (", f"), `bilstm-encoder` ({benchmark.ABLATION_STEPS['bilstm-encoder']}), "
+                         "`bilstm` (") == pretrained
     assert benchmark.ablation_legend(list(benchmark.configs("", ablation=False))) == ""
 
 

@@ -338,7 +338,7 @@ def test_unlabeled_reviews_feed_the_word_vectors(tmp_path: Path) -> None:
     pd.DataFrame({"id": range(600), "review": reviews}).to_csv(unlabeled, index=False)
     out = tmp_path / "model"
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", "1", "--freeze-embeddings",
-                        "--unlabeled", str(unlabeled))
+                        "--unlabeled", str(unlabeled), "--distill")
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((out / model_folder.TRAINING_CONFIG).read_text())
     assert config["unlabeled_data"] == {"file": "unlabeled.csv", "sha256": sha256_of(unlabeled), "rows": 600}
@@ -355,6 +355,40 @@ def test_unlabeled_reviews_feed_the_word_vectors(tmp_path: Path) -> None:
     train = splits_of(out).train["text"]
     np.testing.assert_allclose(saved, vectors(train, read_unlabeled(str(unlabeled)).texts), atol=1e-4)
     assert not np.allclose(saved, vectors(train), atol=1e-2)
+    # With --distill, the same reviews taught the BiLSTM, and the card says so.
+    assert json.loads((out / model_folder.METRICS).read_text())["training"]["distilled_reviews"] == 600
+    assert "learned from 600 unlabeled reviews" in " ".join((out / model_folder.CARD).read_text().split())
+
+
+@pytest.mark.parametrize("preset", ["default", "bilstm"])
+def test_distillation_labels_the_unlabeled_reviews_with_the_ngram_models_probability(preset: str) -> None:
+    """With --unlabeled, the BiLSTM's training data is the training part with its labels, then every unlabeled
+    review with the n-gram model's P(positive); the BiLSTM-only preset fits that model as a teacher only."""
+    from dataclasses import replace
+
+    from scipy.special import expit
+
+    from training import fit
+    from training.config import PRESETS
+    from training.data import Unlabeled
+    from training.model import make_tokenizer
+
+    config = replace(PRESETS[preset], distill=True, vocab_size=500, sequence_length=40, ngram_vocab_size=5000)
+    splits = load_splits(str(SAMPLE_CSV), config.test_size, config.val_size, config.seed, 400)
+    reviews = pd.read_csv(SAMPLE_CSV)["review"][1000:1100].tolist()
+    tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
+    data, corpus, ngram = fit.prepare_data(config, splits, tokenizer, Unlabeled(pd.Series(reviews), {}))
+    n = len(splits.train)
+    assert len(data.train_ids) == len(data.train_labels) == len(corpus) == n + 100
+    np.testing.assert_array_equal(data.train_labels[:n], splits.train["label"])
+    teacher = expit(fit.ngram_logits(ngram, pd.Series(reviews)))
+    np.testing.assert_allclose(data.train_labels[n:], teacher, atol=1e-6)
+    assert 0 < teacher.min() and teacher.max() < 1 and np.ptp(teacher) > 0.5
+    plain, _, no_teacher = fit.prepare_data(replace(config, distill=False), splits, tokenizer, Unlabeled(pd.Series(reviews), {}))
+    assert len(plain.train_ids) == n and (no_teacher is None) == (preset == "bilstm")
+    # The training accuracy of a distilled review compares with its label rounded to 0 or 1.
+    logits = np.array([[2.0], [2.0], [-1.0]], "float32")
+    assert np.asarray(fit.accuracy(np.array([[0.9], [0.2], [0.6]], "float32"), logits)).ravel().tolist() == [1, 0, 0]
 
 
 def test_early_stopping_keeps_the_best_validation_weights(tmp_path: Path) -> None:

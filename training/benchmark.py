@@ -55,20 +55,19 @@ SPACE = " (Space)"  # a model's timer name through the Space's serving path
 ABLATION_STEPS = {
     "bilstm-random": "embedding from random numbers",
     "bilstm-ppmi": "embedding from PPMI word vectors",
-    "bilstm": "embedding from PPMI word vectors",
-    "default-summed": "plus the n-gram branch, logits summed",
+    "bilstm-encoder": "embedding and BiLSTM from the pre-trained encoder",
+    "bilstm": "plus distillation: it also learns from the unlabeled reviews, labelled by the n-gram model",
+    "default-summed": "`bilstm-ppmi` plus the n-gram branch, logits summed",
     "default": "plus the output layer fitted on the validation part, which also reads how many words were read",
 }
-ENCODER_STEP = "embedding and BiLSTM from the pre-trained encoder"
 
 
 def ablation_legend(names: list[str]) -> str:
     """The legend of an ablation run's rows, named as in `configs`; empty for a run without the ablation."""
     if "bilstm-random" not in names:
         return ""
-    steps = {**ABLATION_STEPS, **({"bilstm": ENCODER_STEP} if "bilstm-ppmi" in names else {})}
     return " Ablation, each ingredient added in turn: " + ", ".join(
-        f"`{name}` ({step})" for name, step in steps.items() if name in names) + "."
+        f"`{name}` ({step})" for name, step in ABLATION_STEPS.items() if name in names) + "."
 
 
 def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
@@ -77,9 +76,10 @@ def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
     pretrained = {"encoder": encoder, "pretrain_embeddings": False} if encoder else {}
     rows = {"seed": PRESETS["seed"]}
     if ablation:
-        rows["bilstm-random"] = replace(PRESETS["bilstm"], pretrain_embeddings=False)
+        rows["bilstm-random"] = replace(PRESETS["bilstm"], pretrain_embeddings=False, distill=False)
+        rows["bilstm-ppmi"] = replace(PRESETS["bilstm"], distill=False)
         if encoder:
-            rows["bilstm-ppmi"] = PRESETS["bilstm"]
+            rows["bilstm-encoder"] = replace(PRESETS["bilstm"], **pretrained, distill=False)
     rows["bilstm"] = replace(PRESETS["bilstm"], **pretrained)
     if ablation:
         rows["default-summed"] = replace(PRESETS["default"], **pretrained, calibrate=False)
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline_rows, baselines, scorers = bench_baselines(splits, first)
     rows, folders = [], {}
     for name, config in presets.items():
-        used = unlabeled if config.pretrain_embeddings else None
+        used = unlabeled if config.pretrain_embeddings or config.distill else None
         row, scorer = bench_preset(name, config, splits, used, baselines, args.out)
         rows.append(row)
         scorers[row["model"]], folders[row["model"]] = scorer, args.out / name

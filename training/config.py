@@ -33,6 +33,7 @@ class TrainConfig:
     ngram_vocab_size: int = 500_000
     ngram_max_n: int = 3
     ngram_c: float = 1.0
+    distill: bool = False
     calibrate: bool = True
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -47,8 +48,9 @@ PRESETS = {
     # Our design: pre-trained embedding, masked padding, longer window, max over time, dropout,
     # length-bucketed batches.
     "default": TrainConfig(),
-    # The default without its n-gram branch: nothing but embedding, BiLSTM and head.
-    "bilstm": TrainConfig(preset="bilstm", ngram_branch=False),
+    # The default without its n-gram branch: nothing but embedding, BiLSTM and head; it learns from the
+    # unlabeled reviews too, labelled by an n-gram model that the saved model does not hold.
+    "bilstm": TrainConfig(preset="bilstm", ngram_branch=False, distill=True),
     # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
     "seed": TrainConfig(
         preset="seed",
@@ -99,6 +101,8 @@ HELP = {
     "ngram_vocab_size": "n-grams the n-gram branch knows: the most frequent of the training part",
     "ngram_max_n": "longest n-gram of the n-gram branch, in words",
     "ngram_c": "inverse regularisation strength of the n-gram branch's logistic regression",
+    "distill": "the BiLSTM also learns from the --unlabeled reviews, each labelled with the probability that the "
+    "n-gram model (NBSVM, fitted on the training part) gives it (knowledge distillation)",
     "calibrate": "fit the output layer (how much each branch counts, and a temperature for each length) on the "
     "validation part's reviews and their last sentences",
     "batch_size": "reviews per training step",

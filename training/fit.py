@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import training.quiet_tf  # noqa: F401  (first: TensorFlow without its C++ start-up lines)
@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from keras import ops
 from scipy import sparse
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
@@ -42,6 +43,12 @@ ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 # The output layer is a logistic regression on the output features over the validation part: almost
 # unregularised, since it has only two weights per branch, one for the words read, and a bias.
 OUTPUT_LAYER_C = 1e4
+
+
+def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """1 where the logit is on the side of its label rounded to 0 or 1 (a distilled review's label is the
+    teacher's probability), else 0."""
+    return keras.metrics.binary_accuracy(ops.round(labels), logits, threshold=ACCURACY_THRESHOLD)
 
 
 def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
@@ -191,7 +198,7 @@ def distributed_step(
         """Summed loss, correct answers and examples of one replica's share of a batch."""
         logits = classifier(ids, training=training)
         losses = LOSS.call(labels, logits)
-        correct = keras.metrics.binary_accuracy(labels, logits, threshold=ACCURACY_THRESHOLD)
+        correct = accuracy(labels, logits)
         return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.shape(labels)[0], tf.float32)])
 
     def train_replica(ids, labels) -> tf.Tensor:
@@ -267,7 +274,7 @@ def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray, encod
     classifier.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=LOSS,
-        metrics=[keras.metrics.BinaryAccuracy(threshold=ACCURACY_THRESHOLD, name="accuracy")],
+        metrics=[keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")],
     )
     return classifier
 
@@ -281,6 +288,12 @@ def ngram_features(layer: keras.layers.TextVectorization, texts: pd.Series) -> s
         chunks.append(sparse.csr_matrix((np.ones(len(rows), "float32"), (rows, columns)),
                                         shape=tuple(out.dense_shape.numpy())))
     return sparse.vstack(chunks).tocsr()
+
+
+def ngram_logits(ngram: tuple[keras.layers.TextVectorization, keras.layers.Dense], texts: pd.Series) -> np.ndarray:
+    """The n-gram branch's logit for each text."""
+    kernel, bias = ngram[1].get_weights()
+    return ngram_features(ngram[0], texts) @ kernel[:, 0] + bias[0]
 
 
 def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) -> tuple[keras.layers.Layer, ...]:
@@ -317,14 +330,14 @@ class Fitted:
     validation: dict  # validation-part figures of each branch and of the output before and after fitting
     seconds: float
     distribute: dict  # the strategy and its number of replicas
+    distilled: int  # unlabeled reviews the BiLSTM learned from, labelled by the n-gram model
 
 
 def branch_logits(parts: dict, ids: np.ndarray, texts: pd.Series) -> np.ndarray:
     """Each branch's logit for the reviews (token ids for the BiLSTM, texts for the n-gram branch)."""
     columns = [parts["classifier"].predict(ids, batch_size=PREDICT_BATCH, verbose=0)[:, 0]]
-    if "ngram_tokenizer" in parts:
-        kernel, bias = parts["ngram_dense"].get_weights()
-        columns.append(ngram_features(parts["ngram_tokenizer"], texts) @ kernel[:, 0] + bias[0])
+    if "ngram" in parts:
+        columns.append(ngram_logits(parts["ngram"], texts))
     return np.stack(columns, axis=1)
 
 
@@ -340,6 +353,26 @@ def validation_figures(logits: dict[str, np.ndarray], ids: dict[str, np.ndarray]
     }
     return {name: {part: evaluate.accuracy_and_ece(labels, probability(part)) for part in logits}
             for name, probability in probabilities.items()}
+
+
+def prepare_data(config: TrainConfig, splits: Splits, tokenizer: keras.layers.TextVectorization,
+                 unlabeled: Unlabeled | None) -> tuple[Encoded, np.ndarray, tuple | None]:
+    """The BiLSTM's token ids and labels, the corpus of its word vectors and the n-gram branch, fitted first when
+    the model has one or it teaches: with `distill` and unlabeled reviews, the BiLSTM also learns from every
+    unlabeled review, labelled with the probability that the n-gram model gives it (knowledge distillation)."""
+    data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
+                   tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
+    distill = config.distill and unlabeled is not None
+    unlabeled_ids = tokenize(tokenizer, unlabeled.texts) if distill or (config.pretrain_embeddings and unlabeled) else None
+    # The word vectors' pre-training also reads the unlabeled reviews, if any.
+    corpus = data.train_ids if unlabeled_ids is None else np.concatenate([data.train_ids, unlabeled_ids])
+    ngram = fit_ngram_branch(splits.train["text"], data.train_labels, config) if config.ngram_branch or distill else None
+    if distill:
+        teacher = expit(ngram_logits(ngram, unlabeled.texts)).astype("float32")
+        data = replace(data, train_ids=np.concatenate([data.train_ids, unlabeled_ids]),
+                       train_labels=np.concatenate([data.train_labels.astype("float32"), teacher]))
+        log.info("distillation: %d unlabeled reviews labelled by the n-gram model", len(teacher))
+    return data, corpus, ngram
 
 
 def fit_model(
@@ -361,29 +394,21 @@ def fit_model(
         tokenizer = tokenizer_with(encoder.vocabulary, config.sequence_length)
     else:
         tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
-    data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
-                   tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
-    # The word vectors' pre-training also reads the unlabeled reviews, if any.
-    corpus = data.train_ids
-    if config.pretrain_embeddings and unlabeled is not None:
-        corpus = np.concatenate([corpus, tokenize(tokenizer, unlabeled.texts)])
+    data, corpus, ngram = prepare_data(config, splits, tokenizer, unlabeled)
     with strategy.scope():
         classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus, encoder)
     if distribute == "multiworker":
         history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
-        # A copy outside the cluster: what follows runs on the chief alone, after the workers are gone.
-        trained = classifier
-        classifier = keras.models.clone_model(trained)
-        classifier.set_weights(trained.get_weights())
     else:
         history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
+    # A copy without the training state (optimizer, loss, our accuracy metric), which the saved model must not
+    # carry to load in safe mode, and outside any cluster: what follows runs on the chief alone.
+    trained, classifier = classifier, build_classifier(tokenizer.vocabulary_size(), config)
+    classifier.set_weights(trained.get_weights())
     if not is_chief(strategy):
         return None  # the chief alone goes on and writes the model folder
 
-    parts = {"classifier": classifier}
-    if config.ngram_branch:
-        parts["ngram_tokenizer"], parts["ngram_dense"] = fit_ngram_branch(splits.train["text"], data.train_labels,
-                                                                          config)
+    parts = {"classifier": classifier, **({"ngram": ngram} if config.ngram_branch else {})}
     # The output layer learns from whole reviews and from one-liners (their last sentences), so that
     # P(positive) means what it says for both; it has two weights per branch, one for r and a bias, nothing else.
     sentences = pd.Series(evaluate.last_sentences(splits.val["text"].tolist()))
@@ -392,9 +417,10 @@ def fit_model(
               for part, texts in {"reviews": splits.val["text"], "last_sentences": sentences}.items()}
     output = fit_output_layer(np.concatenate(list(logits.values())), np.concatenate(list(ids.values())),
                               np.tile(data.val_labels, 2), config.calibrate)
-    model = end_to_end(tokenizer, classifier, output, parts.get("ngram_tokenizer"), parts.get("ngram_dense"))
+    model = end_to_end(tokenizer, classifier, output, *parts.get("ngram", ()))
     return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, ids, data.val_labels, output),
-                  time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync})
+                  time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync},
+                  distilled=len(data.train_labels) - len(splits.train))
 
 
 def predict(model: keras.Model | Pipeline, texts: list[str]) -> np.ndarray:
@@ -449,6 +475,7 @@ def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig
             "seconds_per_epoch": round(float(np.median(fitted.epoch_seconds)), 1),
             "epoch_seconds": [round(s, 1) for s in fitted.epoch_seconds],
             "wall_seconds": round(fitted.seconds, 1),
+            "distilled_reviews": fitted.distilled,
         },
         "compute": hardware(),
         "model": {
