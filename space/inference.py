@@ -101,9 +101,10 @@ class Predictor:
                                         input_signature=[strings, strings]).get_concrete_function()
         self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings]
                                       ).get_concrete_function()
-        # Compile each window's single-review shape now, so the first requests are as fast as the others.
+        # Compile each window's single-review shape now (a review as long as the window before it picks it), so
+        # the first requests are as fast as the others.
         for length in (0, *self.windows[:-1]):
-            self._score_ids(tf.ones((1, length), tf.int64), tf.constant([""]))
+            self._score_ids(tf.constant([[1] * length + [0] * (self.window_size - length)], tf.int64), tf.constant([""]))
         self.probabilities(["warm up"])
 
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -116,8 +117,7 @@ class Predictor:
         windows = tf.constant(self.windows, tf.int64)
         index = tf.minimum(tf.searchsorted(windows, tf.reduce_max(lengths, keepdims=True), side="right")[0],
                            len(self.windows) - 1)
-        branches = [lambda w=w: self._classify(tf.pad(ids, [[0, 0], [0, tf.maximum(w - tf.shape(ids)[1], 0)]])[:, :w])
-                    for w in self.windows]
+        branches = [lambda w=w: self._classify(ids[:, :w]) for w in self.windows]
         logits = [tf.switch_case(tf.cast(index, tf.int32), branches)]
         if self.has_ngram_branch:
             logits.append(self._ngram_weights(self._ngrams(texts))[:, 0])
