@@ -89,13 +89,14 @@ def in_process(rounds: int) -> None:
 def timing_worker() -> None:
     """Time the serving path for another process: one JSON line in on stdin (a list of texts), one out on stdout
     (the milliseconds `probabilities` took on them), until stdin closes. The first line out says it is ready."""
+    answers, sys.stdout = sys.stdout, sys.stderr  # whatever else prints cannot break the answers
     predictor = inference.load_from_environment()
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True}), file=answers, flush=True)
     for line in sys.stdin:
         texts = json.loads(line)
         start = time.perf_counter()
         predictor.probabilities(texts)
-        print(json.dumps({"ms": (time.perf_counter() - start) * 1000}), flush=True)
+        print(json.dumps({"ms": (time.perf_counter() - start) * 1000}), file=answers, flush=True)
 
 
 def call_api(client: httpx.Client, endpoint: str, review: str) -> object:

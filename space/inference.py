@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import model_folder
-from model_folder import (CLASSIFIER_LAYER, MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE, NGRAM_TOKENIZER_LAYER,
+from model_folder import (CLASSIFIER_LAYER, EMBEDDING_LAYER, MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE, NGRAM_TOKENIZER_LAYER,
                           NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, TOKENIZER_LAYER, ModelUnavailable, summary)
 from quiet_tf import keras, tf
 from review_text import MAX_TEXT_CHARS, Window, WindowReader, clean
@@ -74,7 +74,6 @@ class Predictor:
     def __init__(self, model: keras.Model, labels: Sequence[str], tokenizer: dict) -> None:
         self.labels = tuple(labels)
         self.window_size = int(tokenizer["sequence_length"])
-        self.windows = tuple(w for w in WINDOWS if w < self.window_size) + (self.window_size,)
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
         self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
         self._tokenizer = model.get_layer(TOKENIZER_LAYER)
@@ -83,6 +82,10 @@ class Predictor:
                 or tokenizer["truncation"] != "post"):
             raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation)")
         classifier = model.get_layer(CLASSIFIER_LAYER)
+        # Shorter windows only for a model that masks its padding: an unmasked LSTM (the `seed` preset) reads the
+        # padding too, so its score depends on the window.
+        masked = classifier.get_layer(EMBEDDING_LAYER).get_config()["mask_zero"]
+        self.windows = tuple(w for w in WINDOWS if masked and w < self.window_size) + (self.window_size,)
         # One trace for every shape; XLA still compiles one program per (batch, window) shape. Traced per
         # shape instead, each shape kept its own copy of the BiLSTM's graph: 18 shapes took 212 MiB, not 94.
         self._classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0], jit_compile=True,

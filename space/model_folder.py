@@ -26,6 +26,7 @@ DOWNLOAD_PATTERNS = [*REQUIRED_FILES, "assets/*"]
 # The parts of the model, by layer name.
 TOKENIZER_LAYER = "tokenizer"
 CLASSIFIER_LAYER = "bilstm_classifier"
+EMBEDDING_LAYER = "embedding"  # inside the classifier
 NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
 NGRAM_WEIGHTS_LAYER = "ngram_weights"
 OUTPUT_LAYER = "positive"

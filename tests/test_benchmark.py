@@ -37,6 +37,13 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert table.splitlines()[-1] in card  # the default model's card quotes the table
 
 
+def test_an_ablation_without_unlabeled_reviews_is_refused(tmp_path: Path) -> None:
+    """Its distillation row would silently be the row before it."""
+    result = run_module("training.benchmark", "--quick", "--ablation", "--out", str(tmp_path / "bench"))
+    assert result.returncode == 2 and "--ablation" in result.stderr and "--unlabeled" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "bench").exists()
+
+
 def test_ablation_adds_each_ingredient_in_turn() -> None:
     from training.config import PRESETS
 
@@ -95,3 +102,10 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     row, _ = benchmark.bench_preset("seed", config, splits, None, baselines, tmp_path)
     assert len(row["epoch_seconds"]) == 2
     assert json.loads((tmp_path / "seed" / model_folder.METRICS).read_text())["training"]["epochs_run"] == 2
+
+
+def test_a_timing_worker_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    """The Space's timing worker on a folder without a model stops; the benchmark says so instead of hanging."""
+    with pytest.raises(benchmark.WorkerFailed, match="timing worker on .* stopped"):
+        with benchmark.space_timer(tmp_path):
+            pass

@@ -126,6 +126,20 @@ def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> Non
     np.testing.assert_allclose(predictor.probabilities(texts), model(tf.constant(texts)).numpy()[:, 0], atol=1e-5)
 
 
+def test_a_model_that_reads_its_padding_is_scored_on_its_full_window(tmp_path: Path) -> None:
+    """The `seed` preset does not mask its padding, so its score depends on the padding it reads: the Space must
+    not cut its window, or one-liners get another score than plain Keras gives them."""
+    out = tmp_path / "seed"
+    result = run_module("training.train", "--preset", "seed", "--out", str(out), *TINY_FLAGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictor = inference.load_predictor(out)
+    assert predictor.windows == (predictor.window_size,)
+    model = keras.saving.load_model(out, safe_mode=True)
+    texts = ["Great.", "Bad film, dull and long.", "word " * (predictor.window_size + 10)]
+    for batch in ([texts[0]], texts):
+        np.testing.assert_allclose(predictor.probabilities(batch), model(tf.constant(batch)).numpy()[:, 0], atol=1e-5)
+
+
 def test_short_reviews_are_scored_with_the_shortest_window(tiny_model: Path) -> None:
     predictor = inference.load_predictor(tiny_model)
     calls = []  # (rows, window the BiLSTM read) of each compiled call

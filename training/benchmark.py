@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,6 +49,7 @@ THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
 QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
 SPACE = " (Space)"  # a model's timer name through the Space's serving path
+Timer = Callable[[list[str]], float]  # scores the texts, returns the milliseconds that took
 
 
 # What each row of an ablation run adds to the one before it.
@@ -57,7 +58,7 @@ ABLATION_STEPS = {
     "bilstm-ppmi": "embedding from PPMI word vectors",
     "bilstm-encoder": "embedding and BiLSTM from the pre-trained encoder",
     "bilstm": "plus distillation: it also learns from the unlabeled reviews, labelled by the n-gram model",
-    "default-summed": "`bilstm-ppmi` plus the n-gram branch, logits summed",
+    "default-summed": "the row before distillation, plus the n-gram branch, logits summed",
     "default": "plus the output layer fitted on the validation part, which also reads how many words were read",
 }
 
@@ -98,9 +99,6 @@ def peak_rss_mb() -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
-Timer = Callable[[list[str]], float]  # scores the texts, returns the milliseconds that took
-
-
 def timed(score: Callable[[list[str]], np.ndarray]) -> Timer:
     """A timer of a scorer that runs in this process."""
     def timer(texts: list[str]) -> float:
@@ -120,27 +118,40 @@ def folder_scorer(folder: Path) -> Callable[[list[str]], np.ndarray]:
     return lambda texts: call(tf.constant(list(texts))).numpy()[:, 0]
 
 
+class WorkerFailed(RuntimeError):
+    """The Space's timing worker stopped or did not start; the message says on which folder."""
+
+
 @contextmanager
 def space_timer(folder: Path) -> Iterator[Timer]:
     """A timer of the Space's serving path on the folder: the Space's timing worker in its own process, which
     times each call itself (so the pipe's cost is not counted)."""
     worker = subprocess.Popen([sys.executable, str(SPACE_BENCHMARK), "--timing-worker"], text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "MODEL_REPO": str(folder)})
+
+    def answer() -> dict:
+        line = worker.stdout.readline()
+        if not line:
+            raise WorkerFailed(f"the Space's timing worker on {folder} stopped (exit status {worker.wait()}); "
+                               f"run `MODEL_REPO={folder} python {SPACE_BENCHMARK}` to see why")
+        return json.loads(line)
+
+    def timer(texts: list[str]) -> float:
+        worker.stdin.write(json.dumps(texts) + "\n")
+        worker.stdin.flush()
+        return answer()["ms"]
+
     try:
-        # Anything printed before the worker's first JSON line (a library's notice) is not an answer.
-        while not worker.stdout.readline().startswith('{"ready"'):
-            if worker.poll() is not None:
-                raise RuntimeError(f"the Space's timing worker did not start on {folder}")
-
-        def timer(texts: list[str]) -> float:
-            worker.stdin.write(json.dumps(texts) + "\n")
-            worker.stdin.flush()
-            return json.loads(worker.stdout.readline())["ms"]
-
+        answer()  # it says it is ready once the model is loaded and compiled
         yield timer
     finally:
-        worker.stdin.close()
-        worker.wait(timeout=60)
+        with suppress(BrokenPipeError):
+            worker.stdin.close()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def speeds(timers: dict[str, Timer], texts: list[str]) -> dict[str, dict[str, float]]:
@@ -164,6 +175,19 @@ def speeds(timers: dict[str, Timer], texts: list[str]) -> dict[str, dict[str, fl
                    "p99_ms": float(np.percentile(single[name]["real"], 99)),
                    "one_line_p50_ms": float(np.percentile(single[name]["one_line"], 50)),
                    "batch_reviews_per_s": float(np.median(rates[name]))} for name in timers}
+
+
+def add_speeds(rows: list[dict], scorers: dict, folders: dict[str, Path], texts: list[str]) -> None:
+    """Add each row's serving speeds: every scorer in this process, and every model folder through the Space."""
+    with ExitStack() as workers:
+        timers = {name: timed(score) for name, score in scorers.items()}
+        timers |= {name + SPACE: workers.enter_context(space_timer(folder)) for name, folder in folders.items()}
+        measured = speeds(timers, texts)
+    for row in rows:
+        row.update(measured[row["model"]])
+        space = measured.get(row["model"] + SPACE, {})
+        row["space_one_line_p50_ms"], row["space_batch_reviews_per_s"] = (space.get("one_line_p50_ms"),
+                                                                          space.get("batch_reviews_per_s"))
 
 
 def quality(figures: dict) -> dict:
@@ -280,13 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(SAMPLE_CSV),
                         help="labelled reviews, as for training.train (default: the sample)")
-    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors")
+    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors and the bilstm preset's distillation")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--encoder", default="", metavar="FOLDER_OR_HF_URL",
                         help="encoder folder made by training.encoder, for the bilstm and default rows")
     parser.add_argument("--ablation", action="store_true",
-                        help="also train the steps between the presets: random embedding, PPMI word vectors (with "
-                        "--encoder), the n-gram branch with summed logits")
+                        help="also train the steps between the presets: random embedding, PPMI word vectors, the "
+                        "encoder (with --encoder), then the default's steps: the n-gram branch with summed logits")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
@@ -295,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("training").setLevel(logging.INFO)
 
     try:
+        if args.ablation and not args.unlabeled:
+            raise ConfigError("--ablation measures distillation, which learns from the --unlabeled reviews: give them")
         presets = {name: validate(replace(config, **(QUICK if args.quick else {})))
                    for name, config in configs(args.encoder, args.ablation).items()}
     except ConfigError as err:
@@ -314,15 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         scorers[row["model"]], folders[row["model"]] = scorer, args.out / name
     rows += baseline_rows
-    with ExitStack() as workers:
-        timers = {name: timed(score) for name, score in scorers.items()}
-        timers |= {name + SPACE: workers.enter_context(space_timer(folder)) for name, folder in folders.items()}
-        measured = speeds(timers, splits.test["text"].tolist())
-    for row in rows:
-        row.update(measured[row["model"]])
-        space = measured.get(row["model"] + SPACE, {})
-        row["space_one_line_p50_ms"], row["space_batch_reviews_per_s"] = (space.get("one_line_p50_ms"),
-                                                                          space.get("batch_reviews_per_s"))
+    try:
+        add_speeds(rows, scorers, folders, splits.test["text"].tolist())
+    except WorkerFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
     command = "python -m training.benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     date = datetime.date.today().isoformat()

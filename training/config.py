@@ -48,8 +48,8 @@ PRESETS = {
     # Our design: pre-trained embedding, masked padding, longer window, max over time, dropout,
     # length-bucketed batches.
     "default": TrainConfig(),
-    # The default without its n-gram branch: nothing but embedding, BiLSTM and head; it learns from the
-    # unlabeled reviews too, labelled by an n-gram model that the saved model does not hold.
+    # The default without its n-gram branch: nothing but embedding, BiLSTM and head; given --unlabeled, it also
+    # learns from those reviews, labelled by an n-gram model that the saved model does not hold.
     "bilstm": TrainConfig(preset="bilstm", ngram_branch=False, distill=True),
     # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
     "seed": TrainConfig(

@@ -118,7 +118,8 @@ def hardware() -> dict:
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids and 0/1 labels of the training and validation parts."""
+    """Token ids and labels of the training and validation parts (0/1, or the teacher's probability for a
+    distilled review)."""
 
     train_ids: np.ndarray
     train_labels: np.ndarray
@@ -290,13 +291,16 @@ def ngram_features(layer: keras.layers.TextVectorization, texts: pd.Series) -> s
     return sparse.vstack(chunks).tocsr()
 
 
-def ngram_logits(ngram: tuple[keras.layers.TextVectorization, keras.layers.Dense], texts: pd.Series) -> np.ndarray:
+NgramBranch = tuple[keras.layers.TextVectorization, keras.layers.Dense]  # its tokenizer and its weights
+
+
+def ngram_logits(ngram: NgramBranch, texts: pd.Series) -> np.ndarray:
     """The n-gram branch's logit for each text."""
     kernel, bias = ngram[1].get_weights()
     return ngram_features(ngram[0], texts) @ kernel[:, 0] + bias[0]
 
 
-def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) -> tuple[keras.layers.Layer, ...]:
+def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) -> NgramBranch:
     """The n-gram tokenizer and the Dense layer holding NBSVM weights fitted on the training part."""
     started = time.perf_counter()
     tokenizer = make_ngram_tokenizer(texts.tolist(), config.ngram_vocab_size, config.ngram_max_n)
@@ -356,17 +360,21 @@ def validation_figures(logits: dict[str, np.ndarray], ids: dict[str, np.ndarray]
 
 
 def prepare_data(config: TrainConfig, splits: Splits, tokenizer: keras.layers.TextVectorization,
-                 unlabeled: Unlabeled | None) -> tuple[Encoded, np.ndarray, tuple | None]:
-    """The BiLSTM's token ids and labels, the corpus of its word vectors and the n-gram branch, fitted first when
-    the model has one or it teaches: with `distill` and unlabeled reviews, the BiLSTM also learns from every
-    unlabeled review, labelled with the probability that the n-gram model gives it (knowledge distillation)."""
+                 unlabeled: Unlabeled | None) -> tuple[Encoded, np.ndarray, NgramBranch | None]:
+    """The BiLSTM's token ids and labels, the corpus of its word vectors and, with distillation, the n-gram model:
+    with `distill` and unlabeled reviews, the BiLSTM also learns from every unlabeled review, labelled with the
+    probability that the n-gram model (fitted first, here) gives it (knowledge distillation)."""
     data = Encoded(tokenize(tokenizer, splits.train["text"]), splits.train["label"].to_numpy(),
                    tokenize(tokenizer, splits.val["text"]), splits.val["label"].to_numpy())
     distill = config.distill and unlabeled is not None
-    unlabeled_ids = tokenize(tokenizer, unlabeled.texts) if distill or (config.pretrain_embeddings and unlabeled) else None
+    if config.distill and not distill:
+        log.warning("--distill: no --unlabeled reviews to learn from; the BiLSTM learns from the labelled ones only")
+    unlabeled_ids = None
+    if unlabeled is not None and (distill or config.pretrain_embeddings):
+        unlabeled_ids = tokenize(tokenizer, unlabeled.texts)
     # The word vectors' pre-training also reads the unlabeled reviews, if any.
     corpus = data.train_ids if unlabeled_ids is None else np.concatenate([data.train_ids, unlabeled_ids])
-    ngram = fit_ngram_branch(splits.train["text"], data.train_labels, config) if config.ngram_branch or distill else None
+    ngram = fit_ngram_branch(splits.train["text"], data.train_labels, config) if distill else None
     if distill:
         teacher = expit(ngram_logits(ngram, unlabeled.texts)).astype("float32")
         data = replace(data, train_ids=np.concatenate([data.train_ids, unlabeled_ids]),
@@ -408,6 +416,8 @@ def fit_model(
     if not is_chief(strategy):
         return None  # the chief alone goes on and writes the model folder
 
+    if config.ngram_branch and ngram is None:
+        ngram = fit_ngram_branch(splits.train["text"], splits.train["label"].to_numpy(), config)
     parts = {"classifier": classifier, **({"ngram": ngram} if config.ngram_branch else {})}
     # The output layer learns from whole reviews and from one-liners (their last sentences), so that
     # P(positive) means what it says for both; it has two weights per branch, one for r and a bias, nothing else.
@@ -506,7 +516,7 @@ def fit_and_save(
     """Fit, score the test part once, train the baselines (unless given) and write the folder `out`.
     Returns the metrics, or None on a multi-worker cluster's non-chief workers, which write nothing.
 
-    `unlabeled` texts only feed the embedding's pre-training; with `resume`, an interrupted run with the
+    `unlabeled` texts feed the embedding's pre-training and the distillation; with `resume`, an interrupted run with the
     same settings goes on from its last completed epoch.
     """
     fitted = fit_model(config, splits, out, unlabeled, resume, distribute)

@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the machines listed in TF_CONFIG, each running this same command (MultiWorkerMirroredStrategy; "
                         "the chief task, or worker 0 if there is none, writes --out)")
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
-                        help="optional unlabeled reviews that only feed the pre-training of the word vectors: a file "
+                        help="optional unlabeled reviews, without labels, for the pre-training of the word vectors "
+                        "and, with --distill, for the BiLSTM to learn from as the n-gram model labels them: a file "
                         "as for --data with a 'review' (or 'text') column, or a Hub dataset id, whose unsupervised "
                         f"split is used ({SPLIT_FILES['unsupervised']}), e.g. stanfordnlp/imdb")
     add_push_flags(parser.add_argument_group("publishing (optional)"), "--push-to-hub")
