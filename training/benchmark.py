@@ -300,11 +300,13 @@ def update_readme(table: str) -> None:
     README.write_text(text[:start] + "\n" + table + text[end:], encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (`sys.argv` when `argv` is None)."""
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(SAMPLE_CSV),
                         help="labelled reviews, as for training.train (default: the sample)")
-    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET", help="unlabeled reviews for the presets' word vectors and the bilstm preset's distillation")
+    parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
+                        help="unlabeled reviews for the presets' word vectors and the bilstm preset's distillation")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--encoder", default="", metavar="FOLDER_OR_HF_URL",
                         help="encoder folder made by training.encoder, for the bilstm and default rows")
@@ -313,7 +315,11 @@ def main(argv: list[str] | None = None) -> int:
                         "encoder (with --encoder), then the default's steps: the n-gram branch with summed logits")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     # Our lines at INFO; the libraries' (one per HTTP request to the Hub, ...) from WARNING up.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("training").setLevel(logging.INFO)
