@@ -76,9 +76,9 @@ class Predictor:
         self.window_size = int(tokenizer["sequence_length"])
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
         self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
-        self._tokenizer = model.get_layer(TOKENIZER_LAYER)
+        tokenizer_layer = model.get_layer(TOKENIZER_LAYER)
         # The window cut in review_text assumes the model keeps the start of a long text.
-        if (self._tokenizer.get_config().get("output_sequence_length") != self.window_size
+        if (tokenizer_layer.get_config().get("output_sequence_length") != self.window_size
                 or tokenizer["truncation"] != "post"):
             raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation)")
         classifier = model.get_layer(CLASSIFIER_LAYER)
@@ -100,7 +100,9 @@ class Predictor:
                              "(a folder trained before that layer: train it again)")
         # Concrete functions: called directly, they skip tf.function's argument matching (a third of a one-liner).
         strings = tf.TensorSpec([None], tf.string)
-        self._score_texts = tf.function(lambda read, texts: self._score(self._tokenizer(read), texts),
+        # The highlights tokenize a review's words alone: compiled too (called eagerly, the layer took 5x as long).
+        self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings])
+        self._score_texts = tf.function(lambda read, texts: self._score(tokenizer_layer(read), texts),
                                         input_signature=[strings, strings]).get_concrete_function()
         self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings]
                                       ).get_concrete_function()

@@ -246,14 +246,14 @@ def markdown(rows: list[dict], header: str) -> str:
     def fmt(value, spec: str) -> str:
         return "–" if value is None else format(value, spec)
 
-    def ratio(row: dict, base: dict, key: str, higher_is_faster: bool) -> str:
-        if row[key] is None or base[key] is None:
+    def ratio(value: float | None, base: float | None, higher_is_faster: bool) -> str:
+        if value is None or base is None:
             return "–"
-        return f"{(row[key] / base[key]) if higher_is_faster else (base[key] / row[key]):.2f}×"
+        return f"{(value / base) if higher_is_faster else (base / value):.2f}×"
 
-    def served(row: dict, key: str) -> dict:
+    def served(row: dict, key: str) -> float:
         """The row's figure as it is served: through the Space for our models, scikit-learn for the baselines."""
-        return {key: row[key] if row.get("space_" + key) is None else row["space_" + key]}
+        return row[key] if row.get("space_" + key) is None else row["space_" + key]
 
     def epochs(row: dict) -> str:
         return "–" if row["epoch_seconds"] is None else " / ".join(f"{s:.0f}" for s in row["epoch_seconds"])
@@ -286,9 +286,9 @@ def markdown(rows: list[dict], header: str) -> str:
             f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['one_line_p50_ms']:.2f} "
             f"| {row['batch_reviews_per_s']:,.0f} | {fmt(row['space_one_line_p50_ms'], '.2f')} "
             f"| {fmt(row['space_batch_reviews_per_s'], ',.0f')} "
-            f"| {ratio(served(row, 'one_line_p50_ms'), reference, 'one_line_p50_ms', False)} "
-            f"| {ratio(served(row, 'batch_reviews_per_s'), reference, 'batch_reviews_per_s', True)} "
-            f"| {ratio(row, seed, 'median_epoch_s', False)} |"
+            f"| {ratio(served(row, 'one_line_p50_ms'), reference['one_line_p50_ms'], False)} "
+            f"| {ratio(served(row, 'batch_reviews_per_s'), reference['batch_reviews_per_s'], True)} "
+            f"| {ratio(row['median_epoch_s'], seed['median_epoch_s'], False)} |"
         )
     return "\n".join(lines) + "\n"
 
