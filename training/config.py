@@ -23,7 +23,7 @@ class TrainConfig:
     pretrain_embeddings: bool = True
     freeze_embeddings: bool = False
     embedding_dropout: float = 0.2
-    lstm_units: int = 64
+    lstm_units: int = 32  # 64 scored the same on the validation part, at 2.7x the LSTM's arithmetic per word
     dense_units: int = 32
     dropout: float = 0.3
     mask_padding: bool = True
