@@ -1,9 +1,9 @@
 """Find the model folder (a local folder or a Hub repo), load it safely, and score reviews fast.
 
-The request path never calls `model.predict`: each batch is one call of a compiled `tf.function` that runs
-the model's own tokenizers, its BiLSTM (XLA-compiled, one program per window length) and its output layer.
-The BiLSTM reads the shortest window that holds the batch's longest review, so a one-liner costs a
-one-liner's steps; padding is masked, so the scores are those of the full window.
+The request path never calls `model.predict`: a batch is sorted by length and cut into chunks, each scored by
+one call of a compiled `tf.function` that runs the model's own tokenizers, its BiLSTM (XLA-compiled, one program
+per shape) and its output layer. The BiLSTM reads the shortest window that holds the chunk's longest review, so a
+one-liner costs a one-liner's steps; padding is masked, so the scores are those of the full window.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,12 @@ from review_text import MAX_TEXT_CHARS, Window, WindowReader, clean
 
 log = logging.getLogger("space.inference")
 
-# XLA compiles once per shape, so batches are padded up to one of these sizes (at most 21) and reviews
-# up to one of these window lengths (and the model's own window), compiled the first time they are used.
-SMALL_BATCHES = (1, 2, 4, 8, 16, 32)
-BATCH_STEP = 32
-MAX_BATCH = 512
-WINDOWS = (32, 128)
+# XLA compiles a program per shape, the first time the shape comes: a batch is scored in chunks of at most
+# MAX_BATCH reviews in length order, each padded up to one of BATCHES and read through the shortest of WINDOWS
+# (or the model's own window) that holds its longest review, so few steps are spent on padding.
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
+MAX_BATCH = BATCHES[-1]
+WINDOWS = (32, 64, 128, 192, 256)
 
 
 def blank(text: str | None) -> bool:
@@ -52,11 +53,8 @@ def _padded(rows: np.ndarray, size: int) -> tf.Tensor:
 
 
 def _batch_size(n: int) -> int:
-    """The compiled batch size that holds `n` rows."""
-    for size in SMALL_BATCHES:
-        if n <= size:
-            return size
-    return min(MAX_BATCH, -(-n // BATCH_STEP) * BATCH_STEP)
+    """The compiled batch size that holds `n` rows (at most MAX_BATCH)."""
+    return next(size for size in BATCHES if n <= size)
 
 
 @dataclass(frozen=True)
@@ -95,6 +93,8 @@ class Predictor:
         if self.has_ngram_branch:
             self._ngrams, self._ngram_weights = model.get_layer(NGRAM_TOKENIZER_LAYER), model.get_layer(NGRAM_WEIGHTS_LAYER)
         self._output = model.get_layer(OUTPUT_LAYER)
+        # Each operation runs on one thread (quiet_tf), so the chunks of a batch are scored on every core at once.
+        self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="score")
         if self._output.get_weights()[0].shape[0] != 2 * (1 + self.has_ngram_branch) + 1:
             raise ValueError(f"its {OUTPUT_LAYER} layer does not read the branches' logits and the words read "
                              "(a folder trained before that layer: train it again)")
@@ -130,19 +130,19 @@ class Predictor:
 
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`score` (one of the compiled calls) over `rows` and `texts` of `lengths` words: sorted by length and
-        cut into runs that share a window, each padded to a compiled batch size."""
+        cut into chunks of at most MAX_BATCH, each padded to a compiled batch size, scored side by side."""
         if len(texts) == 1:  # a single review (the page, most API calls): nothing to sort or pad
             return score(tf.constant(rows), tf.constant(texts))[0].numpy()
         order = np.argsort(lengths, kind="stable")
-        window_of = np.minimum(np.searchsorted(self.windows, lengths[order], side="right"), len(self.windows) - 1)
+        chunks = [order[start : start + MAX_BATCH] for start in range(0, len(texts), MAX_BATCH)]
+
+        def run(chunk: np.ndarray) -> np.ndarray:
+            size = _batch_size(len(chunk))
+            return score(_padded(rows[chunk], size), _padded(texts[chunk], size))[0].numpy()[: len(chunk)]
+
         out = np.zeros(len(texts), dtype=np.float32)
-        for start in range(0, len(texts), MAX_BATCH):
-            part, windows = order[start : start + MAX_BATCH], window_of[start : start + MAX_BATCH]
-            for w in np.unique(windows):
-                chunk = part[windows == w]
-                size = _batch_size(len(chunk))
-                probabilities, _ = score(_padded(rows[chunk], size), _padded(texts[chunk], size))
-                out[chunk] = probabilities.numpy()[: len(chunk)]
+        for chunk, probabilities in zip(chunks, self._pool.map(run, chunks)):
+            out[chunk] = probabilities
         return out
 
     def window(self, text: str) -> Window:
@@ -152,10 +152,11 @@ class Predictor:
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) for each text, a blank one too (see probabilities_or_nan); the BiLSTM's tokenizer sees only
         the part it reads."""
-        windows = [self.window(text) for text in texts]
-        read = np.array([w.read for w in windows], dtype=object)
-        lengths = np.array([min(len(w.spans), self.window_size) for w in windows], dtype=np.int64)
-        return self._scores(self._score_texts, read, np.array([w.text for w in windows], dtype=object), lengths)
+        cleaned = [clean(text, self.replacements) for text in texts]
+        read = np.array([self.reader.part_read(text) for text in cleaned], dtype=object)
+        # Sorted by characters, a chunk holds reviews of similar lengths; its window comes from its token counts.
+        lengths = np.array([len(text) for text in read])
+        return self._scores(self._score_texts, read, np.array(cleaned, dtype=object), lengths)
 
     def probabilities_or_nan(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(positive) for each text, NaN for a blank one: it has nothing to score."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# A word for each split rule `tokenizer.json` can name: Keras' "whitespace" splits on ASCII whitespace only.
-WORD_PATTERNS = {"whitespace": r"[^ \t\n\r\x0b\x0c]+"}
+# What each split rule that `tokenizer.json` can name splits on: Keras' "whitespace" is ASCII whitespace only.
+SEPARATORS = {"whitespace": " \t\n\r\x0b\x0c"}
 # Texts are cut here before anything else: the n-gram branch reads a whole text, and the highlights
 # score a copy of it per word. The longest IMDB review has about 13,700 characters.
 MAX_TEXT_CHARS = 20_000
@@ -53,11 +53,19 @@ class WindowReader:
     """Finds the words that produce tokens, following the tokenizer's split and strip rules."""
 
     def __init__(self, split: str, strip_regex: str, size: int) -> None:
-        if split not in WORD_PATTERNS:
-            raise ValueError(f"unsupported split rule {split!r}; known: {', '.join(WORD_PATTERNS)}")
-        self._word = re.compile(WORD_PATTERNS[split])
+        if split not in SEPARATORS:
+            raise ValueError(f"unsupported split rule {split!r}; known: {', '.join(SEPARATORS)}")
+        self._separators = SEPARATORS[split]
+        self._word = re.compile(f"[^{re.escape(self._separators)}]+")
         self._strip = re.compile(strip_regex)
         self.size = size
+
+    def part_read(self, text: str) -> str:
+        """The part of `text` the model reads (`Window.read`), without a look at each word of a text with fewer
+        separators than the window holds words (most reviews): it cannot fill the window."""
+        if sum(map(text.count, self._separators)) < self.size:
+            return text
+        return self(text).read
 
     def __call__(self, text: str) -> Window:
         """Scan `text` lazily: a 1 MB review costs no more than its first window + 1 words."""

@@ -10,7 +10,7 @@ import pytest
 import space_support  # noqa: F401  (the quiet environment, before TensorFlow is imported)
 
 import model_folder as serving  # noqa: E402  (space/model_folder.py)
-from review_text import WORD_PATTERNS  # noqa: E402
+from review_text import SEPARATORS  # noqa: E402
 from training import evaluate, model  # noqa: E402
 from training import model_folder as training  # noqa: E402
 from training.data import LABELS  # noqa: E402
@@ -50,7 +50,7 @@ def test_tokenizer_json_is_what_the_tokenizer_layer_says(contents: serving.Conte
     config = contents.model.get_layer(serving.TOKENIZER_LAYER).get_config()
     assert (spec["standardize"], spec["split"], spec["sequence_length"]) == (
         config["standardize"], config["split"], config["output_sequence_length"])
-    assert spec["split"] in WORD_PATTERNS
+    assert spec["split"] in SEPARATORS
     vocabulary = contents.model.get_layer(serving.TOKENIZER_LAYER).get_vocabulary()
     assert spec["vocabulary"] == vocabulary and (spec["pad_id"], spec["oov_id"]) == (model.PAD_ID, model.OOV_ID)
     assert vocabulary[model.PAD_ID] == "" and len(vocabulary) > model.FIRST_WORD_ID

@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 import review_csv  # noqa: E402
 import inference  # noqa: E402
 import model_folder  # noqa: E402
-from review_text import MAX_TEXT_CHARS, clean  # noqa: E402
+from review_text import MAX_TEXT_CHARS, WindowReader, clean  # noqa: E402
 
 LINE_BREAK = "<br />"  # what the IMDB dump has between paragraphs
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "training" / "data" / "imdb_sample.csv.gz"
@@ -89,6 +89,13 @@ def test_scores_match_the_saved_model(predictor, model, window: int) -> None:
     np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
 
 
+def test_a_batch_of_many_chunks_gives_each_review_its_own_score(predictor, model, window: int) -> None:
+    """A batch is scored in chunks, in length order: every score must go back to its own review."""
+    lengths = np.random.default_rng(0).integers(1, window + 5, 3 * inference.MAX_BATCH + 7)
+    texts = [words(int(n)) + f" review {i}" for i, n in enumerate(lengths)]
+    np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+
+
 def test_reviews_that_fill_a_compiled_window_exactly_match_the_saved_model(predictor, model, window: int) -> None:
     """The saved model's max over time also sees its padding's zeros: a review as long as a short compiled window
     must be scored in a longer one (the full window has no padding to see)."""
@@ -97,6 +104,20 @@ def test_reviews_that_fill_a_compiled_window_exactly_match_the_saved_model(predi
         texts = [" ".join(re.findall("[a-z]+", review.lower())[:length]) for review in reviews]
         assert {len(text.split()) for text in texts} == {length}
         np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+
+
+@FUZZ
+@given(words=st.lists(st.sampled_from(["film", "!!", "...", "\xa0", "a-b", "\u2028", "é"]), max_size=60),
+       separators=st.lists(st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\u3000"]),
+                           min_size=1),
+       size=st.integers(1, 60))
+def test_the_part_read_is_found_fast_and_exactly(model_dir: Path, words: list[str], separators: list[str],
+                                                 size: int) -> None:
+    """The shortcut for texts that cannot fill the window gives what the word-by-word reader gives, at the edge too."""
+    tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
+    reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], size)
+    text = "".join((separators[i % len(separators)] if i else "") + word for i, word in enumerate(words))
+    assert reader.part_read(text) == reader(text).read
 
 
 def test_window_and_labels_come_from_the_folder(predictor, model_dir: Path) -> None:
