@@ -129,8 +129,8 @@ class Predictor:
         return self._output(output_features(tf.stack(logits, axis=1), lengths))[:, 0], tf.gather(windows, index)
 
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """`score` (one of the compiled calls) over `rows` and `texts` of `lengths` words: sorted by length and
-        cut into chunks of at most MAX_BATCH, each padded to a compiled batch size, scored side by side."""
+        """`score` (one of the compiled calls) over `rows` and `texts`: sorted by `lengths` (in words or characters)
+        and cut into chunks of at most MAX_BATCH, each padded to a compiled batch size, scored side by side."""
         if len(texts) == 1:  # a single review (the page, most API calls): nothing to sort or pad
             return score(tf.constant(rows), tf.constant(texts))[0].numpy()
         order = np.argsort(lengths, kind="stable")
