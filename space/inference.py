@@ -107,9 +107,11 @@ class Predictor:
         self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings]
                                       ).get_concrete_function()
         # Compile each window's single-review shape now (a review as long as the window before it picks it), so
-        # the first requests are as fast as the others.
-        for length in (0, *self.windows[:-1]):
+        # the first requests are as fast as the others; on every core, as XLA compiles a program on one.
+        def compile_window(length: int) -> None:
             self._score_ids(tf.constant([[1] * length + [0] * (self.window_size - length)], tf.int64), tf.constant([""]))
+
+        list(self._pool.map(compile_window, (0, *self.windows[:-1])))
         self.probabilities(["warm up"])
 
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
