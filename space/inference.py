@@ -131,12 +131,15 @@ class Predictor:
         return self._output(output_features(tf.stack(logits, axis=1), lengths))[:, 0], tf.gather(windows, index)
 
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """`score` (one of the compiled calls) over `rows` and `texts`: sorted by `lengths` (in words or characters)
-        and cut into chunks of at most MAX_BATCH, each padded to a compiled batch size, scored side by side."""
+        """`score` (one of the compiled calls) over `rows` and `texts` of about `lengths` words: sorted by length,
+        cut where the window changes and into chunks of at most MAX_BATCH, each padded to a compiled batch size,
+        scored side by side. (Each call picks its window from its token ids: `lengths` only guides the cuts.)"""
         if len(texts) == 1:  # a single review (the page, most API calls): nothing to sort or pad
             return score(tf.constant(rows), tf.constant(texts))[0].numpy()
         order = np.argsort(lengths, kind="stable")
-        chunks = [order[start : start + MAX_BATCH] for start in range(0, len(texts), MAX_BATCH)]
+        windows = np.searchsorted(self.windows, lengths[order], side="right")
+        parts = np.split(order, np.flatnonzero(np.diff(windows)) + 1)  # one per window
+        chunks = [part[start : start + MAX_BATCH] for part in parts for start in range(0, len(part), MAX_BATCH)]
 
         def run(chunk: np.ndarray) -> np.ndarray:
             size = _batch_size(len(chunk))
@@ -156,8 +159,7 @@ class Predictor:
         the part it reads."""
         cleaned = [clean(text, self.replacements) for text in texts]
         read = np.array([self.reader.part_read(text) for text in cleaned], dtype=object)
-        # Sorted by characters, a chunk holds reviews of similar lengths; its window comes from its token counts.
-        lengths = np.array([len(text) for text in read])
+        lengths = np.array([len(text.split()) for text in read])  # about the number of tokens, and fast
         return self._scores(self._score_texts, read, np.array(cleaned, dtype=object), lengths)
 
     def probabilities_or_nan(self, texts: Sequence[str | None]) -> np.ndarray:
