@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+import fast_bilstm
 import model_folder
 from model_folder import (CLASSIFIER_LAYER, EMBEDDING_LAYER, MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE, NGRAM_TOKENIZER_LAYER,
                           NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, TOKENIZER_LAYER, ModelUnavailable, summary)
@@ -86,7 +87,7 @@ class Predictor:
         self.windows = tuple(w for w in WINDOWS if masked and w < self.window_size) + (self.window_size,)
         # One trace for every shape; XLA still compiles one program per (batch, window) shape. Traced per
         # shape instead, each shape kept its own copy of the BiLSTM's graph: 18 shapes took 212 MiB, not 94.
-        self._classify = tf.function(lambda ids: classifier(ids, training=False)[:, 0], jit_compile=True,
+        self._classify = tf.function(fast_bilstm.logits(classifier), jit_compile=True,
                                      input_signature=[tf.TensorSpec([None, None], tf.int64)])
         names = {layer.name for layer in model.layers}
         self.has_ngram_branch = NGRAM_TOKENIZER_LAYER in names

@@ -27,6 +27,7 @@ DOWNLOAD_PATTERNS = [*REQUIRED_FILES, "assets/*"]
 TOKENIZER_LAYER = "tokenizer"
 CLASSIFIER_LAYER = "bilstm_classifier"
 EMBEDDING_LAYER = "embedding"  # inside the classifier
+BILSTM_LAYER = "bilstm"  # inside the classifier
 NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
 NGRAM_WEIGHTS_LAYER = "ngram_weights"
 OUTPUT_LAYER = "positive"

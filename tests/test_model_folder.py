@@ -36,8 +36,10 @@ def test_the_space_finds_the_layers_that_training_names(contents: serving.Conten
     for name in LAYERS:
         assert getattr(serving, name) == getattr(model, name), name
         assert getattr(serving, name) in names, name
-    assert serving.EMBEDDING_LAYER == model.EMBEDDING_LAYER
-    assert contents.model.get_layer(serving.CLASSIFIER_LAYER).get_layer(serving.EMBEDDING_LAYER)
+    classifier = contents.model.get_layer(serving.CLASSIFIER_LAYER)
+    for name in ("EMBEDDING_LAYER", "BILSTM_LAYER"):  # inside the classifier
+        assert getattr(serving, name) == getattr(model, name), name
+        assert classifier.get_layer(getattr(serving, name)), name
 
 
 def test_labels_and_threshold_agree(contents: serving.Contents) -> None:

@@ -23,6 +23,7 @@ import gradio as gr  # noqa: E402  (after space_support set the telemetry variab
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import fast_bilstm  # noqa: E402
 import review_csv  # noqa: E402
 import inference  # noqa: E402
 import model_folder  # noqa: E402
@@ -94,6 +95,40 @@ def test_a_batch_of_many_chunks_gives_each_review_its_own_score(predictor, model
     lengths = np.random.default_rng(0).integers(1, window + 5, 3 * inference.MAX_BATCH + 7)
     texts = [words(int(n)) + f" review {i}" for i, n in enumerate(lengths)]
     np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+
+
+def padded_ids(lengths: list[int], window: int, vocabulary: int) -> tf.Tensor:
+    """Random word ids, row i holding lengths[i] words and padding after them."""
+    ids = np.random.default_rng(1).integers(2, vocabulary, (len(lengths), window))
+    return tf.constant(np.where(np.arange(window) < np.array(lengths)[:, None], ids, 0), tf.int64)
+
+
+def test_the_bilstm_loop_gives_the_logits_of_keras_layers(model, window: int) -> None:
+    """The Space computes the presets' BiLSTM classifier in a loop of its own: reviews shorter than the window
+    (masked steps), filling it, and empty give the logits of Keras' layers."""
+    classifier = model.get_layer(model_folder.CLASSIFIER_LAYER)
+    assert fast_bilstm.computes(classifier)
+    vocabulary = classifier.get_layer(model_folder.EMBEDDING_LAYER).input_dim
+    ids = padded_ids([0, 1, 5, window // 2, window - 1, window], window, vocabulary)
+    loop = tf.function(fast_bilstm.logits(classifier), jit_compile=True)
+    np.testing.assert_allclose(loop(ids), classifier(ids)[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("change", ["unmasked", "last state", "relu cells"])
+def test_other_classifiers_are_left_to_keras(change: str) -> None:
+    """A classifier the loop does not compute exactly (the `seed` preset's: no mask, the last state) is
+    computed by its own layers."""
+    layers = keras.layers
+    ids = keras.Input(shape=(None,), dtype="int64")
+    x = layers.Embedding(50, 4, mask_zero=change != "unmasked", name=model_folder.EMBEDDING_LAYER)(ids)
+    lstm = layers.LSTM(3, return_sequences=change != "last state", activation="relu" if change == "relu cells" else "tanh")
+    x = layers.Bidirectional(lstm, name=model_folder.BILSTM_LAYER)(x)
+    if change != "last state":
+        x = layers.GlobalMaxPooling1D()(x)
+    classifier = keras.Model(ids, layers.Dense(1)(layers.Dense(2, activation="relu")(x)))
+    assert not fast_bilstm.computes(classifier)
+    rows = padded_ids([0, 3, 9], 9, 50)
+    np.testing.assert_allclose(fast_bilstm.logits(classifier)(rows), classifier(rows)[:, 0], atol=1e-6)
 
 
 def test_reviews_that_fill_a_compiled_window_exactly_match_the_saved_model(predictor, model, window: int) -> None:
