@@ -12,11 +12,11 @@ import math
 import os
 from pathlib import Path
 
-import lean_malloc
+import lean_memory
 
 # Two malloc arenas and freed memory handed back to the system, before Gradio and TensorFlow start their
-# threads: see lean_malloc.py.
-lean_malloc.tame()
+# threads: see lean_memory.py.
+lean_memory.tame()
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
 # event by default: under load that alone took a third of the server's CPU, and it grew with the
@@ -326,6 +326,7 @@ if __name__ == "__main__":
     # full collections: walking them paused the server for up to 0.45 s each time under load.
     gc.collect()
     gc.freeze()
+    log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
     demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
                 mcp_server=True)

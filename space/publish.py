@@ -30,7 +30,7 @@ CARD = "README.md"
 # maintainers' tools (publish.py, score_csv.py, benchmark.py, loadtest.py), which may need more than the
 # Space's requirements.
 SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "model_folder.py", "review_text.py", "review_csv.py",
-               "examples.py", "quiet_tf.py", "lean_malloc.py")
+               "examples.py", "quiet_tf.py", "lean_memory.py", "fast_bilstm.py")
 # The Space variables that inference.py reads.
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"
