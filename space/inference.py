@@ -1,9 +1,10 @@
 """Find the model folder (a local folder or a Hub repo), load it safely, and score reviews fast.
 
 The request path never calls `model.predict`: a batch is sorted by length and cut into chunks, each scored by
-one call of a compiled `tf.function` that runs the model's own tokenizers, its BiLSTM (XLA-compiled, one program
-per shape) and its output layer. The BiLSTM reads the shortest window that holds the chunk's longest review, so a
-one-liner costs a one-liner's steps; padding is masked, so the scores are those of the full window.
+one call of a compiled `tf.function` that runs the model's own tokenizers, its BiLSTM (from its weights, in
+fast_bilstm's loop; XLA-compiled, one program per shape) and its output layer. The BiLSTM reads the shortest
+window that holds the chunk's longest review, so a one-liner costs a one-liner's steps; padding is masked, so the
+scores are those of the full window.
 """
 
 from __future__ import annotations
