@@ -13,7 +13,8 @@ arenas, and `malloc_trim` every few seconds, keep the memory at rest close to th
 Importing TensorFlow reads ~500 MiB of its libraries' pages (its registrations of every operation and kernel),
 and they stay resident, though serving then uses ~50 MiB of them. They are clean copies of the files, so the
 kernel may take them back at any time; `page_out_libraries` asks it to, and those needed return on first use
-from the page cache.
+from the page cache. The kernel takes only the pages no other process maps: with a second Python process that
+imported TensorFlow on the machine, the shared pages stay.
 """
 
 from __future__ import annotations
