@@ -70,6 +70,8 @@ def page_out_libraries() -> int:
 
 
 def _resident_file_kib() -> int:
-    """Resident pages of this process that are copies of files (libraries, mapped files), in KiB."""
+    """Resident pages of this process that are copies of files (libraries, mapped files), in KiB (0 before
+    Linux 4.5, which does not count them apart)."""
     with open("/proc/self/status") as status:
-        return int(next(line for line in status if line.startswith("RssFile:")).split()[1])
+        line = next((line for line in status if line.startswith("RssFile:")), "RssFile: 0 kB")
+    return int(line.split()[1])
