@@ -29,15 +29,16 @@ def logits(classifier: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     classifier is the presets' masked BiLSTM, else the classifier's own layers."""
     if not computes(classifier):
         return lambda ids: classifier(ids, training=False)[:, 0]
-    *_, head_hidden, head_logit = [layer for layer in classifier.layers if not isinstance(layer, INFERENCE_NOOPS)]
-    embedding = classifier.get_layer(EMBEDDING_LAYER).get_weights()[0]
-    bilstm = classifier.get_layer(BILSTM_LAYER)
+    embedding, bilstm, _, head_hidden, head_logit = _chain(classifier)
     units = bilstm.forward_layer.units
-    directions = (bilstm.forward_layer, bilstm.backward_layer)
+    vectors = embedding.get_weights()[0]
+    # Per direction: input kernel, recurrent kernel, bias.
+    weights = [lstm.cell.get_weights() for lstm in (bilstm.forward_layer, bilstm.backward_layer)]
+    # Each word's product with each direction's input kernel, plus the bias: (vocabulary, 2 directions x 4 units).
     # A variable, not a constant: XLA would copy a constant's 20 MB into every compiled program.
-    inputs_table = tf.Variable(np.concatenate([_input_products(embedding, lstm) for lstm in directions], axis=1),
+    inputs_table = tf.Variable(np.concatenate([vectors @ kernel + bias for kernel, _, bias in weights], axis=1),
                                trainable=False)
-    recurrent = tf.constant(np.stack([lstm.cell.get_weights()[1] for lstm in directions]))  # (2, units, 4 units)
+    recurrent = tf.constant(np.stack([kernel for _, kernel, _ in weights]))  # (2, units, 4 units)
 
     def call(ids: tf.Tensor) -> tf.Tensor:
         # Time-major (step, direction, batch, ...), the backward direction reversed: the loop reads row `t` of
@@ -63,16 +64,9 @@ def logits(classifier: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     return call
 
 
-def _input_products(embedding: np.ndarray, lstm: layers.LSTM) -> np.ndarray:
-    """What each vocabulary word adds to the LSTM's four gates at a step: its vector times the input kernel,
-    plus the bias; shape (vocabulary, 4 units)."""
-    kernel, _, bias = lstm.cell.get_weights()
-    return embedding @ kernel + bias
-
-
 def computes(classifier: keras.Model) -> bool:
     """Whether the classifier is the chain the fast loop computes, with the settings it assumes."""
-    chain = [layer for layer in classifier.layers if not isinstance(layer, INFERENCE_NOOPS)]
+    chain = _chain(classifier)
     if [type(layer) for layer in chain] != CHAIN:
         return False
     embedding, bilstm, pool, *_ = chain
@@ -82,3 +76,8 @@ def computes(classifier: keras.Model) -> bool:
             and all(type(lstm) is layers.LSTM and lstm.get_config().items() >= LSTM_SETTINGS.items()
                     for lstm in lstms)
             and [lstm.go_backwards for lstm in lstms] == [False, True])
+
+
+def _chain(classifier: keras.Model) -> list[layers.Layer]:
+    """The classifier's layers that act at inference, in order."""
+    return [layer for layer in classifier.layers if not isinstance(layer, INFERENCE_NOOPS)]
