@@ -19,8 +19,8 @@ import lean_memory
 lean_memory.tame()
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
-# event by default: under load that alone took a third of the server's CPU, and it grew with the
-# event count. The summary only feeds the monitoring dashboard, so refresh it every 1,000 events.
+# event by default, a large share of the server's CPU under load. The summary only feeds the
+# monitoring dashboard, so refresh it every 1,000 events.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
@@ -47,18 +47,18 @@ MORE = " [...]"
 JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
-# The API's calls are short: ~2 ms of model time for one review, ~0.6 ms a review in a batch of 32,
-# against several ms of Gradio's own bookkeeping per call. So Gradio batches them (`batch=True`):
+# The API's calls are short: one review costs less model time than Gradio's own bookkeeping per call,
+# and a review in a batch less again. So Gradio batches them (`batch=True`):
 # callers that wait for the same endpoint are answered together, up to API_BATCH at once, with
 # API_CONCURRENCY batches in flight (shared by /predict and /probability) and the other Gradio
 # worker threads free for the page's Classify and CSV events. Past QUEUE_MAX_SIZE waiting events a
-# call gets HTTP 503 at once instead of waiting without bound. See "Serving more traffic" in README.md.
+# call gets HTTP 503 at once instead of waiting without bound. See "Serving more traffic" in tools/README.md.
 API_BATCH = 32
 API_CONCURRENCY = 2
 API_CONCURRENCY_ID = "api"
 QUEUE_MAX_SIZE = 256
 # Gradio keeps a session state for every caller, and each API call without a session (curl, scripts)
-# is a new caller: at Gradio's default capacity of 10,000, memory grew by ~60 kB a call. The page
+# is a new caller: at Gradio's default capacity of 10,000, memory grows with every call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
 STATE_CAPACITY = 256
 # Word highlights: a diverging pair that colour-blind readers tell apart too (ColorBrewer's RdBu blues and
@@ -322,8 +322,8 @@ def server_name() -> str:
 
 
 if __name__ == "__main__":
-    # Keep the ~540,000 objects of the loaded libraries and model out of the garbage collector's
-    # full collections: walking them paused the server for up to 0.45 s each time under load.
+    # Keep the objects of the loaded libraries and model out of the garbage collector's full
+    # collections: walking them all paused the server under load.
     gc.collect()
     gc.freeze()
     log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())

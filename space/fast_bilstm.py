@@ -1,4 +1,4 @@
-"""The BiLSTM classifier computed from its own weights in one loop: 1.3-1.8x as fast as Keras' layers on a CPU.
+"""The BiLSTM classifier computed from its own weights in one loop, faster than Keras' layers on a CPU.
 
 Keras runs the two directions as two loops, and at every step multiplies each word's vector by the LSTM's input
 kernel. Here both directions share one loop, and those products are looked up: the embedding times the input
@@ -17,25 +17,24 @@ from model_folder import BILSTM_LAYER, EMBEDDING_LAYER
 from quiet_tf import keras, tf
 
 layers = keras.layers
-PAD_ID = 0  # masked by the embedding
 INFERENCE_NOOPS = (layers.InputLayer, layers.Dropout, layers.SpatialDropout1D)  # they do nothing at inference
 CHAIN = [layers.Embedding, layers.Bidirectional, layers.GlobalMaxPooling1D, layers.Dense, layers.Dense]
 LSTM_SETTINGS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "return_sequences": True,
                  "zero_output_for_mask": True}
 
 
-def logits(classifier: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The classifier as a function of token ids (batch, window) to logits (batch,): the fast loop if the
-    classifier is the presets' masked BiLSTM, else the classifier's own layers."""
+def logits(classifier: keras.Model, pad_id: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The classifier as a function of token ids (batch, window) to logits (batch, 1): the fast loop if the
+    classifier is the presets' masked BiLSTM (padding: `pad_id`), else the classifier's own layers."""
     if not computes(classifier):
-        return lambda ids: classifier(ids, training=False)[:, 0]
+        return lambda ids: classifier(ids, training=False)
     embedding, bilstm, _, head_hidden, head_logit = _chain(classifier)
     units = bilstm.forward_layer.units
     vectors = embedding.get_weights()[0]
     # Per direction: input kernel, recurrent kernel, bias.
     weights = [lstm.cell.get_weights() for lstm in (bilstm.forward_layer, bilstm.backward_layer)]
     # Each word's product with each direction's input kernel, plus the bias: (vocabulary, 2 directions x 4 units).
-    # A variable, not a constant: XLA would copy a constant's 20 MB into every compiled program.
+    # A variable, not a constant: XLA would copy a constant table into every compiled program.
     inputs_table = tf.Variable(np.concatenate([vectors @ kernel + bias for kernel, _, bias in weights], axis=1),
                                trainable=False)
     recurrent = tf.constant(np.stack([kernel for _, kernel, _ in weights]))  # (2, units, 4 units)
@@ -45,7 +44,7 @@ def logits(classifier: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
         # each. (Indexing the batch-major tensor by the loop counter gave wrong results under XLA, TF 2.21.)
         steps = tf.transpose(tf.gather(inputs_table, ids), [1, 0, 2])
         steps = tf.stack([steps[:, :, : 4 * units], tf.reverse(steps[:, :, 4 * units :], [0])], axis=1)
-        read = tf.transpose(ids != PAD_ID)
+        read = tf.transpose(ids != pad_id)
         read = tf.stack([read, tf.reverse(read, [0])], axis=1)[..., None]
 
         def step(t, h, c, top):
@@ -59,7 +58,7 @@ def logits(classifier: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
         zeros = tf.zeros([2, tf.shape(ids)[0], units])
         start = (tf.constant(0), zeros, zeros, tf.fill(tf.shape(zeros), -np.inf))
         top = tf.while_loop(lambda t, *_: t < tf.shape(ids)[1], step, start)[3]
-        return head_logit(head_hidden(tf.concat([top[0], top[1]], axis=1)))[:, 0]
+        return head_logit(head_hidden(tf.concat([top[0], top[1]], axis=1)))
 
     return call
 

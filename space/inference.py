@@ -16,14 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+# One thread per operation, set before TensorFlow starts: the Space's calls are small (a chunk's LSTM step is a
+# 64-row product), so splitting an operation across cores costs more than it saves; whole calls run side by side.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
-import fast_bilstm
-import model_folder
-from model_folder import (CLASSIFIER_LAYER, EMBEDDING_LAYER, MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE, NGRAM_TOKENIZER_LAYER,
-                          NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, TOKENIZER_LAYER, ModelUnavailable, summary)
-from quiet_tf import keras, tf
-from review_text import MAX_TEXT_CHARS, Window, WindowReader, clean
+import numpy as np  # noqa: E402
+
+import fast_bilstm  # noqa: E402
+import model_folder  # noqa: E402
+from model_folder import (CLASSIFIER_LAYER, EMBEDDING_LAYER, MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE,  # noqa: E402
+                          NGRAM_TOKENIZER_LAYER, NGRAM_WEIGHTS_LAYER, TOKENIZER_LAYER, ModelUnavailable, summary)
+from quiet_tf import keras, tf  # noqa: E402
+from review_text import MAX_TEXT_CHARS, Window, WindowReader, clean  # noqa: E402
 
 log = logging.getLogger("space.inference")
 
@@ -41,16 +45,9 @@ def blank(text: str | None) -> bool:
     return not (text or "")[:MAX_TEXT_CHARS].strip()
 
 
-def output_features(logits: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-    """What the model's output layer reads: the branches' logits, each times r, and r, where r = log(1 + the
-    number of words the BiLSTM reads, `lengths`)."""
-    read = tf.math.log1p(tf.cast(lengths, tf.float32))[:, None]
-    return tf.concat([logits, logits * read, read], axis=1)
-
-
-def _padded(rows: np.ndarray, size: int) -> tf.Tensor:
+def _padded(rows: np.ndarray, size: int, pad_id: int) -> tf.Tensor:
     """`rows` (texts or token ids) with empty rows appended up to `size`: XLA compiles a program per batch size."""
-    fill = "" if rows.dtype == object else 0
+    fill = "" if rows.dtype == object else pad_id
     return tf.constant(np.concatenate([rows, np.full((size - len(rows), *rows.shape[1:]), fill, dtype=rows.dtype)]))
 
 
@@ -76,33 +73,36 @@ class Predictor:
         self.window_size = int(tokenizer["sequence_length"])
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
         self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
+        self.pad_id, oov_id = tokenizer.get("pad_id"), tokenizer.get("oov_id")
         tokenizer_layer = model.get_layer(TOKENIZER_LAYER)
-        # The window cut in review_text assumes the model keeps the start of a long text.
+        # The window cut in review_text assumes the model keeps the start of a long text; an empty text is all padding.
         if (tokenizer_layer.get_config().get("output_sequence_length") != self.window_size
-                or tokenizer["truncation"] != "post"):
-            raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation)")
+                or tokenizer["truncation"] != "post" or not isinstance(oov_id, int)
+                or int(tokenizer_layer(tf.constant([""]))[0, 0]) != self.pad_id):
+            raise ValueError("tokenizer.json does not describe the model's tokenizer (window, post truncation, pad "
+                             "and OOV ids)")
         classifier = model.get_layer(CLASSIFIER_LAYER)
-        # Shorter windows only for a model that masks its padding: an unmasked LSTM (the `seed` preset) reads the
-        # padding too, so its score depends on the window.
+        # Shorter windows only for a model that masks its padding: an unmasked LSTM (the `tutorial` preset) reads
+        # the padding too, so its score depends on the window.
         masked = classifier.get_layer(EMBEDDING_LAYER).get_config()["mask_zero"]
         self.windows = tuple(w for w in WINDOWS if masked and w < self.window_size) + (self.window_size,)
-        # One trace for every shape; XLA still compiles one program per (batch, window) shape. Traced per
-        # shape instead, each shape kept its own copy of the BiLSTM's graph: 18 shapes took 212 MiB, not 94.
-        self._classify = tf.function(fast_bilstm.logits(classifier), jit_compile=True,
+        # One trace for every shape (XLA still compiles one program per shape): traced per shape, each would keep
+        # its own copy of the BiLSTM's graph in memory.
+        self._classify = tf.function(fast_bilstm.logits(classifier, self.pad_id), jit_compile=True,
                                      input_signature=[tf.TensorSpec([None, None], tf.int64)])
         names = {layer.name for layer in model.layers}
         self.has_ngram_branch = NGRAM_TOKENIZER_LAYER in names
         if self.has_ngram_branch:
             self._ngrams, self._ngram_weights = model.get_layer(NGRAM_TOKENIZER_LAYER), model.get_layer(NGRAM_WEIGHTS_LAYER)
-        self._output = model.get_layer(OUTPUT_LAYER)
-        # Each operation runs on one thread (quiet_tf), so the chunks of a batch are scored on every core at once.
+        # The model's own graph from the branches' logits and the token ids to P(positive) (its output features
+        # and output layer), so that the Space restates neither.
+        logits = [model.get_layer(name).output for name in (CLASSIFIER_LAYER, NGRAM_WEIGHTS_LAYER) if name in names]
+        self._head = keras.Model([*logits, tokenizer_layer.output], model.output)
+        # Each operation runs on one thread (see above), so the chunks of a batch are scored on every core at once.
         self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="score")
-        if self._output.get_weights()[0].shape[0] != 2 * (1 + self.has_ngram_branch) + 1:
-            raise ValueError(f"its {OUTPUT_LAYER} layer does not read the branches' logits and the words read "
-                             "(a folder trained before that layer: train it again)")
-        # Concrete functions: called directly, they skip tf.function's argument matching (a third of a one-liner).
+        # Concrete functions: called directly, they skip tf.function's argument matching, a large part of a one-liner.
         strings = tf.TensorSpec([None], tf.string)
-        # The highlights tokenize a review's words alone: compiled too (called eagerly, the layer took 5x as long).
+        # The highlights tokenize a review's words alone: compiled too, as the layer is slow called eagerly.
         self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings])
         self._score_texts = tf.function(lambda read, texts: self._score(tokenizer_layer(read), texts),
                                         input_signature=[strings, strings]).get_concrete_function()
@@ -111,7 +111,8 @@ class Predictor:
         # Compile each window's single-review shape now (a review as long as the window before it picks it), so
         # the first requests are as fast as the others; on every core, as XLA compiles a program on one.
         def compile_window(length: int) -> None:
-            self._score_ids(tf.constant([[1] * length + [0] * (self.window_size - length)], tf.int64), tf.constant([""]))
+            ids = [oov_id] * length + [self.pad_id] * (self.window_size - length)
+            self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
 
         list(self._pool.map(compile_window, (0, *self.windows[:-1])))
         self.probabilities(["warm up"])
@@ -119,7 +120,7 @@ class Predictor:
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """P(positive) of each row (its token ids and its text), and the window the BiLSTM read: the shortest
         that holds the longest row. Graph code, run inside the compiled calls."""
-        lengths = tf.math.count_nonzero(ids, axis=1)
+        lengths = tf.reduce_sum(tf.cast(ids != self.pad_id, tf.int64), axis=1)
         # A window longer than the review, unless it fills the model's own: the model's max over time also
         # sees the zeros of masked padding (GlobalMaxPooling1D ignores the mask), so a review that fills a
         # short window exactly would lose them.
@@ -128,11 +129,11 @@ class Predictor:
                            len(self.windows) - 1)
         window = tf.gather(windows, index)
         # A slice of unknown width, not a switch between the windows: XLA compiles the BiLSTM for each width
-        # as it comes all the same, and a one-liner skips the switch's own call (about 0.1 ms).
+        # as it comes all the same, and a one-liner skips the switch's own call.
         logits = [self._classify(ids[:, :window])]
         if self.has_ngram_branch:
-            logits.append(self._ngram_weights(self._ngrams(texts))[:, 0])
-        return self._output(output_features(tf.stack(logits, axis=1), lengths))[:, 0], window
+            logits.append(self._ngram_weights(self._ngrams(texts)))
+        return self._head([*logits, ids])[:, 0], window
 
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`score` (one of the compiled calls) over `rows` and `texts` of about `lengths` words: sorted by length,
@@ -147,7 +148,8 @@ class Predictor:
 
         def run(chunk: np.ndarray) -> np.ndarray:
             size = _batch_size(len(chunk))
-            return score(_padded(rows[chunk], size), _padded(texts[chunk], size))[0].numpy()[: len(chunk)]
+            return score(_padded(rows[chunk], size, self.pad_id), _padded(texts[chunk], size, self.pad_id)
+                         )[0].numpy()[: len(chunk)]
 
         out = np.zeros(len(texts), dtype=np.float32)
         for chunk, probabilities in zip(chunks, self._pool.map(run, chunks)):
@@ -178,7 +180,7 @@ class Predictor:
         window = self.window(text)
         words = window.words()
         n = min(len(words), self.window_size)
-        rows = np.zeros((n + 1, self.window_size), dtype=np.int64)
+        rows = np.full((n + 1, self.window_size), self.pad_id, dtype=np.int64)
         if words:
             # Each word is one token, so tokenizing the words alone gives the review's ids in order.
             ids = self._tokenizer(tf.constant(words)).numpy()[:, 0]
@@ -188,7 +190,8 @@ class Predictor:
                 without = np.delete(ids, i)[: self.window_size]
                 rows[i + 1, : len(without)] = without
         texts = [window.text] + [window.text[:start] + window.text[end:] for start, end in window.spans[:n]]
-        scores = self._scores(self._score_ids, rows, np.array(texts, dtype=object), np.count_nonzero(rows, axis=1))
+        lengths = np.count_nonzero(rows != self.pad_id, axis=1)
+        scores = self._scores(self._score_ids, rows, np.array(texts, dtype=object), lengths)
         return Explanation(float(scores[0]), window, scores[0] - scores[1:])
 
 

@@ -6,12 +6,11 @@ pages of the shared libraries that only start-up read handed back too.
     lean_memory.page_out_libraries()    # once the model is loaded and warm, before serving
 
 glibc gives each new thread its own malloc arena (up to 8 per core) and keeps what is freed in it for
-reuse. Under load the Space's ~50 threads (Gradio's workers, TensorFlow's pools) held 16 arenas with
-~230 MiB free in them: the 60-second load test left the server 280 MiB larger than at rest. Two
-arenas, and `malloc_trim` every few seconds, keep the memory at rest close to that after load.
+reuse, so after a load the Space's many threads (Gradio's workers, TensorFlow's pools) hold much freed
+memory. Two arenas, and `malloc_trim` every few seconds, keep the memory after load close to that at rest.
 
-Importing TensorFlow reads ~500 MiB of its libraries' pages (its registrations of every operation and kernel),
-and they stay resident, though serving then uses ~50 MiB of them. They are clean copies of the files, so the
+Importing TensorFlow reads most of its libraries' pages (its registrations of every operation and kernel),
+and they stay resident, though serving then uses a small part of them. They are clean copies of the files, so the
 kernel may take them back at any time; `page_out_libraries` asks it to, and those needed return on first use
 from the page cache. The kernel takes only the pages no other process maps: with a second Python process that
 imported TensorFlow on the machine, the shared pages stay.

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
 
-from quiet_tf import keras
+if TYPE_CHECKING:
+    from quiet_tf import keras
 
 MODEL_REPO_VARIABLE = "MODEL_REPO"
 MODEL_REVISION_VARIABLE = "MODEL_REVISION"
@@ -30,9 +32,8 @@ EMBEDDING_LAYER = "embedding"  # inside the classifier
 BILSTM_LAYER = "bilstm"  # inside the classifier
 NGRAM_TOKENIZER_LAYER = "ngram_tokenizer"
 NGRAM_WEIGHTS_LAYER = "ngram_weights"
-OUTPUT_LAYER = "positive"
 THRESHOLD = 0.5  # P(labels[1]) from which a review gets labels[1]
-MESSAGE_CHARS = 400
+MESSAGE_CHARS = 400  # of an error message, on the page and in the tools' one-line errors
 
 
 class ModelUnavailable(RuntimeError):
@@ -40,7 +41,7 @@ class ModelUnavailable(RuntimeError):
 
 
 def summary(error: Exception) -> str:
-    """An exception's message on one line, cut to a length a page can show."""
+    """An exception's message on one line, cut to a length a page or a terminal line can show."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text[:MESSAGE_CHARS] + ("..." if len(text) > MESSAGE_CHARS else "")
 
@@ -93,6 +94,8 @@ class Contents:
 
 def load(folder: Path) -> Contents:
     """Read a model folder, the model with Keras' safe mode on; ModelUnavailable says what is wrong with it."""
+    from quiet_tf import keras  # here, so that the tools that only need this module's names skip TensorFlow
+
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise ModelUnavailable(f"The model folder is incomplete: {', '.join(missing)} missing.")

@@ -1,7 +1,6 @@
-"""TensorFlow and Keras, imported without the C++ lines a machine without a GPU prints at start-up, and set up
-to run each operation on one thread.
+"""TensorFlow and Keras, imported without the C++ lines a machine without a GPU prints at start-up.
 
-    from quiet_tf import keras, tf
+    Use its keras and tf. training/ and space/ hold this same file: the Space is uploaded without training/.
 """
 
 import logging
@@ -13,9 +12,6 @@ import warnings
 # machine: "failed call to cuInit", oneDNN notes). Real failures still raise Python errors. Set it to 0
 # to see everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# One thread per operation: the Space's calls are small (a chunk's LSTM step is a 64-row product), so splitting
-# an operation across cores cost more than it saved; inference.py runs whole calls side by side instead.
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 
 def _import_without_native_stderr() -> None:

@@ -1,5 +1,5 @@
 """A CSV of reviews in, the same rows with `probability` and `label` out: the Space's CSV tab and
-`space/score_csv.py` share this one scorer, with one rule for blank reviews and one formula guard."""
+`python -m tools.score_csv` share this one scorer, with one rule for blank reviews and one formula guard."""
 
 from __future__ import annotations
 

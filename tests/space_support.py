@@ -1,4 +1,4 @@
-"""Shared by the Space's tests: a clean environment, the Space's scripts and the app as a server.
+"""Shared by the Space's tests: a clean environment, the maintainers' tools and the app as a server.
 
 The Space's modules are top-level modules of space/, as on Spaces: pytest.ini puts space/ on the path."""
 
@@ -33,9 +33,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **QUIET, **extra}
 
 
-def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python space/NAME args` in a fresh interpreter (environment `env`, default ours) and capture its output."""
-    return subprocess.run([sys.executable, str(SPACE_DIR / name), *args], env=env or dict(os.environ),
+def run_tool(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m tools.NAME args` in space/, in a fresh interpreter (environment `env`, default ours), and
+    capture its output."""
+    return subprocess.run([sys.executable, "-m", f"tools.{name}", *args], cwd=SPACE_DIR, env=env or dict(os.environ),
                           capture_output=True, text=True, timeout=600)
 
 

@@ -16,11 +16,11 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / benchmark.RESULTS_JSON).read_text())
     models = [row["model"] for row in results["rows"]]
-    assert models[:3] == ["`seed`", "`bilstm`", "`default`"]
+    assert models[:3] == ["`tutorial`", "`bilstm`", "`default`"]
     assert [row["key"] for row in results["rows"][3:]] == ["tfidf", "nbsvm"]
     # Each preset's row is the model in its folder; the baseline rows are the baselines those folders were
     # compared with.
-    for preset, row in zip(("seed", "bilstm", "default"), results["rows"]):
+    for preset, row in zip(("tutorial", "bilstm", "default"), results["rows"]):
         metrics = json.loads((tmp_path / preset / model_folder.METRICS).read_text())
         assert (row["accuracy"], row["f1"], row["ece"], row["epoch_seconds"], row["parameters"]) == (
             metrics["test"]["accuracy"], metrics["test"]["f1"], metrics["test"]["ece"],
@@ -47,40 +47,47 @@ def test_an_ablation_without_unlabeled_reviews_is_refused(tmp_path: Path) -> Non
 def test_ablation_adds_each_ingredient_in_turn() -> None:
     from training.config import PRESETS
 
-    plain = benchmark.configs("", ablation=True)
-    assert list(plain) == ["seed", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default"]
-    assert not plain["bilstm-random"].pretrain_embeddings and not plain["bilstm-random"].distill
-    assert plain["bilstm-ppmi"].pretrain_embeddings and not plain["bilstm-ppmi"].distill
-    assert plain["bilstm"] == PRESETS["bilstm"] and PRESETS["bilstm"].distill
-    assert not plain["default-summed"].calibrate and plain["default"] == PRESETS["default"]
-    pretrained = benchmark.configs("encoders/lm", ablation=True)
-    assert list(pretrained) == ["seed", "bilstm-random", "bilstm-ppmi", "bilstm-encoder", "bilstm", "default-summed",
-                                "default"]
-    assert pretrained["bilstm-ppmi"] == plain["bilstm-ppmi"] and pretrained["seed"] == PRESETS["seed"]
-    assert not pretrained["bilstm-encoder"].distill and pretrained["bilstm"].distill
-    for name in ("bilstm-encoder", "bilstm", "default-summed", "default"):
-        assert pretrained[name].encoder == "encoders/lm" and not pretrained[name].pretrain_embeddings
-    assert list(benchmark.configs("encoders/lm", ablation=False)) == ["seed", "bilstm", "default"]
+    rows = benchmark.configs(ablation=True)
+    assert list(rows) == ["tutorial", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default"]
+    assert not rows["bilstm-random"].pretrain_embeddings and not rows["bilstm-random"].distill
+    assert rows["bilstm-ppmi"].pretrain_embeddings and not rows["bilstm-ppmi"].distill
+    assert rows["bilstm"] == PRESETS["bilstm"] and PRESETS["bilstm"].distill
+    assert not rows["default-summed"].calibrate and rows["default"] == PRESETS["default"]
+    assert list(benchmark.configs(ablation=False)) == ["tutorial", "bilstm", "default"]
 
 
 def test_the_ablation_legend_names_the_rows_of_its_run() -> None:
     """Each row the run trained is explained, in the run's order, no other."""
-    plain = benchmark.ablation_legend(list(benchmark.configs("", ablation=True)))
-    assert "`bilstm-ppmi` (embedding from PPMI word vectors)" in plain and "bilstm-encoder" not in plain
-    assert (plain.index("`bilstm-random`") < plain.index("`bilstm-ppmi`") < plain.index("`bilstm` (plus distillation")
-            < plain.index("`default-summed`") < plain.index("`default` ("))
-    pretrained = benchmark.ablation_legend(list(benchmark.configs("encoders/lm", ablation=True)))
-    assert plain.replace("), `bilstm` (", f"), `bilstm-encoder` ({benchmark.ABLATION_STEPS['bilstm-encoder']}), "
-                         "`bilstm` (") == pretrained
-    assert benchmark.ablation_legend(list(benchmark.configs("", ablation=False))) == ""
+    legend = benchmark.ablation_legend(list(benchmark.configs(ablation=True)))
+    assert "`bilstm-ppmi` (embedding from PPMI word vectors)" in legend
+    assert (legend.index("`bilstm-random`") < legend.index("`bilstm-ppmi`") < legend.index("`bilstm` (plus distillation")
+            < legend.index("`default-summed`") < legend.index("`default` ("))
+    assert benchmark.ablation_legend(list(benchmark.configs(ablation=False))) == ""
 
 
-def test_update_readme_replaces_only_the_marked_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{benchmark.TABLE_START}\nold table\n{benchmark.TABLE_END}\noutro\n")
-    monkeypatch.setattr(benchmark, "README", readme)
-    benchmark.update_readme("| new | table |\n")
-    assert readme.read_text() == f"intro\n{benchmark.TABLE_START}\n| new | table |\n{benchmark.TABLE_END}\noutro\n"
+def test_update_readmes_replaces_only_the_marked_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full table goes to training/README.md, the headline table to README.md; nothing else changes."""
+    pages = {name: tmp_path / name for name in ("README", "TRAINING_README")}
+    for name, path in pages.items():
+        path.write_text(f"{name} intro\n{benchmark.TABLE_START}\nold table\n{benchmark.TABLE_END}\noutro\n")
+        monkeypatch.setattr(benchmark, name, path)
+    benchmark.update_readmes("| full | table |\n", "| short |\n")
+    assert pages["TRAINING_README"].read_text() == (
+        f"TRAINING_README intro\n{benchmark.TABLE_START}\n| full | table |\n{benchmark.TABLE_END}\noutro\n")
+    assert pages["README"].read_text() == f"README intro\n{benchmark.TABLE_START}\n| short |\n{benchmark.TABLE_END}\noutro\n"
+
+
+def test_the_headline_table_has_the_presets_and_baselines_with_speed_as_served() -> None:
+    def row(model: str, one_line_ms: float, space_ms: float | None = None, key: str | None = None) -> dict:
+        return {"model": model, "key": key, "accuracy": 0.9, "one_sentence_accuracy": 0.7, "ece": 0.01,
+                "one_line_p50_ms": one_line_ms, "space_one_line_p50_ms": space_ms}
+
+    rows = [row("`tutorial`", 10, 4), row("`bilstm-ppmi`", 10, 3), row("`default`", 10, 2),
+            row("TF-IDF", 1, key="tfidf"), row("NBSVM", 2, key="nbsvm")]
+    table = benchmark.headline(rows, "header").splitlines()[1:]
+    assert [line.split(" | ")[0] for line in table[4:]] == ["| `tutorial`", "| `default`", "| TF-IDF", "| NBSVM"]
+    # One-liner speed as served: the Space's latency for our models, against TF-IDF's in the same run.
+    assert table[4].endswith("| 0.25× |") and table[5].endswith("| 0.50× |") and table[7].endswith("| 0.50× |")
 
 
 def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
@@ -90,18 +97,18 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
 
     from training.config import PRESETS
     from training.data import SAMPLE_CSV, load_splits
-    from training.fit import baseline_figures, train_baselines
+    from training.evaluate import baseline_figures, train_baselines
 
-    config = replace(PRESETS["seed"], max_rows=400, vocab_size=500, sequence_length=40, embedding_dim=8,
+    config = replace(PRESETS["tutorial"], max_rows=400, vocab_size=500, sequence_length=40, embedding_dim=8,
                      lstm_units=4, dense_units=4, epochs=2)
     splits = load_splits(SAMPLE_CSV, config.test_size, config.val_size, config.seed, config.max_rows)
-    backup = model_folder.training_state(tmp_path / "seed") / "backup"
+    backup = model_folder.training_state(tmp_path / "tutorial") / "backup"
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))  # one epoch done
     baselines = baseline_figures(train_baselines(splits, config), splits.test)
-    row, _ = benchmark.bench_preset("seed", config, splits, None, baselines, tmp_path)
+    row, _ = benchmark.bench_preset("tutorial", config, splits, None, baselines, tmp_path)
     assert len(row["epoch_seconds"]) == 2
-    assert json.loads((tmp_path / "seed" / model_folder.METRICS).read_text())["training"]["epochs_run"] == 2
+    assert json.loads((tmp_path / "tutorial" / model_folder.METRICS).read_text())["training"]["epochs_run"] == 2
 
 
 def test_a_timing_worker_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
@@ -109,3 +116,11 @@ def test_a_timing_worker_that_cannot_start_is_a_clear_error(tmp_path: Path) -> N
     with pytest.raises(benchmark.WorkerFailed, match="timing worker on .* stopped"):
         with benchmark.space_timer(tmp_path):
             pass
+
+
+def test_the_shown_command_names_files_without_their_folders(tmp_path: Path) -> None:
+    """A reader has other folders: the table shows the data files by name, and not where the run wrote."""
+    data = tmp_path / "reviews.csv.gz"
+    data.write_bytes(b"")
+    shown = benchmark.shown_command(["--data", str(data), "--out", str(tmp_path / "bench"), "--ablation"])
+    assert shown == "python -m training.benchmark --data reviews.csv.gz --ablation"

@@ -23,7 +23,6 @@ REFUSED = [
     ({"learning_rate": 0.0}, "--learning-rate must be positive"),
     ({"patience": -1}, "--patience and --max-rows must not be negative"),
     ({"max_rows": -1}, "--patience and --max-rows must not be negative"),
-    ({"freeze_embeddings": True, "pretrain_embeddings": False}, "--freeze-embeddings needs --pretrain-embeddings"),
     ({"bucket_by_length": True, "mask_padding": False}, "--bucket-by-length needs --mask-padding"),
 ]
 

@@ -127,10 +127,10 @@ def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> Non
 
 
 def test_a_model_that_reads_its_padding_is_scored_on_its_full_window(tmp_path: Path) -> None:
-    """The `seed` preset does not mask its padding, so its score depends on the padding it reads: the Space must
+    """The `tutorial` preset does not mask its padding, so its score depends on the padding it reads: the Space must
     not cut its window, or one-liners get another score than plain Keras gives them."""
-    out = tmp_path / "seed"
-    result = run_module("training.train", "--preset", "seed", "--out", str(out), *TINY_FLAGS)
+    out = tmp_path / "tutorial"
+    result = run_module("training.train", "--preset", "tutorial", "--out", str(out), *TINY_FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     predictor = inference.load_predictor(out)
     assert predictor.windows == (predictor.window_size,)

@@ -47,14 +47,16 @@ def change_weights(folder: Path) -> None:
 
 
 def predictions(folder: Path, env: dict, cwd: Path, revisions: list[str]) -> dict[str, list[float]]:
-    """The folder's scores of TEXTS, then those of the pushed model by hf:// and at each revision (load_from_hub)."""
+    """The folder's scores of TEXTS, then those of the pushed model by hf:// and at each revision, loaded as
+    training/README.md says (snapshot_download, then Keras)."""
     code = f"""
 import json, keras, tensorflow as tf
-from training.hub import load_from_hub
+from huggingface_hub import snapshot_download
 texts = tf.constant({TEXTS!r})
 out = {{"local": keras.saving.load_model({str(folder)!r}, safe_mode=True).predict(texts, verbose=0),
         "hf://": keras.saving.load_model("hf://{REPO_ID}", safe_mode=True).predict(texts, verbose=0)}}
-out.update({{revision: load_from_hub("{REPO_ID}", revision).predict(texts, verbose=0) for revision in {revisions!r}}})
+out.update({{revision: keras.saving.load_model(snapshot_download("{REPO_ID}", revision=revision)).predict(texts, verbose=0)
+            for revision in {revisions!r}}})
 print(json.dumps({{name: scores[:, 0].tolist() for name, scores in out.items()}}))
 """
     result = run_python(code, cwd=cwd, env={**env, "PYTHONPATH": str(REPO)})
@@ -232,18 +234,17 @@ def test_card_widget_usage_compute_and_parts_of_the_test_set(tiny_model: Path, t
     assert f"| last sentence alone | {metrics['test']['examples']:,} | {metrics['test']['one_sentence']['accuracy']:.4f} |" in text
 
 
-def test_loading_helper_refuses_a_model_with_code_in_it(hub: FakeHub, tmp_path: Path) -> None:
-    """A `Lambda` layer carries Python code; with safe_mode on it must not be deserialized."""
+def test_the_documented_pinned_load_refuses_a_model_with_code_in_it(hub: FakeHub, tmp_path: Path) -> None:
+    """A `Lambda` layer carries Python code: the load that training/README.md shows must not deserialize it."""
     code = f"""
 import keras, tensorflow as tf
-from huggingface_hub import HfApi
-from training.hub import load_from_hub
+from huggingface_hub import HfApi, snapshot_download
 inputs = keras.Input(shape=(3,))
 keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save("lambda_model", zipped=False)
 HfApi().create_repo("{REPO_ID}")
 HfApi().upload_folder(folder_path="lambda_model", repo_id="{REPO_ID}")
 try:
-    load_from_hub("{REPO_ID}")
+    keras.saving.load_model(snapshot_download("{REPO_ID}"))
 except ValueError as err:
     print("REFUSED", err)
 """

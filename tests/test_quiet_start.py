@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import REPO, TINY_FLAGS, run_module, run_python
 
-from space_support import run_script, running_app
+from space_support import run_tool, running_app
 
 # C++ log lines (absl's "I0000 00:00:..." format) and the messages users reported.
 NOISE = re.compile(r"^[IWEF]\d{4} |cuInit|cudart_stub|oneDNN|absl::InitializeLog|ran out of data|does not support masking",
@@ -30,8 +30,8 @@ def test_training_prints_our_lines_only(tmp_path: Path) -> None:
 
 def test_scoring_prints_our_lines_only(tiny_model: Path, tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_text("review\nA fine film.\nDull.\n")
-    result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                        "--out", str(tmp_path / "out.csv"), env=as_a_user())
+    result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+                      "--out", str(tmp_path / "out.csv"), env=as_a_user())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "scored 2 rows" in result.stdout
     assert not NOISE.findall(result.stdout + result.stderr), result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Scoring a CSV in chunks with `python space/score_csv.py`."""
+"""Scoring a CSV in chunks with `python -m tools.score_csv`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from space_support import run_script
+from space_support import run_tool
 from training import model_folder
 from training.data import SAMPLE_CSV
 
@@ -36,8 +36,8 @@ def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: 
     data.to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
     chunking = ["--chunk-rows", chunk_rows] if chunk_rows else []
-    result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                        "--out", str(out), *chunking)
+    result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+                      "--out", str(out), *chunking)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"scored {rows:,} rows" in result.stdout
     scored = pd.read_csv(out)
@@ -52,8 +52,8 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
     outputs = []
     for chunk in ("7", "100"):
         out = tmp_path / f"out{chunk}.csv"
-        result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                            "--out", str(out), "--chunk-rows", chunk)
+        result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+                          "--out", str(out), "--chunk-rows", chunk)
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append(pd.read_csv(out)["probability"])
     pd.testing.assert_series_equal(outputs[0], outputs[1], atol=1e-5)
@@ -62,15 +62,15 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
 def test_missing_review_column_is_a_clear_error_and_writes_nothing(tiny_model: Path, tmp_path: Path) -> None:
     pd.DataFrame({"text": ["good"]}).to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
-    result = run_script("score_csv.py", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                        "--out", str(out))
+    result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
+                      "--out", str(out))
     assert result.returncode == 2 and "column named `review`" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
 def score(model: Path, data: Path, out: Path, *flags: str):
-    return run_script("score_csv.py", "--model-dir", str(model), "--data", str(data), "--out", str(out), *flags)
+    return run_tool("score_csv", "--model-dir", str(model), "--data", str(data), "--out", str(out), *flags)
 
 
 def test_an_existing_out_is_replaced_only_with_overwrite(tiny_model: Path, tmp_path: Path) -> None:

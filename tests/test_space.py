@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -28,6 +29,9 @@ import review_csv  # noqa: E402
 import inference  # noqa: E402
 import model_folder  # noqa: E402
 from review_text import MAX_TEXT_CHARS, WindowReader, clean  # noqa: E402
+from tools import publish  # noqa: E402
+from training import web_export  # noqa: E402
+from training.model import PAD_ID  # noqa: E402
 
 LINE_BREAK = "<br />"  # what the IMDB dump has between paragraphs
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "training" / "data" / "imdb_sample.csv.gz"
@@ -100,7 +104,7 @@ def test_a_batch_of_many_chunks_gives_each_review_its_own_score(predictor, model
 def padded_ids(lengths: list[int], window: int, vocabulary: int) -> tf.Tensor:
     """Random word ids, row i holding lengths[i] words and padding after them."""
     ids = np.random.default_rng(1).integers(2, vocabulary, (len(lengths), window))
-    return tf.constant(np.where(np.arange(window) < np.array(lengths)[:, None], ids, 0), tf.int64)
+    return tf.constant(np.where(np.arange(window) < np.array(lengths)[:, None], ids, PAD_ID), tf.int64)
 
 
 def test_the_bilstm_loop_gives_the_logits_of_keras_layers(model, window: int) -> None:
@@ -110,13 +114,13 @@ def test_the_bilstm_loop_gives_the_logits_of_keras_layers(model, window: int) ->
     assert fast_bilstm.computes(classifier)
     vocabulary = classifier.get_layer(model_folder.EMBEDDING_LAYER).input_dim
     ids = padded_ids([0, 1, 5, window // 2, window - 1, window], window, vocabulary)
-    loop = tf.function(fast_bilstm.logits(classifier), jit_compile=True)
-    np.testing.assert_allclose(loop(ids), classifier(ids)[:, 0], atol=1e-5)
+    loop = tf.function(fast_bilstm.logits(classifier, PAD_ID), jit_compile=True)
+    np.testing.assert_allclose(loop(ids), classifier(ids), atol=1e-5)
 
 
 @pytest.mark.parametrize("change", ["unmasked", "last state", "relu cells"])
 def test_other_classifiers_are_left_to_keras(change: str) -> None:
-    """A classifier the loop does not compute exactly (the `seed` preset's: no mask, the last state) is
+    """A classifier the loop does not compute exactly (the `tutorial` preset's: no mask, the last state) is
     computed by its own layers."""
     layers = keras.layers
     ids = keras.Input(shape=(None,), dtype="int64")
@@ -128,7 +132,7 @@ def test_other_classifiers_are_left_to_keras(change: str) -> None:
     classifier = keras.Model(ids, layers.Dense(1)(layers.Dense(2, activation="relu")(x)))
     assert not fast_bilstm.computes(classifier)
     rows = padded_ids([0, 3, 9], 9, 50)
-    np.testing.assert_allclose(fast_bilstm.logits(classifier)(rows), classifier(rows)[:, 0], atol=1e-6)
+    np.testing.assert_allclose(fast_bilstm.logits(classifier, PAD_ID)(rows), classifier(rows), atol=1e-6)
 
 
 def test_reviews_that_fill_a_compiled_window_exactly_match_the_saved_model(predictor, model, window: int) -> None:
@@ -235,6 +239,32 @@ def test_word_classes_follow_direction_and_strength(app) -> None:
     colours = app.word_classes(labels)
     assert set(colours) == {"towards good", "strongly towards good", "towards bad", "strongly towards bad"}
     assert colours["strongly towards good"] == app.POSITIVE_SHADES[1] and colours["towards bad"] == app.NEGATIVE_SHADES[0]
+
+
+def js_constants(script: str) -> dict[str, object]:
+    """The `const NAME = value;` lines of one of the static page's scripts whose value is JSON."""
+    text = (space_support.SPACE_DIR / "static" / script).read_text(encoding="utf-8")
+    constants = {}
+    for name, value in re.findall(r"^(?:export )?const ([A-Z_]+) = (.+);$", text, re.MULTILINE):
+        with contextlib.suppress(ValueError):  # a regular expression, a function
+            constants[name] = json.loads(value)
+    return constants
+
+
+def test_the_static_page_highlights_as_the_app_does(app) -> None:
+    page = js_constants("app.js")
+    for name in ("POSITIVE_SHADES", "NEGATIVE_SHADES"):
+        assert tuple(page[name]) == getattr(app, name), name
+    for name in ("STRONG", "FAINT", "TAIL_CHARS", "MORE"):
+        assert page[name] == getattr(app, name), name
+    assert page["CONFIG"] == publish.STATIC_CONFIG
+
+
+def test_the_static_page_reads_the_files_that_web_export_writes() -> None:
+    page = js_constants("sentiment.js")
+    assert (page["WEB_DIR"], page["MANIFEST"], page["VOCABULARY"], page["WEIGHTS"], page["FORMAT"]) == (
+        f"{web_export.WEB_DIR}/", web_export.MANIFEST, web_export.VOCABULARY, web_export.WEIGHTS, web_export.FORMAT)
+    assert publish.WEB_MANIFEST == f"{web_export.WEB_DIR}/{web_export.MANIFEST}"
 
 
 def test_highlights_show_a_legend_of_the_classes(app) -> None:
@@ -552,6 +582,9 @@ def damage(model_dir: Path, tmp_path: Path, how: str) -> Path:
         (folder / "tokenizer.json").unlink()
     elif how == "config-not-json":
         (folder / "config.json").write_text("{not json")
+    elif how == "wrong-pad-id":
+        spec = json.loads((folder / "tokenizer.json").read_text())
+        (folder / "tokenizer.json").write_text(json.dumps({**spec, "pad_id": spec["oov_id"]}))
     return folder
 
 
@@ -561,6 +594,7 @@ def damage(model_dir: Path, tmp_path: Path, how: str) -> Path:
         ("truncated-weights", "could not be loaded"),
         ("no-tokenizer", "tokenizer.json missing"),
         ("config-not-json", "could not be loaded"),
+        ("wrong-pad-id", "tokenizer.json does not describe the model's tokenizer"),
     ],
 )
 def test_damaged_folder_is_refused_with_a_message(model_dir: Path, tmp_path: Path, how: str, message: str) -> None:

@@ -60,8 +60,9 @@ def test_one_gradio_version_everywhere() -> None:
     for path in REQUIREMENTS:
         (gradio,) = [r for r in pins(path) if r.name == "gradio"]
         assert str(gradio.specifier) == f"=={version}" and gradio.extras == {"mcp"}, path
-    embeds = [found for path in (REPO / "README.md", CARD) for found in EMBED_SCRIPT.findall(path.read_text())]
-    assert len(embeds) >= 2 and set(embeds) == {version}
+    pages = [REPO / "README.md", *(REPO / "training").glob("*.md"), *SPACE_DIR.rglob("*.md")]
+    embeds = [found for path in pages for found in EMBED_SCRIPT.findall(path.read_text())]
+    assert embeds and set(embeds) == {version}
 
 
 def test_header_fields_spaces_show() -> None:
@@ -69,3 +70,8 @@ def test_header_fields_spaces_show() -> None:
     assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
     assert 0 < len(card["short_description"]) <= 60
     assert card["datasets"] == ["stanfordnlp/imdb"] and "mcp-server" in card["tags"]
+
+
+def test_the_space_holds_the_same_quiet_tf_as_training() -> None:
+    """The Space is uploaded without training/, so it keeps a copy of the file, which must not drift."""
+    assert (SPACE_DIR / "quiet_tf.py").read_bytes() == (REPO / "training" / "quiet_tf.py").read_bytes()

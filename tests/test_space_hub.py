@@ -19,7 +19,7 @@ import yaml
 from hub_server import FakeHub
 from space_support import SPACE_DIR, clean_env
 
-import publish  # noqa: E402
+from tools import publish  # noqa: E402
 
 MODEL_REPO = f"{FakeHub.user}/imdb-sentiment-bilstm"
 SPACE_REPO = f"{FakeHub.user}/imdb-sentiment"
@@ -51,23 +51,23 @@ def model_dir(tiny_model: Path) -> Path:
     return tiny_model
 
 
-PUBLISH = [sys.executable, str(SPACE_DIR / "publish.py"), "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO]
+PUBLISH = [sys.executable, "-m", "tools.publish", "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO]
 
 
 def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path) -> None:
     with FakeHub(token="hf_publish_secret_123") as hub:
         env = hub_env(hub.url, tmp_path / "home", hub.token)
-        first = subprocess.run([*PUBLISH, "--model-revision", "v1"], env=env, capture_output=True, text=True,
-                               timeout=120)
+        first = subprocess.run([*PUBLISH, "--model-revision", "v1"], cwd=SPACE_DIR, env=env, capture_output=True,
+                               text=True, timeout=120)
         assert first.returncode == 0, first.stderr
         assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO, "MODEL_REVISION": "v1"}
         # Published again without a revision: the Space follows the model's main branch again.
-        second = subprocess.run(PUBLISH, env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(PUBLISH, cwd=SPACE_DIR, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
 
         files = hub.files(SPACE_REPO, repo_type="space")
-        assert set(files) == set(publish.SPACE_FILES)
-        assert not any("__pycache__" in name for name in files)
+        assert set(files) == set(publish.space_files(SPACE_DIR))
+        assert not any("__pycache__" in name or "tools/" in name for name in files)
         assert files["app.py"] == (SPACE_DIR / "app.py").read_bytes()
         card = yaml.safe_load(files["README.md"].decode().split("---")[1])
         assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
@@ -82,8 +82,8 @@ def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path)
 
 def test_publish_without_a_token_fails_clearly(tmp_path: Path) -> None:
     with FakeHub() as hub:
-        result = subprocess.run(PUBLISH, env=hub_env(hub.url, tmp_path / "home", None), capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(PUBLISH, cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", None),
+                                capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.startswith("error: the Hub refused the request")
 
@@ -91,7 +91,7 @@ def test_publish_without_a_token_fails_clearly(tmp_path: Path) -> None:
 PUBLISH_COPY = """
     import sys
     from pathlib import Path
-    import publish
+    from tools import publish
     publish.SPACE_DIR = Path(sys.argv[1])
     sys.exit(publish.main(sys.argv[2:]))
 """
@@ -113,7 +113,7 @@ def test_failed_publish_is_one_line(tmp_path: Path, failure: str) -> None:
     with FakeHub() as hub:
         hub.large_file_bytes = 1 if failure == "xet-upload" else None
         token = hub.read_token if failure == "read-only-token" else hub.token
-        result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[2:]],
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[3:]],
                                 cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", token), capture_output=True,
                                 text=True, timeout=120)
     assert result.returncode == 1
@@ -122,7 +122,8 @@ def test_failed_publish_is_one_line(tmp_path: Path, failure: str) -> None:
 
 
 def test_publish_uploads_the_spaces_files_and_nothing_else(tmp_path: Path) -> None:
-    """A secret, a virtual environment, a scored CSV or a notes file left in space/ never goes public."""
+    """A secret, a virtual environment, a scored CSV or a notes file left in space/ never goes public, nor the
+    maintainers' tools or the static page."""
     space = tmp_path / "space"
     shutil.copytree(SPACE_DIR, space, ignore=shutil.ignore_patterns("__pycache__"))
     strays = {".env": "HF_TOKEN=hf_not_for_the_space\n", ".venv/lib/site.py": "x = 1\n",
@@ -132,14 +133,15 @@ def test_publish_uploads_the_spaces_files_and_nothing_else(tmp_path: Path) -> No
         (space / name).parent.mkdir(parents=True, exist_ok=True)
         (space / name).write_text(content)
     with FakeHub() as hub:
-        result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[2:]],
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[3:]],
                                 cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", hub.token), capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         files = hub.files(SPACE_REPO, repo_type="space")
     assert not set(strays) & set(files)
-    assert set(files) == set(publish.SPACE_FILES)
-    assert all(files[name] == (space / name).read_bytes() for name in publish.SPACE_FILES if name != "README.md")
+    assert {"app.py", "inference.py", "README.md", "requirements.txt"} <= set(files) == set(publish.space_files(space))
+    assert not any(name.startswith(("tools/", "static/")) for name in files)
+    assert all(files[name] == (space / name).read_bytes() for name in files if name != "README.md")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -153,12 +155,15 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_the_published_files_hold_every_module_the_app_imports() -> None:
+def test_every_module_in_space_is_the_app_or_one_it_imports() -> None:
+    """space/ is the Space: what is published (its modules) is what the app runs; the tools live in tools/."""
     ours = {path.stem for path in SPACE_DIR.glob("*.py")}
-    published = {name for name in publish.SPACE_FILES if name.endswith(".py")}
-    for name in published:
-        needed = {f"{module}.py" for module in imported_modules(SPACE_DIR / name) & ours}
-        assert needed <= published, f"{name} imports {sorted(needed - published)}, which would not be published"
+    needed, new = set(), {"app"}
+    while new:
+        needed |= new
+        new = {module for name in new for module in imported_modules(SPACE_DIR / f"{name}.py") & ours} - needed
+    assert needed == ours
+    assert {f"{name}.py" for name in ours} <= set(publish.space_files(SPACE_DIR))
 
 
 LOAD_FROM_ENV = """

@@ -1,7 +1,7 @@
-"""The load script (space/loadtest.py): a short run against the app, its bounds, and how it reports failures.
+"""The load script (tools/loadtest.py): a short run against the app, its bounds, and how it reports failures.
 
 Speed is not asserted here: the targets are printed by the script (see "Serving more traffic" in
-space/README.md); these tests check that it runs, counts and reports correctly.
+space/tools/README.md); these tests check that it runs, counts and reports correctly.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import httpx
 import pytest
 from space_support import SPACE_DIR, clean_env, running_app
 
-SCRIPT = SPACE_DIR / "loadtest.py"
 FIGURES = ("requests per second", "latency p50", "latency p95", "latency p99", "errors")
 RUN_TIMEOUT_S = 120
 
 
 def run_load(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--url", url, *args], env=clean_env(),
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    return subprocess.run([sys.executable, "-m", "tools.loadtest", "--url", url, *args], cwd=SPACE_DIR,
+                          env=clean_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
 
 def figures(output: str) -> dict[str, float]:
@@ -76,7 +75,7 @@ def test_the_rate_in_this_process_is_measured_first_and_the_servers_given_as_a_r
 
 
 def test_memory_at_the_end_is_compared_with_memory_after_two_minutes() -> None:
-    import loadtest
+    from tools import loadtest
 
     warm = [700.0] * 12  # the samples before the 2-minute mark
     assert loadtest.memory_report(warm).count("\n") == 0  # too short a run to compare

@@ -21,7 +21,7 @@ from conftest import BROWSER_TIMEOUT_MS, CHROMIUM, TINY_FLAGS, run_module, servi
 from hub_server import FakeHub
 from space_support import SPACE_DIR  # noqa: F401  (puts space/ on the path)
 
-import publish  # noqa: E402
+from tools import publish  # noqa: E402
 from review_text import WindowReader, clean  # noqa: E402
 from training.data import SAMPLE_CSV  # noqa: E402
 from training.model import STRIP_PUNCTUATION_REGEX as STRIP_REGEX  # noqa: E402

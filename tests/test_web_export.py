@@ -15,16 +15,16 @@ from conftest import hub_env, run_module
 from hub_server import FakeHub
 from space_support import SPACE_DIR, clean_env
 
-import publish  # noqa: E402  (space_support put space/ on the path)
+from tools import publish  # noqa: E402  (space_support put space/ on the path)
 from training import web_export  # noqa: E402
 
 MODEL_REPO = f"{FakeHub.user}/imdb-sentiment-bilstm"
 STATIC_SPACE = f"{FakeHub.user}/imdb-sentiment-static"
-PUBLISH_STATIC = [sys.executable, str(SPACE_DIR / "publish.py"), "--static", "--space-id", STATIC_SPACE,
+PUBLISH_STATIC = [sys.executable, "-m", "tools.publish", "--static", "--space-id", STATIC_SPACE,
                   "--model-repo", MODEL_REPO]
-# publish.py run on a copy of static/ (argv[1]).
-PUBLISH_COPY = "import sys, publish; from pathlib import Path; publish.STATIC_DIR = Path(sys.argv[1]); " \
-               "sys.exit(publish.main(sys.argv[2:]))"
+# tools.publish run on a copy of static/ (argv[1]).
+PUBLISH_COPY = "import sys; from pathlib import Path; from tools import publish; " \
+               "publish.STATIC_DIR = Path(sys.argv[1]); sys.exit(publish.main(sys.argv[2:]))"
 
 
 def tensor(folder: Path, entry: dict) -> np.ndarray:
@@ -94,19 +94,19 @@ def test_publish_static_uploads_its_files_pinned_to_the_models_commit(web_model:
                                                                       tmp_path: Path) -> None:
     files = {str(p.relative_to(web_model)): p.read_bytes() for p in web_model.rglob("*") if p.is_file()}
     commit = hub.publish(MODEL_REPO, files, repo_type="model")
-    # A secret, dependencies or notes left in the folder never go public: only the allowlist is uploaded.
+    # A secret, dependencies or notes left in the folder never go public: only the page's files are uploaded.
     static = tmp_path / "static"
     shutil.copytree(SPACE_DIR / "static", static)
     for name in (".env", "node_modules/lib/index.js", "notes.md"):
         (static / name).parent.mkdir(parents=True, exist_ok=True)
         (static / name).write_text("HF_TOKEN=hf_not_for_the_space\n")
-    result = subprocess.run([sys.executable, "-c", PUBLISH_COPY, str(static), *PUBLISH_STATIC[2:]], cwd=SPACE_DIR,
+    result = subprocess.run([sys.executable, "-c", PUBLISH_COPY, str(static), *PUBLISH_STATIC[3:]], cwd=SPACE_DIR,
                             env=static_env(hub, tmp_path / "home"), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert hub.token not in result.stdout + result.stderr
     space = hub.files(STATIC_SPACE, repo_type="space")
-    assert set(space) == {*publish.STATIC_FILES, publish.STATIC_CONFIG}
-    assert all(space[name] == (static / name).read_bytes() for name in publish.STATIC_FILES
+    assert set(space) == {*publish.static_files(static), publish.STATIC_CONFIG} and "notes.md" not in space
+    assert all(space[name] == (static / name).read_bytes() for name in publish.static_files(static)
                if name != publish.CARD)
     card = yaml.safe_load(space[publish.CARD].decode().split("---")[1])
     assert card["sdk"] == "static" and card["models"] == [MODEL_REPO]
@@ -121,8 +121,8 @@ def test_publish_static_uploads_its_files_pinned_to_the_models_commit(web_model:
 def test_publish_static_refuses_a_model_without_its_browser_copy(tiny_model: Path, hub: FakeHub,
                                                                  tmp_path: Path) -> None:
     hub.publish(MODEL_REPO, {"config.json": (tiny_model / "config.json").read_bytes()}, repo_type="model")
-    result = subprocess.run(PUBLISH_STATIC, env=static_env(hub, tmp_path / "home"), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(PUBLISH_STATIC, cwd=SPACE_DIR, env=static_env(hub, tmp_path / "home"), capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr == (f"error: {MODEL_REPO} has no web/model.json: run `python -m training.web_export "
                              "--model-dir FOLDER`, then push the folder again\n")

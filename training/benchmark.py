@@ -1,16 +1,16 @@
-"""Train the `seed`, `bilstm` and default presets and the two bag-of-n-grams baselines on one split,
+"""Train the `tutorial`, `bilstm` and default presets and the two bag-of-n-grams baselines on one split,
 and compare them.
 
-    python -m training.benchmark --data reviews.csv.gz --unlabeled unlabeled.csv.gz \
-        --ablation --encoder artifacts/encoder --update-readme
+    python -m training.benchmark --data reviews.csv.gz --unlabeled unlabeled.csv.gz --ablation --update-readme
     python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
 
-Prints one markdown table and writes it, with the raw figures as JSON, to --out. Serving speeds are
-those of each saved model as Keras loads it (one compiled call on raw strings) and through the Space's
-serving path (`space/benchmark.py --timing-worker` in its own process: the training side does not import
-the Space), taken after all training, every model in turn on the same texts, so that the machine's load
-falls on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and
-training speed as a ratio to `seed`.
+Prints one markdown table and writes it, with the raw figures as JSON, to --out; `--update-readme` writes it
+into training/README.md and its headline rows into README.md. Serving speeds are those of each saved model as
+Keras loads it (one compiled call on raw strings) and through the Space's serving path (the Space's timing
+worker, `python -m tools.benchmark --timing-worker` in space/, in its own process: the training side does not
+import the Space), taken after all training, every model in turn on the same texts, so that the machine's load
+falls on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and training
+speed as a ratio to `tutorial`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ from training.config import PRESETS, ConfigError, TrainConfig, validate
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 from training.evaluate import last_sentences
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SPACE_BENCHMARK = Path(__file__).resolve().parent.parent / "space" / "benchmark.py"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"  # the headline table
+TRAINING_README = REPO / "training" / "README.md"  # the full table
+SPACE_DIR = REPO / "space"
+TIMING_WORKER = ("-m", "tools.benchmark", "--timing-worker")  # run in SPACE_DIR
 TABLE_START, TABLE_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 RESULTS_JSON = "benchmark.json"
 SINGLE_CALLS = 200  # single-review latency samples per model
@@ -49,6 +52,7 @@ THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
 QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
 REFERENCE = "tfidf"  # serving speeds are given as ratios to this baseline's
 SPACE = " (Space)"  # a model's timer name through the Space's serving path
+HEADLINE_MODELS = ("`default`", "`bilstm`", "`tutorial`")  # with the baselines, the rows of README.md's table
 Timer = Callable[[list[str]], float]  # scores the texts, returns the milliseconds that took
 
 
@@ -56,7 +60,6 @@ Timer = Callable[[list[str]], float]  # scores the texts, returns the millisecon
 ABLATION_STEPS = {
     "bilstm-random": "embedding from random numbers",
     "bilstm-ppmi": "embedding from PPMI word vectors",
-    "bilstm-encoder": "embedding and BiLSTM from the pre-trained encoder",
     "bilstm": "plus distillation: it also learns from the unlabeled reviews, labelled by the n-gram model",
     "default-summed": "the row before distillation, plus the n-gram branch, logits summed",
     "default": "plus the output layer fitted on the validation part, which also reads how many words were read",
@@ -71,20 +74,17 @@ def ablation_legend(names: list[str]) -> str:
         f"`{name}` ({step})" for name, step in ABLATION_STEPS.items() if name in names) + "."
 
 
-def configs(encoder: str, ablation: bool) -> dict[str, TrainConfig]:
-    """The rows to train, by folder name: the presets (`bilstm` and `default` from `encoder`, if given) and,
-    with `ablation`, the steps between them: each ingredient of the default added in turn."""
-    pretrained = {"encoder": encoder, "pretrain_embeddings": False} if encoder else {}
-    rows = {"seed": PRESETS["seed"]}
+def configs(ablation: bool) -> dict[str, TrainConfig]:
+    """The rows to train, by folder name: the presets and, with `ablation`, the steps between them: each
+    ingredient of the default added in turn."""
+    rows = {"tutorial": PRESETS["tutorial"]}
     if ablation:
         rows["bilstm-random"] = replace(PRESETS["bilstm"], pretrain_embeddings=False, distill=False)
         rows["bilstm-ppmi"] = replace(PRESETS["bilstm"], distill=False)
-        if encoder:
-            rows["bilstm-encoder"] = replace(PRESETS["bilstm"], **pretrained, distill=False)
-    rows["bilstm"] = replace(PRESETS["bilstm"], **pretrained)
+    rows["bilstm"] = PRESETS["bilstm"]
     if ablation:
-        rows["default-summed"] = replace(PRESETS["default"], **pretrained, calibrate=False)
-    rows["default"] = replace(PRESETS["default"], **pretrained)
+        rows["default-summed"] = replace(PRESETS["default"], calibrate=False)
+    rows["default"] = PRESETS["default"]
     return rows
 
 
@@ -126,14 +126,14 @@ class WorkerFailed(RuntimeError):
 def space_timer(folder: Path) -> Iterator[Timer]:
     """A timer of the Space's serving path on the folder: the Space's timing worker in its own process, which
     times each call itself (so the pipe's cost is not counted)."""
-    worker = subprocess.Popen([sys.executable, str(SPACE_BENCHMARK), "--timing-worker"], text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "MODEL_REPO": str(folder)})
+    worker = subprocess.Popen([sys.executable, *TIMING_WORKER], text=True, cwd=SPACE_DIR, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env={**os.environ, "MODEL_REPO": str(folder.resolve())})
 
     def answer() -> dict:
         line = worker.stdout.readline()
         if not line:
             raise WorkerFailed(f"the Space's timing worker on {folder} stopped (exit status {worker.wait()}); "
-                               f"run `MODEL_REPO={folder} python {SPACE_BENCHMARK}` to see why")
+                               f"run `cd space && MODEL_REPO={folder.resolve()} python {' '.join(TIMING_WORKER)}` to see why")
         return json.loads(line)
 
     def timer(texts: list[str]) -> float:
@@ -220,7 +220,7 @@ def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: d
 def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict, dict]:
     """The baselines trained once on the same training part; their rows (without speeds), their test
     figures for the model folders' cards, and their scorers."""
-    from training.fit import baseline_figures, train_baselines
+    from training.evaluate import baseline_figures, train_baselines
 
     peak_rss_reset()
     started = time.perf_counter()
@@ -238,22 +238,27 @@ def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict, dict
     return rows, figures, scorers
 
 
+def fmt(value: float | None, spec: str) -> str:
+    """A table cell: the value formatted, or a dash where there is none."""
+    return "–" if value is None else format(value, spec)
+
+
+def ratio(value: float | None, base: float | None, higher_is_faster: bool) -> str:
+    """How many times as fast as `base`, from two figures of the same kind."""
+    if value is None or base is None:
+        return "–"
+    return f"{(value / base) if higher_is_faster else (base / value):.2f}×"
+
+
+def served(row: dict, key: str) -> float:
+    """The row's figure as it is served: through the Space for our models, scikit-learn for the baselines."""
+    return row[key] if row.get("space_" + key) is None else row["space_" + key]
+
+
 def markdown(rows: list[dict], header: str) -> str:
     """One table: quality, calibration, training cost, size and serving speed, with speed ratios."""
-    seed = next(row for row in rows if row["model"] == "`seed`")
+    tutorial = next(row for row in rows if row["model"] == "`tutorial`")
     reference = next(row for row in rows if row.get("key") == REFERENCE)
-
-    def fmt(value, spec: str) -> str:
-        return "–" if value is None else format(value, spec)
-
-    def ratio(value: float | None, base: float | None, higher_is_faster: bool) -> str:
-        if value is None or base is None:
-            return "–"
-        return f"{(value / base) if higher_is_faster else (base / value):.2f}×"
-
-    def served(row: dict, key: str) -> float:
-        """The row's figure as it is served: through the Space for our models, scikit-learn for the baselines."""
-        return row[key] if row.get("space_" + key) is None else row["space_" + key]
 
     def epochs(row: dict) -> str:
         return "–" if row["epoch_seconds"] is None else " / ".join(f"{s:.0f}" for s in row["epoch_seconds"])
@@ -269,13 +274,13 @@ def markdown(rows: list[dict], header: str) -> str:
         "calibration error (15 bins). Single, one-line and batch speeds: each saved model as Keras loads it, in one "
         "compiled call; Space: the same folder through the Space's serving path. Speed ratios: one-line p50 and "
         "batch throughput as served (our models through the Space) against the TF-IDF baseline, epoch time "
-        "against `seed`, all measured in this run."
+        "against `tutorial`, all measured in this run."
         + ablation_legend([row["model"].strip("`") for row in rows]),
         "",
         "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE | training wall s "
         "| seconds per epoch | peak RSS MB | parameters | folder MB | single p50 ms | single p99 ms | one-line p50 ms "
         "| batch reviews/s | Space one-line p50 ms | Space batch reviews/s | one-line speed vs TF-IDF "
-        "| batch speed vs TF-IDF | epoch speed vs seed |",
+        "| batch speed vs TF-IDF | epoch speed vs tutorial |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -288,16 +293,43 @@ def markdown(rows: list[dict], header: str) -> str:
             f"| {fmt(row['space_batch_reviews_per_s'], ',.0f')} "
             f"| {ratio(served(row, 'one_line_p50_ms'), reference['one_line_p50_ms'], False)} "
             f"| {ratio(served(row, 'batch_reviews_per_s'), reference['batch_reviews_per_s'], True)} "
-            f"| {ratio(row['median_epoch_s'], seed['median_epoch_s'], False)} |"
+            f"| {ratio(row['median_epoch_s'], tutorial['median_epoch_s'], False)} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str) -> None:
-    """Replace the table between the README's benchmark markers."""
-    text = README.read_text(encoding="utf-8")
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    README.write_text(text[:start] + "\n" + table + text[end:], encoding="utf-8")
+def headline(rows: list[dict], header: str) -> str:
+    """The README's table: the presets and the baselines, with quality and one-liner speed as served."""
+    reference = next(row for row in rows if row.get("key") == REFERENCE)
+    legend = ("One-sentence: the last sentence of each test review alone. ECE: expected calibration error. "
+              "One-liner speed: a one-line review's latency as served (our models through the Space), against "
+              "TF-IDF's in the same run.")
+    lines = [header, legend, "", "| model | test accuracy | one-sentence accuracy | test ECE | one-liner speed vs TF-IDF |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        if row["model"] in HEADLINE_MODELS or row.get("key"):
+            lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['one_sentence_accuracy']:.4f} "
+                         f"| {row['ece']:.4f} "
+                         f"| {ratio(served(row, 'one_line_p50_ms'), reference['one_line_p50_ms'], False)} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readmes(table: str, short: str) -> None:
+    """Write the full table into training/README.md and the headline table into README.md, between their markers."""
+    for path, text in ((TRAINING_README, table), (README, short)):
+        page = path.read_text(encoding="utf-8")
+        start, end = page.index(TABLE_START) + len(TABLE_START), page.index(TABLE_END)
+        path.write_text(page[:start] + "\n" + text + page[end:], encoding="utf-8")
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command as the table shows it: files by their names alone (a reader has other folders), no --out."""
+    shown, skip = [], False
+    for arg in argv:
+        if not skip and arg != "--out":
+            shown.append(shlex.quote(Path(arg).name if Path(arg).exists() else arg))
+        skip = arg == "--out"
+    return " ".join(["python -m training.benchmark", *shown])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -308,13 +340,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
                         help="unlabeled reviews for the presets' word vectors and the bilstm preset's distillation")
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
-    parser.add_argument("--encoder", default="", metavar="FOLDER_OR_HF_URL",
-                        help="encoder folder made by training.encoder, for the bilstm and default rows")
     parser.add_argument("--ablation", action="store_true",
-                        help="also train the steps between the presets: random embedding, PPMI word vectors, the "
-                        "encoder (with --encoder), then the default's steps: the n-gram branch with summed logits")
+                        help="also train the steps between the presets: random embedding, PPMI word vectors, then the "
+                        "default's steps: the n-gram branch with summed logits")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
-    parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="write the table into training/README.md and its headline rows into README.md")
     return parser.parse_args(argv)
 
 
@@ -328,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ablation and not args.unlabeled:
             raise ConfigError("--ablation measures distillation, which learns from the --unlabeled reviews: give them")
         presets = {name: validate(replace(config, **(QUICK if args.quick else {})))
-                   for name, config in configs(args.encoder, args.ablation).items()}
+                   for name, config in configs(args.ablation).items()}
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -352,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
-    command = "python -m training.benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = shown_command(argv or sys.argv[1:])
     date = datetime.date.today().isoformat()
     header = (f"`{command}` on {date}: {len(splits.train):,} training and {len(splits.test):,} test reviews, "
               f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU; load average "
@@ -367,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
 
     write_card(args.out / "default")
     if args.update_readme:
-        update_readme(table)
+        update_readmes(table, headline(rows, header))
     print(table)
     return 0
 

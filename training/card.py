@@ -19,7 +19,7 @@ PLACEHOLDER_REPO = "OWNER/NAME"
 LICENSE = "apache-2.0"
 DATASET_ID = "stanfordnlp/imdb"
 DATASET_NAME = "IMDB movie reviews (Maas et al., 2011)"
-TUTORIAL_ACCURACY = 0.86  # what the original tutorial reports for the network of the `seed` preset
+TUTORIAL_ACCURACY = 0.86  # what the original tutorial reports for the network of the `tutorial` preset
 TAGS = ["keras", "tensorflow", "text-classification", "sentiment-analysis", "lstm", "bidirectional-lstm", "imdb"]
 # The card's examples: the Hub's widget shows them with the answers this model gave when the card was rendered.
 EXAMPLES = ("A moving, beautifully acted film.", "Two hours I will never get back.", "Not bad at all.")

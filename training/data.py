@@ -46,6 +46,7 @@ SPLIT_FILES = {
 }
 DATASET_ID = re.compile(r"[\w.-]+/[\w.-]+")
 DATA_FILE_SUFFIXES = (".csv", ".gz", ".parquet")
+MESSAGE_CHARS = 300  # of a library's error, quoted in ours
 
 
 class DataError(ValueError):
@@ -104,15 +105,15 @@ def hub_errors(what: str) -> Iterator[None]:
     except RevisionNotFoundError:
         raise DataError(f"{what}: no such revision of the dataset") from None
     except HfHubHTTPError as err:
-        raise DataError(f"{what}: the Hub answered an error ({first_line(err)})") from None
+        raise DataError(f"{what}: the Hub answered an error ({one_line(err)})") from None
     except (httpx2.HTTPError, OSError) as err:
         raise DataError(f"{what}: cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                         "check the network or HF_ENDPOINT") from None
 
 
-def first_line(err: Exception) -> str:
-    """The first line of an error's message (its type's name if it has none)."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+def one_line(err: Exception) -> str:
+    """An error's whole message on one line, cut to MESSAGE_CHARS (its type's name if it has none)."""
+    return " ".join(str(err).split())[:MESSAGE_CHARS] or type(err).__name__
 
 
 def hub_file(repo: str, path: str, revision: str | None) -> DataFile:
@@ -138,7 +139,7 @@ def locate(spec: str, revision: str | None = None) -> DataFile:
     try:
         uri = parse_hf_uri(spec)
     except HfUriError as err:
-        raise DataError(f"{spec} is not a Hub file path: {first_line(err)}") from None
+        raise DataError(f"{spec} is not a Hub file path: {one_line(err)}") from None
     if uri.type != "dataset" or not uri.path_in_repo:
         raise DataError(f"{spec}: give a file of a dataset repo, {HUB_DATASETS}OWNER/NAME/PATH")
     if uri.revision and revision and uri.revision != revision:
@@ -164,7 +165,7 @@ def read_table(file: DataFile, layouts: tuple[tuple[str, ...], ...]) -> pd.DataF
     except UnicodeDecodeError:
         raise DataError(f"{name} is not UTF-8 text; save it as UTF-8 CSV") from None
     except (ValueError, OSError, EOFError) as err:  # pandas' and pyarrow's parse errors are ValueErrors
-        raise DataError(f"{name} is not a readable CSV or parquet file ({first_line(err)})") from None
+        raise DataError(f"{name} is not a readable CSV or parquet file ({one_line(err)})") from None
     for columns in layouts:
         if all(c in frame.columns for c in columns):
             return frame[list(columns)].set_axis(list(layouts[0]), axis=1)

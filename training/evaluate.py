@@ -1,18 +1,20 @@
-"""Test-part metrics (calibration included), the bag-of-n-grams baselines, and the plots."""
+"""Scoring against the baselines: test-part metrics (calibration included), the bag-of-n-grams baselines, the plots."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 
-import re
-
+import training.quiet_tf  # noqa: F401  (first: TensorFlow without its C++ start-up lines)
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibrationDisplay
@@ -29,6 +31,9 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from training.config import TrainConfig
+from training.data import Splits
+
 THRESHOLD = 0.5
 BASELINE_NAME = "TF-IDF (1-2 grams) + logistic regression"
 NBSVM_NAME = "NBSVM (binarized 1-3 grams, Wang & Manning 2012)"
@@ -37,6 +42,7 @@ NBSVM_SMOOTHING = 1.0  # added to every n-gram count before the log-count ratio
 CALIBRATION_BINS = 15  # equal-width bins of the expected calibration error
 MIN_SENTENCE_WORDS = 4
 # Review lengths in words, for the results broken down by length: (name, fewest words, most words).
+PREDICT_BATCH = 256
 LENGTH_GROUPS = (("up to 100 words", 0, 100), ("101-400 words", 101, 400), ("over 400 words", 401, None))
 
 
@@ -130,6 +136,42 @@ def train_nbsvm_baseline(texts: pd.Series, labels: pd.Series, c: float, seed: in
     """Classic NBSVM over every 1-3-gram of the training part (scikit-learn's own tokenizer)."""
     counts = CountVectorizer(ngram_range=(1, NBSVM_MAX_N), binary=True, dtype=np.float32)
     return Pipeline([("counts", counts), *nbsvm(c, seed).steps]).fit(texts, labels)
+
+
+def predict(model: keras.Model | Pipeline, texts: list[str]) -> np.ndarray:
+    """P(positive) of each text, from the Keras model or a scikit-learn baseline."""
+    if isinstance(model, Pipeline):
+        return model.predict_proba(texts)[:, 1]
+    return model.predict(tf.constant(texts), batch_size=PREDICT_BATCH, verbose=0)[:, 0]
+
+
+def test_figures(model: keras.Model | Pipeline, test: pd.DataFrame) -> tuple[dict, dict]:
+    """The test part's metrics (whole reviews, their last sentences alone, by length), and the
+    (labels, probabilities) pairs of both for the reliability diagram."""
+    labels = test["label"].to_numpy()
+    probabilities = predict(model, test["text"].tolist())
+    sentences = predict(model, last_sentences(test["text"].tolist()))
+    figures = {
+        **classification_metrics(labels, probabilities),
+        "one_sentence": accuracy_and_ece(labels, sentences),
+        "by_length": accuracy_by_length(test["text"], labels, probabilities),
+    }
+    return figures, {"whole reviews": (labels, probabilities), "last sentence only": (labels, sentences)}
+
+
+def train_baselines(splits: Splits, config: TrainConfig) -> dict[str, tuple[str, Pipeline]]:
+    """The bag-of-n-grams baselines, trained on the same training part: {key: (name, model)}."""
+    train_texts, train_labels = splits.train["text"], splits.train["label"]
+    return {
+        "tfidf": (BASELINE_NAME, train_baseline(train_texts, train_labels, config.seed)),
+        "nbsvm": (NBSVM_NAME,
+                  train_nbsvm_baseline(train_texts, train_labels, config.ngram_c, config.seed)),
+    }
+
+
+def baseline_figures(baselines: dict[str, tuple[str, Pipeline]], test: pd.DataFrame) -> dict:
+    """The baselines' figures on the test part, as the model's are computed."""
+    return {key: {"name": name, **test_figures(model, test)[0]} for key, (name, model) in baselines.items()}
 
 
 def plot_history(history: pd.DataFrame, path: Path) -> None:

@@ -1,15 +1,13 @@
-"""Fit the bidirectional LSTM on prepared splits; `fit_and_save` then has model_folder.py write the folder."""
+"""Fit the model on prepared splits: the BiLSTM, the n-gram branch, the output layer; `fit_and_save` also scores
+the test part and has model_folder.py write the folder."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,37 +16,27 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from keras import ops
 from scipy import sparse
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 
 from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
-from training.language_model import Encoder, load_encoder
-from training.model import (EMBEDDING_LAYER, TOKENIZE_CHUNK, build_classifier, end_to_end, make_ngram_tokenizer,
-                            make_tokenizer, ngram_weights, output_features, output_layer, tokenize, tokenizer_json,
-                            tokenizer_with)
+from training.distribute import fit_multiworker, is_chief, make_strategy
+from training.evaluate import PREDICT_BATCH
+from training.model import (EMBEDDING_LAYER, LOSS, TOKENIZE_CHUNK, accuracy, build_classifier, end_to_end,
+                            make_ngram_tokenizer, make_tokenizer, ngram_weights, output_features, output_layer,
+                            tokenize, tokenizer_json)
 from training.pretrain import word_vectors
+from training.provenance import hardware, library_versions, provenance
 
 log = logging.getLogger("training")
 
 BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less than this
-PREDICT_BATCH = 256
-# The BiLSTM outputs a logit; the Keras path and the multi-worker loop share these definitions.
-LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
-ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 # The output layer is a logistic regression on the output features over the validation part: almost
 # unregularised, since it has only two weights per branch, one for the words read, and a bias.
 OUTPUT_LAYER_C = 1e4
-
-
-def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """1 where the logit is on the side of its label rounded to 0 or 1 (a distilled review's label is the
-    teacher's probability), else 0."""
-    return keras.metrics.binary_accuracy(ops.round(labels), logits, threshold=ACCURACY_THRESHOLD)
 
 
 def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
@@ -75,45 +63,6 @@ def make_dataset(ids: np.ndarray, labels: np.ndarray, config: TrainConfig, shuff
     else:
         data = data.batch(config.batch_size)
     return data.prefetch(tf.data.AUTOTUNE)
-
-
-def make_strategy(distribute: str) -> tf.distribute.Strategy:
-    """`none`: the default device; `mirrored`: data-parallel over every local GPU (or every CPU device);
-    `multiworker`: data-parallel over the machines that TF_CONFIG lists."""
-    if distribute == "none":
-        return tf.distribute.get_strategy()
-    if distribute == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([device.name for device in devices])
-
-
-def library_versions() -> dict[str, str]:
-    import huggingface_hub
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "scikit-learn": sklearn.__version__,
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-        "huggingface_hub": huggingface_hub.__version__,
-    }
-
-
-def hardware() -> dict:
-    """The machine this process trained on: CPU model, the cores it could use, GPUs."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")  # Linux names the model here; platform.processor() often does not
-    if cpuinfo.is_file():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-            for gpu in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "cores": cores, "gpus": gpus, "system": f"{platform.system()} {platform.machine()}"}
 
 
 @dataclass(frozen=True)
@@ -176,102 +125,12 @@ def fit_keras(
     return pd.read_csv(history_csv), epoch_seconds
 
 
-def distributed_batches(
-    ids: np.ndarray, labels: np.ndarray, config: TrainConfig, strategy: tf.distribute.Strategy, shuffle: bool
-) -> tf.distribute.DistributedDataset:
-    """Batched globally: every worker takes every step, each on its share of the batch. Batches keep the full
-    window (no length bucketing), which the masking makes equivalent."""
-    data = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")[:, None]))
-    if shuffle:
-        data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
-    return strategy.experimental_distribute_dataset(data.batch(config.batch_size * strategy.num_replicas_in_sync))
-
-
-def distributed_step(
-    classifier: keras.Model, global_batch: int, strategy: tf.distribute.Strategy
-) -> Callable[[tuple, bool], tf.Tensor]:
-    """A compiled step over one global batch, training or not: the summed loss, correct answers and examples."""
-    optimizer = classifier.optimizer
-    with strategy.scope():
-        optimizer.build(classifier.trainable_variables)
-
-    def sums(ids, labels, training: bool) -> tf.Tensor:
-        """Summed loss, correct answers and examples of one replica's share of a batch."""
-        logits = classifier(ids, training=training)
-        losses = LOSS.call(labels, logits)
-        correct = accuracy(labels, logits)
-        return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.shape(labels)[0], tf.float32)])
-
-    def train_replica(ids, labels) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            totals = sums(ids, labels, training=True)
-            mean_loss = totals[0] / global_batch  # per replica: the replicas' gradients are summed
-        optimizer.apply(tape.gradient(mean_loss, classifier.trainable_variables), classifier.trainable_variables)
-        return totals
-
-    @tf.function
-    def step(batch, training: bool) -> tf.Tensor:
-        replica = train_replica if training else lambda ids, labels: sums(ids, labels, training=False)
-        return strategy.reduce("SUM", strategy.run(replica, args=batch), axis=None)
-
-    return step
-
-
-def fit_multiworker(
-    classifier: keras.Model, data: Encoded, config: TrainConfig, strategy: tf.distribute.Strategy
-) -> tuple[pd.DataFrame, list[float]]:
-    """The same training as `fit_keras` (loss, optimizer, early stopping, best validation weights) as a
-    plain loop, because Keras 3's `fit` does not run under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585). No resumable state: a killed worker stops the whole cluster anyway.
-    """
-    step = distributed_step(classifier, config.batch_size * strategy.num_replicas_in_sync, strategy)
-
-    def run_epoch(batches: tf.distribute.DistributedDataset, training: bool) -> tuple[float, float]:
-        totals = sum(step(batch, training).numpy() for batch in batches)
-        return totals[0] / totals[2], totals[1] / totals[2]
-
-    train_data = distributed_batches(data.train_ids, data.train_labels, config, strategy, shuffle=True)
-    val_data = distributed_batches(data.val_ids, data.val_labels, config, strategy, shuffle=False)
-    rows, epoch_seconds, best_val_loss, best_weights, waited = [], [], np.inf, None, 0
-    for epoch in range(config.epochs):
-        epoch_started = time.perf_counter()
-        loss, accuracy = run_epoch(train_data, training=True)
-        val_loss, val_accuracy = run_epoch(val_data, training=False)
-        epoch_seconds.append(time.perf_counter() - epoch_started)
-        rows.append({"epoch": epoch, "accuracy": accuracy, "loss": loss,
-                     "val_accuracy": val_accuracy, "val_loss": val_loss})
-        log.info("epoch %d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f",
-                 epoch + 1, loss, accuracy, val_loss, val_accuracy)
-        if val_loss < best_val_loss:
-            best_val_loss, best_weights, waited = val_loss, classifier.get_weights(), 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    classifier.set_weights(best_weights)
-    return pd.DataFrame(rows), epoch_seconds
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True unless this process is a non-chief task of a multi-worker cluster: the chief is the `chief`
-    task, or worker 0 of a cluster that has none, so exactly one task writes the folder."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if "chief" in resolver.cluster_spec().jobs:
-        return resolver.task_type == "chief"
-    return resolver.task_type == "worker" and resolver.task_id == 0
-
-
-def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray, encoder: Encoder | None) -> keras.Model:
-    """The compiled BiLSTM classifier, started from the `encoder`'s weights if given, or its embedding
-    pre-trained on the token ids of `corpus` if asked."""
+def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> keras.Model:
+    """The compiled BiLSTM classifier, its embedding pre-trained on the token ids of `corpus` if asked."""
     classifier = build_classifier(vocab_size, config)
     if config.pretrain_embeddings:
         vectors = word_vectors(corpus, vocab_size, config.embedding_dim, config.seed)
         classifier.get_layer(EMBEDDING_LAYER).set_weights([vectors])
-    for name, weights in (encoder.weights if encoder else {}).items():
-        classifier.get_layer(name).set_weights(weights)
     classifier.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=LOSS,
@@ -395,18 +254,14 @@ def fit_model(
     log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
              len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
-    # The tokenizers see the training part only; an encoder brings the vocabulary it was pre-trained with (its
-    # training part and unlabeled reviews).
-    encoder = load_encoder(config) if config.encoder else None
-    if encoder:
-        tokenizer = tokenizer_with(encoder.vocabulary, config.sequence_length)
-    else:
-        tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
+    # The tokenizers see the training part only.
+    tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
     data, corpus, ngram = prepare_data(config, splits, tokenizer, unlabeled)
     with strategy.scope():
-        classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus, encoder)
+        classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
     if distribute == "multiworker":
-        history, epoch_seconds = fit_multiworker(classifier, data, config, strategy)
+        history, epoch_seconds = fit_multiworker(classifier, (data.train_ids, data.train_labels),
+                                                 (data.val_ids, data.val_labels), config, strategy)
     else:
         history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
     # A copy without the training state (optimizer, loss, our accuracy metric), which the saved model must not
@@ -431,42 +286,6 @@ def fit_model(
     return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, ids, data.val_labels, output),
                   time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync},
                   distilled=len(data.train_labels) - len(splits.train))
-
-
-def predict(model: keras.Model | Pipeline, texts: list[str]) -> np.ndarray:
-    """P(positive) of each text, from the Keras model or a scikit-learn baseline."""
-    if isinstance(model, Pipeline):
-        return model.predict_proba(texts)[:, 1]
-    return model.predict(tf.constant(texts), batch_size=PREDICT_BATCH, verbose=0)[:, 0]
-
-
-def test_figures(model: keras.Model | Pipeline, test: pd.DataFrame) -> tuple[dict, dict]:
-    """The test part's metrics (whole reviews, their last sentences alone, by length), and the
-    (labels, probabilities) pairs of both for the reliability diagram."""
-    labels = test["label"].to_numpy()
-    probabilities = predict(model, test["text"].tolist())
-    sentences = predict(model, evaluate.last_sentences(test["text"].tolist()))
-    figures = {
-        **evaluate.classification_metrics(labels, probabilities),
-        "one_sentence": evaluate.accuracy_and_ece(labels, sentences),
-        "by_length": evaluate.accuracy_by_length(test["text"], labels, probabilities),
-    }
-    return figures, {"whole reviews": (labels, probabilities), "last sentence only": (labels, sentences)}
-
-
-def train_baselines(splits: Splits, config: TrainConfig) -> dict[str, tuple[str, Pipeline]]:
-    """The bag-of-n-grams baselines, trained on the same training part: {key: (name, model)}."""
-    train_texts, train_labels = splits.train["text"], splits.train["label"]
-    return {
-        "tfidf": (evaluate.BASELINE_NAME, evaluate.train_baseline(train_texts, train_labels, config.seed)),
-        "nbsvm": (evaluate.NBSVM_NAME,
-                  evaluate.train_nbsvm_baseline(train_texts, train_labels, config.ngram_c, config.seed)),
-    }
-
-
-def baseline_figures(baselines: dict[str, tuple[str, Pipeline]], test: pd.DataFrame) -> dict:
-    """The baselines' figures on the test part, as the model's are computed."""
-    return {key: {"name": name, **test_figures(model, test)[0]} for key, (name, model) in baselines.items()}
 
 
 def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig) -> dict:
@@ -497,12 +316,6 @@ def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig
     }
 
 
-def provenance(splits: Splits, unlabeled: Unlabeled | None) -> dict:
-    """What the data was, for `training_config.json`: files (names, SHA-256, Hub repo and commit), row counts."""
-    return {"data": {**splits.source, "rows": splits.counts},
-            "unlabeled_data": None if unlabeled is None else {**unlabeled.source, "rows": len(unlabeled.texts)}}
-
-
 def fit_and_save(
     config: TrainConfig,
     splits: Splits,
@@ -522,8 +335,8 @@ def fit_and_save(
     fitted = fit_model(config, splits, out, unlabeled, resume, distribute)
     if fitted is None:
         return None
-    baselines = baselines if baselines is not None else baseline_figures(train_baselines(splits, config), splits.test)
-    test, curves = test_figures(fitted.model, splits.test)  # the only time the test part is scored
+    baselines = baselines if baselines is not None else evaluate.baseline_figures(evaluate.train_baselines(splits, config), splits.test)
+    test, curves = evaluate.test_figures(fitted.model, splits.test)  # the only time the test part is scored
     metrics = run_metrics(fitted, test, baselines, config)
     training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **provenance(splits, unlabeled),
                        "distribute": fitted.distribute, "versions": library_versions()}

@@ -1,4 +1,4 @@
-"""Publish a model folder to the Hugging Face Hub, and load one back at a pinned revision.
+"""Publish a model folder to the Hugging Face Hub.
 
 The token comes from `HF_TOKEN` or the saved login (`hf auth login`), through `huggingface_hub`
 itself; this module never reads, prints or stores it.
@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2  # the HTTP client huggingface_hub uses; its errors are the transport failures
-from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
 from training import card, model_folder
-from training.data import first_line
+from training.data import one_line
 
 MODEL_REPO_URL = "{endpoint}/{repo_id}"
-MESSAGE_CHARS = 300  # of an error from huggingface_hub, quoted on our one line
 
 
 class HubError(RuntimeError):
@@ -39,15 +38,10 @@ def _login_check(api: HfApi) -> None:
     except HfHubHTTPError as err:
         if err.response is not None and err.response.status_code == 401:
             raise HubError("the Hugging Face token was refused (401): check HF_TOKEN or log in again") from None
-        raise HubError(f"the Hub answered an error: {first_line(err)}") from None
+        raise HubError(f"the Hub answered an error: {one_line(err)}") from None
     except (httpx2.HTTPError, OSError) as err:
         raise HubError(f"cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                        "check the network or HF_ENDPOINT") from None
-
-
-def _one_line(err: Exception) -> str:
-    """The whole message on one line, cut to MESSAGE_CHARS: huggingface_hub's ValueErrors list the reasons below."""
-    return " ".join(str(err).split())[:MESSAGE_CHARS] or type(err).__name__
 
 
 def _refused(err: HfHubHTTPError, repo_id: str) -> str:
@@ -55,7 +49,7 @@ def _refused(err: HfHubHTTPError, repo_id: str) -> str:
     if err.response is not None and err.response.status_code == 403:
         return (f"the Hugging Face token may not write to {repo_id} (403 Forbidden): use a token with write access "
                 "in HF_TOKEN or `hf auth login`")
-    return f"the Hub refused the push: {first_line(err)}"
+    return f"the Hub refused the push: {one_line(err)}"
 
 
 def push_folder(
@@ -87,16 +81,8 @@ def push_folder(
     except HfHubHTTPError as err:
         raise HubError(_refused(err, repo_id)) from None
     except ValueError as err:  # huggingface_hub's for README.md metadata or a large file that the Hub refused
-        raise HubError(f"the Hub refused the push: {_one_line(err)}") from None
+        raise HubError(f"the Hub refused the push: {one_line(err)}") from None
     except (httpx2.HTTPError, OSError) as err:  # the network, or a failed large-file upload (hf_xet)
-        raise HubError(f"the push to {repo_id} was interrupted ({type(err).__name__}: {_one_line(err)}); "
+        raise HubError(f"the push to {repo_id} was interrupted ({type(err).__name__}: {one_line(err)}); "
                        "the local folder is intact; run the same command again") from None
     return PushResult(url=MODEL_REPO_URL.format(endpoint=constants.ENDPOINT, repo_id=repo_id), commit_id=commit.oid)
-
-
-def load_from_hub(repo_id: str, revision: str | None = None):
-    """Download `repo_id` at `revision` (a branch, tag or commit id) into the local cache and load it safely."""
-    from training.quiet_tf import keras  # only loading needs TensorFlow; pushing does not
-
-    folder = snapshot_download(repo_id, revision=revision)
-    return keras.saving.load_model(folder, safe_mode=True)

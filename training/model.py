@@ -40,6 +40,9 @@ PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
 FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
 NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
 TOKENIZE_CHUNK = 4096  # reviews tokenized at a time, to bound memory
+# The BiLSTM outputs a logit; Keras' fit and the multi-worker loop train with these.
+LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
+ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 
 
 def tokenizer_settings(sequence_length: int) -> dict:
@@ -106,12 +109,18 @@ def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
     }
 
 
+def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """1 where the logit is on the side of its label rounded to 0 or 1 (a distilled review's label is the
+    teacher's probability), else 0."""
+    return keras.metrics.binary_accuracy(ops.round(labels), logits, threshold=ACCURACY_THRESHOLD)
+
+
 def build_classifier(vocab_size: int, config: TrainConfig) -> keras.Model:
     """Token ids in, the logit of P(positive) out: Embedding -> Bidirectional LSTM -> Dense -> Dense(1), sized and
     shaped by the network's hyperparameters in `config`."""
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     x = layers.Embedding(vocab_size, config.embedding_dim, mask_zero=config.mask_padding,
-                         trainable=not config.freeze_embeddings, name=EMBEDDING_LAYER)(ids)
+                         name=EMBEDDING_LAYER)(ids)
     if config.embedding_dropout:
         # Drops whole channels, not single numbers, so a word cannot be recognised from a few of them.
         x = layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)

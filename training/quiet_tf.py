@@ -1,6 +1,6 @@
 """TensorFlow and Keras, imported without the C++ lines a machine without a GPU prints at start-up.
 
-    from training.quiet_tf import keras, tf
+    Use its keras and tf. training/ and space/ hold this same file: the Space is uploaded without training/.
 """
 
 import logging

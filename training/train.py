@@ -3,7 +3,7 @@
     python -m training.train                      # the bundled sample of real reviews
     python -m training.train --data stanfordnlp/imdb --unlabeled stanfordnlp/imdb --out artifacts/full
     python -m training.train --data "hf://datasets/scikit-learn/imdb/IMDB Dataset.csv" --out artifacts/csv
-    python -m training.train --preset seed        # the original tutorial's network
+    python -m training.train --preset tutorial    # the original tutorial's network
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from training.push import add_push_flags, push
 log = logging.getLogger("training")
 
 DEFAULT_OUT = Path("artifacts/model")
-# TensorFlow's gRPC server binds 0.0.0.0 whatever address TF_CONFIG names (see README.md).
+# TensorFlow's gRPC server binds 0.0.0.0 whatever address TF_CONFIG names (see training/README.md).
 OPEN_PORT_WARNING = ("multiworker: TensorFlow listens on this task's TF_CONFIG port on every network interface, "
                      "without authentication; run only on a private network, or firewall the port to the cluster")
 
@@ -87,11 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
     except model_folder.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ConfigError as err:  # an unusable --encoder, found before the first epoch
-        if not args.resume:
-            model_folder.remove_training_state(args.out)
         print(f"error: {err}", file=sys.stderr)
         return 2
     if metrics is None:

@@ -3,8 +3,9 @@
 import { ModelUnavailable, loadModel } from "./sentiment.js";
 
 const CONFIG = "config.json";
-// Word highlights as on the Gradio page: blue pushed towards the positive label, orange towards the negative
-// one; the darker shade from STRONG times the strongest word's effect, no colour under FAINT times it.
+// Word highlights as on the Gradio page (app.py; tests/test_space.py keeps them equal): blue pushed towards the
+// positive label, orange towards the negative one; the darker shade from STRONG times the strongest word's effect,
+// no colour under FAINT times it.
 const POSITIVE_SHADES = ["#92c5de", "#2166ac"];
 const NEGATIVE_SHADES = ["#fdb863", "#e66101"];
 const STRONG = 0.5;

@@ -2,8 +2,11 @@
 // the tokenizers as Keras' TextVectorization does them, then embedding -> BiLSTM -> max over time -> dense
 // layers, the n-gram branch, and the output layer. No runtime library: the weights are a float32 array.
 
+// training/web_export.py names these; tests/test_static_space.py keeps them equal.
 export const WEB_DIR = "web/";
 export const MANIFEST = "model.json";
+const VOCABULARY = "vocabulary.json";
+const WEIGHTS = "weights.bin";
 const FORMAT = "imdb-sentiment-web/2";
 // TensorFlow's whitespace split: ASCII whitespace only (a no-break space is part of a word).
 const WORD = /[^ \t\n\r\v\f]+/g;
@@ -72,7 +75,7 @@ export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
   onProgress(loaded, total);
   // When one file fails, the other's download stops too: its progress would overwrite the failure's message.
   const controller = new AbortController();
-  const [vocabulary, weights] = await Promise.all(["vocabulary.json", "weights.bin"].map(async (name) => {
+  const [vocabulary, weights] = await Promise.all([VOCABULARY, WEIGHTS].map(async (name) => {
     const bytes = await fetchBytes(base + WEB_DIR + name, manifest.files[name]?.bytes,
                                    (n) => onProgress((loaded += n), total), controller.signal);
     await checkDigest(bytes, manifest.files[name]?.sha256, name);

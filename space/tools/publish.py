@@ -1,9 +1,9 @@
-"""Publish this folder as a Gradio Space that serves a model repo from the Hub, or static/ as a static Space
-that runs the model in the visitor's browser.
+"""Publish space/ as a Gradio Space that serves a model repo from the Hub, or space/static/ as a static Space
+that runs the model in the visitor's browser. Run from space/:
 
-    HF_TOKEN=... python space/publish.py --space-id OWNER/NAME --model-repo OWNER/MODEL [--model-revision REV]
-    HF_TOKEN=... python space/publish.py --static --space-id OWNER/NAME-static --model-repo OWNER/MODEL
-    python space/publish.py --static --model-repo OWNER/MODEL --stage-only DIR    # the static Space's files, locally
+    HF_TOKEN=... python -m tools.publish --space-id OWNER/NAME --model-repo OWNER/MODEL [--model-revision REV]
+    HF_TOKEN=... python -m tools.publish --static --space-id OWNER/NAME-static --model-repo OWNER/MODEL
+    python -m tools.publish --static --model-repo OWNER/MODEL --stage-only DIR    # the static Space's files, locally
 
 The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed.
 """
@@ -21,25 +21,17 @@ from huggingface_hub import HfApi, SpaceCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 
 from examples import EXAMPLES
+from model_folder import MODEL_REPO_VARIABLE, MODEL_REVISION_VARIABLE, summary
 from review_text import MAX_TEXT_CHARS
 
-SPACE_DIR = Path(__file__).resolve().parent
+SPACE_DIR = Path(__file__).resolve().parent.parent
 CARD = "README.md"
-# What the Space runs, and the one list of it: its card, requirements and app.py with every module it imports, and
-# nothing else, so a stray `.env`, virtual environment or scored CSV in this folder never goes public. Not the
-# maintainers' tools (publish.py, score_csv.py, benchmark.py, loadtest.py), which may need more than the
-# Space's requirements.
-SPACE_FILES = (CARD, "requirements.txt", "app.py", "inference.py", "model_folder.py", "review_text.py", "review_csv.py",
-               "examples.py", "quiet_tf.py", "lean_memory.py", "fast_bilstm.py")
-# The Space variables that inference.py reads.
-MODEL_REPO_VARIABLE = "MODEL_REPO"
-MODEL_REVISION_VARIABLE = "MODEL_REVISION"
-MESSAGE_CHARS = 300
+REQUIREMENTS = "requirements.txt"
 # The static Space: the page and its scripts (no build step, no dependency), and the config.json written here:
 # the model repo at a pinned commit, where to download it from, and the facts the page shares with this Space.
 STATIC_DIR = SPACE_DIR / "static"
-STATIC_FILES = (CARD, "index.html", "style.css", "app.js", "sentiment.js")
 STATIC_CONFIG = "config.json"
+PAGE_FILES = ("*.html", "*.css", "*.js")  # what the static page is made of, beside its card
 WEB_MANIFEST = "web/model.json"  # training.web_export writes it into the model folder
 
 
@@ -47,9 +39,25 @@ class NotPublishable(ValueError):
     """The model repo cannot be served by the static Space; the message says why."""
 
 
+def files_in(folder: Path, pattern: str) -> list[str]:
+    """The names of the files directly in `folder` that match `pattern`, hidden ones (`.env`) left out."""
+    return sorted(path.name for path in folder.glob(pattern) if path.is_file() and not path.name.startswith("."))
+
+
+def space_files(folder: Path) -> list[str]:
+    """What the Space runs: its card, its requirements and the modules directly in `folder` (the app and what it
+    imports), so a stray `.env`, virtual environment or scored CSV never goes public, nor tools/ or static/."""
+    return [CARD, REQUIREMENTS, *files_in(folder, "*.py")]
+
+
+def static_files(folder: Path) -> list[str]:
+    """What the static Space serves: its card and the page's files directly in `folder`, not a stray notes file."""
+    return [CARD, *(name for pattern in PAGE_FILES for name in files_in(folder, pattern))]
+
+
 def stage(folder: Path, model_repo: str) -> None:
-    """Copy the Space's files (SPACE_FILES) into `folder`, with the card's `models:` naming the served model."""
-    for name in SPACE_FILES:
+    """Copy the Space's files into `folder`, with the card's `models:` naming the served model."""
+    for name in space_files(SPACE_DIR):
         shutil.copy2(SPACE_DIR / name, folder / name)
     card = SpaceCard.load(folder / CARD)
     card.data.models = [model_repo]
@@ -76,8 +84,8 @@ def publish(space_id: str, model_repo: str, model_revision: str | None = None, p
 
 
 def stage_static(folder: Path, model_repo: str, revision: str, hub_url: str) -> None:
-    """Copy the static Space's files (STATIC_FILES) into `folder`, with a config.json naming the model at `revision`."""
-    for name in STATIC_FILES:
+    """Copy the files of static/ into `folder`, with a config.json naming the model at `revision`."""
+    for name in static_files(STATIC_DIR):
         shutil.copy2(STATIC_DIR / name, folder / name)
     config = {"hub_url": hub_url.rstrip("/"), "model_repo": model_repo, "revision": revision,
               "max_text_chars": MAX_TEXT_CHARS, "examples": EXAMPLES}
@@ -112,13 +120,8 @@ def publish_static(space_id: str, model_repo: str, model_revision: str | None = 
     return str(url)
 
 
-def one_line(error: Exception) -> str:
-    """An error's whole message on one line, cut to MESSAGE_CHARS."""
-    return " ".join(str(error).split())[:MESSAGE_CHARS] or type(error).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python space/publish.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.publish", description=__doc__.splitlines()[0])
     parser.add_argument("--static", action="store_true", help="publish static/ instead: the model runs in the "
                         "visitor's browser (a free static Space; give it its own --space-id)")
     parser.add_argument("--space-id", help="the Space to create or update, OWNER/NAME")
@@ -148,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except HfHubHTTPError as error:
         # The client's message names the request, never the token.
-        print(f"error: the Hub refused the request: {one_line(error)}", file=sys.stderr)
+        print(f"error: the Hub refused the request: {summary(error)}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as error:
         # What huggingface_hub raises for a failed upload or an unreachable Hub (OSError) and for README.md
         # metadata that the Hub refused (ValueError).
-        print(f"error: publishing {args.space_id} failed ({type(error).__name__}): {one_line(error)}", file=sys.stderr)
+        print(f"error: publishing {args.space_id} failed ({type(error).__name__}): {summary(error)}", file=sys.stderr)
         return 1
     print(f"Space: {url}")
     return 0

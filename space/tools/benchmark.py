@@ -1,6 +1,6 @@
 """Measure the Space against its speed and memory budgets and print the figures (not a test).
 
-    MODEL_REPO=artifacts/full python space/benchmark.py [--rounds 200]
+    cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark [--rounds 200]
 
 Uses only the Space's own requirements. It starts `app.py` as a server on 127.0.0.1 for the HTTP,
 start-up and memory figures, and loads the model in this process for the in-process ones. With
@@ -24,7 +24,7 @@ import numpy as np
 
 from examples import REAL_REVIEWS
 
-SPACE_DIR = Path(__file__).resolve().parent
+SPACE_DIR = Path(__file__).resolve().parent.parent
 
 REVIEW_WORDS = 230  # about the mean length of an IMDB review
 HIGHLIGHT_WORDS = 400
@@ -156,7 +156,7 @@ def over_http(rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200, help="calls per latency figure")
     parser.add_argument("--timing-worker", action="store_true",
                         help="only time the serving path on texts sent as JSON lines (see training.benchmark)")

@@ -1,15 +1,14 @@
 """Drive the running Space's API with concurrent clients and print its throughput, latency and errors.
 
     MODEL_REPO=artifacts/full python space/app.py &          # the Space, on 127.0.0.1:7860
-    python space/loadtest.py [--clients 50] [--duration 60] [--url http://127.0.0.1:7860]
+    cd space && python -m tools.loadtest [--clients 50] [--duration 60] [--url http://127.0.0.1:7860]
 
 Each client is a thread with its own keep-alive connection that calls `/probability` and `/predict`
 in turn, one request at a time, with a mix of one-line texts, real IMDB reviews and 20,000-word
 texts. It calls the API as the README documents for any HTTP client (curl, JavaScript, ...): POST
 `/gradio_api/call/<api_name>` for an event id, then GET the result stream. Not gradio_client: it
-adds a thread pool and job bookkeeping on the caller's side, and measured here (50 clients, same
-mix) it spent ~65 ms of CPU per request against ~3 ms for these two plain calls, so on a shared
-machine it loads the cores with the client instead of the Space (19 requests/s, p50 2.5 s).
+adds a thread pool and job bookkeeping on the caller's side that cost many times these two plain
+calls' CPU, so on a shared machine it would load the cores with the client instead of the Space.
 
 It samples the server's resident memory every RSS_EVERY_S seconds (the process listening on the
 URL's port, found through Linux's /proc) and prints the curve; with `--in-process MODEL` it first
@@ -43,6 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from examples import ONE_LINERS
+from tools.benchmark import rss_mb
 
 DEFAULT_URL = "http://127.0.0.1:7860"
 DEFAULT_CLIENTS = 50
@@ -53,7 +53,7 @@ MAX_DURATION_S = 600.0
 REQUEST_TIMEOUT_S = 30.0
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ENDPOINTS = ("probability", "predict")
-SAMPLE_CSV = Path(__file__).resolve().parent.parent / "training" / "data" / "imdb_sample.csv.gz"
+SAMPLE_CSV = Path(__file__).resolve().parents[2] / "training" / "data" / "imdb_sample.csv.gz"
 REAL_REVIEW_COUNT = 50
 LONG_TEXT_WORDS = 20_000
 # The share of each kind of text: mostly ordinary reviews and one-liners, a few pasted walls of text.
@@ -176,19 +176,13 @@ def listening_pid(port: int) -> int | None:
     return None
 
 
-def rss_mib(pid: int) -> float:
-    """The resident memory of a process, in MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
-
-
 def sample_memory(pid: int, until: threading.Event, samples: list[float]) -> None:
     """Append the server's memory every RSS_EVERY_S seconds, and once more when `until` is set."""
     with contextlib.suppress(FileNotFoundError):  # the server stopped: its failed calls say so
         while True:
-            samples.append(rss_mib(pid))
+            samples.append(rss_mb(pid)[0])
             if until.wait(RSS_EVERY_S):
-                samples.append(rss_mib(pid))
+                samples.append(rss_mb(pid)[0])
                 return
 
 
@@ -251,7 +245,7 @@ def run_load(url: str, clients: int, duration: float, max_requests: int,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.loadtest", description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the running Space (default {DEFAULT_URL})")
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent clients")
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, help="seconds of load")

@@ -1,6 +1,6 @@
 """Score a CSV of reviews of any size with a model folder, in chunks, with flat memory (not uploaded).
 
-    python space/score_csv.py --model-dir artifacts/full --data reviews.csv --out scored.csv
+    cd space && python -m tools.score_csv --model-dir ../artifacts/full --data reviews.csv --out scored.csv
 
 The output has the input's columns plus `probability` (of positive) and `label`, scored by the Space's
 own serving path and CSV rules (review_csv.py): a blank review gets neither, and a cell that a
@@ -65,7 +65,7 @@ def score_csv(folder: Path, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python space/score_csv.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.score_csv", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, required=True, help="model folder made by training.train")
     parser.add_argument("--data", type=Path, required=True, help="CSV (or .csv.gz) with a 'review' column")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write (never the --data file)")
