@@ -9,6 +9,7 @@ import pytest
 from conftest import run_module
 
 from training import benchmark, model_folder
+from training import benchmark_tables as tables
 
 
 def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
@@ -58,23 +59,23 @@ def test_ablation_adds_each_ingredient_in_turn() -> None:
 
 def test_the_ablation_legend_names_the_rows_of_its_run() -> None:
     """Each row the run trained is explained, in the run's order, no other."""
-    legend = benchmark.ablation_legend(list(benchmark.configs(ablation=True)))
+    legend = tables.ablation_legend(list(benchmark.configs(ablation=True)))
     assert "`bilstm-ppmi` (embedding from PPMI word vectors)" in legend
     assert (legend.index("`bilstm-random`") < legend.index("`bilstm-ppmi`") < legend.index("`bilstm` (plus distillation")
             < legend.index("`default-summed`") < legend.index("`default` ("))
-    assert benchmark.ablation_legend(list(benchmark.configs(ablation=False))) == ""
+    assert tables.ablation_legend(list(benchmark.configs(ablation=False))) == ""
 
 
 def test_update_readmes_replaces_only_the_marked_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The full table goes to training/README.md, the headline table to README.md; nothing else changes."""
     pages = {name: tmp_path / name for name in ("README", "TRAINING_README")}
     for name, path in pages.items():
-        path.write_text(f"{name} intro\n{benchmark.TABLE_START}\nold table\n{benchmark.TABLE_END}\noutro\n")
-        monkeypatch.setattr(benchmark, name, path)
-    benchmark.update_readmes("| full | table |\n", "| short |\n")
+        path.write_text(f"{name} intro\n{tables.TABLE_START}\nold table\n{tables.TABLE_END}\noutro\n")
+        monkeypatch.setattr(tables, name, path)
+    tables.update_readmes("| full | table |\n", "| short |\n")
     assert pages["TRAINING_README"].read_text() == (
-        f"TRAINING_README intro\n{benchmark.TABLE_START}\n| full | table |\n{benchmark.TABLE_END}\noutro\n")
-    assert pages["README"].read_text() == f"README intro\n{benchmark.TABLE_START}\n| short |\n{benchmark.TABLE_END}\noutro\n"
+        f"TRAINING_README intro\n{tables.TABLE_START}\n| full | table |\n{tables.TABLE_END}\noutro\n")
+    assert pages["README"].read_text() == f"README intro\n{tables.TABLE_START}\n| short |\n{tables.TABLE_END}\noutro\n"
 
 
 def test_the_headline_table_has_the_presets_and_baselines_with_speed_as_served() -> None:
@@ -84,7 +85,7 @@ def test_the_headline_table_has_the_presets_and_baselines_with_speed_as_served()
 
     rows = [row("`tutorial`", 10, 4), row("`bilstm-ppmi`", 10, 3), row("`default`", 10, 2),
             row("TF-IDF", 1, key="tfidf"), row("NBSVM", 2, key="nbsvm")]
-    table = benchmark.headline(rows, "header").splitlines()[1:]
+    table = tables.headline(rows, "header").splitlines()[1:]
     assert [line.split(" | ")[0] for line in table[4:]] == ["| `tutorial`", "| `default`", "| TF-IDF", "| NBSVM"]
     # One-liner speed as served: the Space's latency for our models, against TF-IDF's in the same run.
     assert table[4].endswith("| 0.25× |") and table[5].endswith("| 0.50× |") and table[7].endswith("| 0.50× |")

@@ -39,3 +39,15 @@ def test_presets_and_the_edges_of_each_range_pass(preset: str) -> None:
                  learning_rate=1e-9, patience=0, max_rows=0)
     assert validate(PRESETS[preset]) == PRESETS[preset]
     validate(replace(PRESETS[preset], **edges))
+
+
+def test_no_preset_shares_its_name_with_a_flag() -> None:
+    """`--preset seed` beside `--seed` read as one thing; a preset's name says what it is instead."""
+    import argparse
+
+    from training.config import add_config_flags
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    flags = {option.lstrip("-") for action in parser._actions for option in action.option_strings}
+    assert not set(PRESETS) & flags
