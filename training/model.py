@@ -45,23 +45,15 @@ LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
 ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 
 
-def tokenizer_settings(sequence_length: int) -> dict:
-    """The BiLSTM tokenizer's settings (all but its vocabulary)."""
-    return dict(standardize=STANDARDIZE, split=SPLIT, output_mode="int", output_sequence_length=sequence_length)
-
-
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
     """Word ids for the BiLSTM, vocabulary fitted on `texts` (the training part only)."""
-    counter = layers.TextVectorization(max_tokens=vocab_size, **tokenizer_settings(sequence_length))
+    settings = dict(standardize=STANDARDIZE, split=SPLIT, output_mode="int", output_sequence_length=sequence_length)
+    counter = layers.TextVectorization(max_tokens=vocab_size, **settings)
     counter.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
-    return tokenizer_with(counter.get_vocabulary(include_special_tokens=False), sequence_length)
-
-
-def tokenizer_with(vocabulary: list[str], sequence_length: int) -> layers.TextVectorization:
-    """The BiLSTM tokenizer with a given vocabulary (padding and out-of-vocabulary ids not included)."""
     # Given as an argument, the vocabulary is saved in config.json as JSON. (An adapted layer saves it
     # as a text file of lines instead, which words holding a Unicode line separator would corrupt.)
-    return layers.TextVectorization(**tokenizer_settings(sequence_length), vocabulary=vocabulary, name=TOKENIZER_LAYER)
+    vocabulary = counter.get_vocabulary(include_special_tokens=False)
+    return layers.TextVectorization(**settings, vocabulary=vocabulary, name=TOKENIZER_LAYER)
 
 
 def tokenize(tokenizer: layers.TextVectorization, texts: Sequence[str]) -> np.ndarray:
