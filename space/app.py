@@ -24,7 +24,6 @@ lean_memory.tame()
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
-import pandas as pd  # noqa: E402
 
 import review_csv
 import inference
@@ -221,11 +220,12 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
     return str(path), message
 
 
-def csv_summary(scored: str | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """The CSV tab beside the download: the first scored rows, the count per label, P(positive) for the histogram."""
+def csv_summary(scored: str | None) -> tuple[dict, dict, dict]:
+    """The CSV tab beside the download: the first scored rows, the count per label, P(positive) for the histogram;
+    hidden while there is nothing scored (an empty table would show made-up headers)."""
     if scored is None:
-        return None, None, None
-    return review_csv.summary(Path(scored), PREDICTOR.labels)
+        return tuple(gr.update(value=None, visible=False) for _ in range(3))
+    return tuple(gr.update(value=table, visible=True) for table in review_csv.summary(Path(scored), PREDICTOR.labels))
 
 
 def review_tab(labels: tuple[str, str]) -> None:
@@ -252,10 +252,11 @@ def review_tab(labels: tuple[str, str]) -> None:
 def csv_tab(labels: tuple[str, str]) -> None:
     """The CSV tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
     limits = f"at most {review_csv.MAX_ROWS:,} rows and {review_csv.MAX_BYTES // (1024 * 1024)} MB"
-    added = f"`{review_csv.PROBABILITY_COLUMN}` (P({labels[1]})) and `{review_csv.LABEL_COLUMN}`"
+    added = (f"`{review_csv.PROBABILITY_COLUMN}` (P({labels[1]})) and `{review_csv.LABEL_COLUMN}` (the model's "
+             "answer)")
     with gr.Tab("Batch (CSV)"):
         gr.Markdown(f"Upload a UTF-8 CSV with a `{review_csv.TEXT_COLUMN}` column ({limits}). You get it back "
-                    f"with {added} columns.")
+                    f"with two columns first, {added}, then every column of yours as it was.")
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
@@ -263,13 +264,17 @@ def csv_tab(labels: tuple[str, str]) -> None:
                 scored = gr.File(label="Scored CSV", elem_id="scored")
                 message = gr.Markdown(elem_id="batch-message")
             with gr.Column():
-                counts = gr.Dataframe(label="Reviews per label", interactive=False, elem_id="label-counts")
+                counts = gr.Dataframe(label="Reviews per label", interactive=False, visible=False,
+                                      elem_id="label-counts")
                 histogram = gr.BarPlot(x=review_csv.PROBABILITY_COLUMN, y="reviews", x_title=f"P({labels[1]})",
-                                       sort="x", label="Scored reviews by probability", elem_id="histogram")
-        preview = gr.Dataframe(label=f"The first {review_csv.PREVIEW_ROWS} rows of the scored CSV", interactive=False,
-                               max_chars=200, wrap=True, elem_id="preview")
+                                       sort="x", label="Scored reviews by probability", visible=False,
+                                       elem_id="histogram")
+        preview = gr.Dataframe(label=f"The first {review_csv.PREVIEW_ROWS} rows of the scored CSV, the model's "
+                               "answers first", interactive=False, max_chars=200, wrap=True, visible=False,
+                               elem_id="preview")
     description = described(f"Scores every review of a CSV file (a `{review_csv.TEXT_COLUMN}` column, {limits}).",
-                            f"the scored CSV (every column, plus {added}) and a message with the counts")
+                            f"the scored CSV ({added} first, then every column of the upload; an upload that "
+                            f"already has a column of one of those names is refused) and a message with the counts")
     score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description
                        ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
 

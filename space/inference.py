@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,9 +41,9 @@ WINDOWS = (32, 64, 128, 192, 256)
 
 
 def blank(text: str | None) -> bool:
-    """Whether a text has nothing to score: None, or only whitespace in the part that is read (its first
-    MAX_TEXT_CHARS characters; looking no further also bounds the cost of a huge text)."""
-    return not (text or "")[:MAX_TEXT_CHARS].strip()
+    """Whether a text has nothing to score: None, or only whitespace and invisible format characters (Unicode's Cf:
+    zero-width spaces and joiners, U+FEFF...) in the part that is read (its first MAX_TEXT_CHARS characters)."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in (text or "")[:MAX_TEXT_CHARS])
 
 
 def _padded(rows: np.ndarray, size: int, pad_id: int) -> tf.Tensor:

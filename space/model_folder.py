@@ -92,6 +92,18 @@ class Contents:
     tokenizer: dict
 
 
+def check_labels(labels: object) -> tuple[str, str]:
+    """The two label names of training_config.json; ModelUnavailable unless they are two different, non-blank
+    strings (equal names would merge /predict's two answers into one)."""
+    if not (isinstance(labels, list) and len(labels) == 2 and all(isinstance(x, str) and x.strip() for x in labels)):
+        raise ModelUnavailable(f"{TRAINING_CONFIG} must name the two labels as two non-empty strings "
+                               f"(negative first), e.g. [\"negative\", \"positive\"]; it has {summary(repr(labels))}.")
+    if labels[0].strip() == labels[1].strip():
+        raise ModelUnavailable(f"{TRAINING_CONFIG} names the same label twice ({summary(repr(labels[0]))}); the two "
+                               "labels must differ.")
+    return labels[0], labels[1]
+
+
 def load(folder: Path) -> Contents:
     """Read a model folder, the model with Keras' safe mode on; ModelUnavailable says what is wrong with it."""
     from quiet_tf import keras  # here, so that the tools that only need this module's names skip TensorFlow
@@ -100,13 +112,11 @@ def load(folder: Path) -> Contents:
     if missing:
         raise ModelUnavailable(f"The model folder is incomplete: {', '.join(missing)} missing.")
     tokenizer = read_json(folder, TOKENIZER)
-    labels = read_json(folder, TRAINING_CONFIG).get("labels")
-    if not (isinstance(labels, list) and len(labels) == 2 and all(isinstance(x, str) for x in labels)):
-        raise ModelUnavailable(f"{TRAINING_CONFIG} does not name the two labels.")
+    labels = check_labels(read_json(folder, TRAINING_CONFIG).get("labels"))
     try:
         # Safe mode refuses to run code stored in the model (Lambda layers), so a model file cannot run code here.
         # compile=False: serving needs no optimizer, loss or metrics.
         model = keras.saving.load_model(folder, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for damaged files (even UnboundLocalError)
         raise ModelUnavailable(f"The model folder could not be loaded: {summary(error)}") from None
-    return Contents(model, tuple(labels), tokenizer)
+    return Contents(model, labels, tokenizer)

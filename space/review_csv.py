@@ -1,5 +1,6 @@
-"""A CSV of reviews in, the same rows with `probability` and `label` out: the Space's CSV tab and
-`python -m tools.score_csv` share this one scorer, with one rule for blank reviews and one formula guard."""
+"""A CSV of reviews in, the same rows and columns with `predicted_probability` and `predicted_label` first out: the
+Space's CSV tab and `python -m tools.score_csv` share this one scorer, with one rule for blank reviews and one
+formula guard."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ import pandas as pd
 from model_folder import THRESHOLD
 
 TEXT_COLUMN = "review"
-PROBABILITY_COLUMN = "probability"
-LABEL_COLUMN = "label"
+# Ours, named apart from a caller's own `label` or `probability` (ground truth, say), which are kept as they are;
+# a CSV that already has one of these is refused, so no column is ever replaced.
+PROBABILITY_COLUMN = "predicted_probability"
+LABEL_COLUMN = "predicted_label"
+ADDED_COLUMNS = (PROBABILITY_COLUMN, LABEL_COLUMN)
 MAX_BYTES = 5 * 1024 * 1024  # also given to Gradio as the upload limit
 MAX_ROWS = 10_000
 # Wider files are refused from their header line alone: each column costs time and memory for every row.
@@ -33,8 +37,10 @@ NOT_SCORED = "(empty: not scored)"
 # Scored files are removed after OUTPUT_TTL_SECONDS, checked every PRUNE_EVERY_SECONDS.
 OUTPUT_TTL_SECONDS = 3600
 PRUNE_EVERY_SECONDS = 300
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection), also after leading
+# whitespace or line breaks, which some spreadsheets skip; a leading tab or carriage return is guarded too.
+FORMULA_STARTS = ("=", "+", "-", "@")
+CONTROL_STARTS = ("\t", "\r")
 # A cell may hold a whole review, longer than the csv module's default limit of 128 KB.
 csv.field_size_limit(MAX_BYTES)
 
@@ -62,6 +68,9 @@ def frames(lines: Iterable[str], rows_per_frame: int, max_columns: int | None = 
             raise CsvError(f"The CSV needs a header row with a column named `{TEXT_COLUMN}`.")
         if len(set(header)) < len(header):
             raise CsvError("Two columns of the header row have the same name; rename one of them.")
+        taken = [name for name in ADDED_COLUMNS if name in header]
+        if taken:
+            raise CsvError(f"The CSV already has a column named `{taken[0]}`, where the scores go; rename it.")
         rows: list[list[str]] = []
         sent = False
         for row in reader:
@@ -82,12 +91,12 @@ def frames(lines: Iterable[str], rows_per_frame: int, max_columns: int | None = 
 def score_frame(
     frame: pd.DataFrame, probabilities_or_nan: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
 ) -> pd.DataFrame:
-    """The rows with P(labels[1]) and the label at THRESHOLD added; a blank review (NaN from
-    `probabilities_or_nan`) gets neither."""
+    """The rows with P(labels[1]) and the label at THRESHOLD as the first two columns, then every column of
+    `frame`; a blank review (NaN from `probabilities_or_nan`) gets neither."""
     probabilities = probabilities_or_nan(frame[TEXT_COLUMN].tolist())
-    out = frame.drop(columns=[PROBABILITY_COLUMN, LABEL_COLUMN], errors="ignore")
-    out[PROBABILITY_COLUMN] = np.round(probabilities, 6)
-    out[LABEL_COLUMN] = [labels[int(p >= THRESHOLD)] if not np.isnan(p) else "" for p in probabilities]
+    out = frame.copy()
+    out.insert(0, LABEL_COLUMN, [labels[int(p >= THRESHOLD)] if not np.isnan(p) else "" for p in probabilities])
+    out.insert(0, PROBABILITY_COLUMN, np.round(probabilities, 6))
     return out
 
 
@@ -147,7 +156,9 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells (and headers) that a spreadsheet would run as a formula with an apostrophe."""
 
     def safe(value: object) -> object:
-        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+        if isinstance(value, str) and (value.lstrip().startswith(FORMULA_STARTS) or value.startswith(CONTROL_STARTS)):
+            return "'" + value
+        return value
 
     return frame.map(safe).rename(columns=safe)
 

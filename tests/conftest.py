@@ -101,8 +101,9 @@ def hub_env(hub: FakeHub, home: Path, token: str | None = None) -> dict[str, str
     token: None sends the hub's valid token, "" sends none, anything else is sent as is.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_"))}
+    # The client would upload LFS files through Xet, which FakeHub lacks (see its docstring): LFS instead.
     env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1")
+               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_XET="1")
     if token != "":
         env["HF_TOKEN"] = hub.token if token is None else token
     return env

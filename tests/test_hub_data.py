@@ -23,6 +23,7 @@ from training.data import SAMPLE_CSV, SPLIT_FILES
 IMDB = "stanfordnlp/imdb"
 CSV_REPO = "scikit-learn/imdb"
 CSV_FILE = "IMDB Dataset.csv"
+GATED = "someone/gated-imdb"  # a gated copy of both: its files need an accepted access request
 DEAD_ENDPOINT = "http://127.0.0.1:9"  # nothing listens there: the Hub is unreachable
 
 
@@ -51,10 +52,13 @@ def sample() -> pd.DataFrame:
 
 @pytest.fixture
 def datasets_hub(sample: pd.DataFrame):
-    """The Hub with stanfordnlp/imdb's layout (LFS parquet files) and a small "IMDB Dataset.csv" (a regular file)."""
+    """The Hub with stanfordnlp/imdb's layout (LFS parquet files), a small "IMDB Dataset.csv" (a regular file), and a
+    gated dataset with both."""
     with FakeHub() as hub:
+        csv = {CSV_FILE: sample.iloc[:400].to_csv(index=False).encode()}
         hub.publish(IMDB, imdb_layout(sample), lfs=True)
-        hub.publish(CSV_REPO, {CSV_FILE: sample.iloc[:400].to_csv(index=False).encode()})
+        hub.publish(CSV_REPO, csv)
+        hub.publish(GATED, {**imdb_layout(sample), **csv}, gated=True)
         yield hub
 
 
@@ -124,8 +128,11 @@ def test_a_csv_file_of_a_dataset_repo_is_a_custom_split(datasets_hub: FakeHub, t
         (["--data", "hf://scikit-learn/imdb/IMDB Dataset.csv"], "give a file of a dataset repo"),
         (["--data", IMDB, "--unlabeled", CSV_REPO], "no such file in the dataset"),
         (["--data", IMDB, "--unreachable"], "cannot reach the Hub"),
+        (["--data", f"hf://datasets/{GATED}/{CSV_FILE}"], "the dataset is gated: accept its conditions"),
+        (["--data", GATED], "the dataset is gated: accept its conditions"),
     ],
-    ids=["no-dataset", "no-file", "no-revision", "model-repo", "no-unsupervised-split", "unreachable"],
+    ids=["no-dataset", "no-file", "no-revision", "model-repo", "no-unsupervised-split", "unreachable", "gated-file",
+         "gated-splits"],
 )
 def test_bad_hub_data_is_one_line(datasets_hub: FakeHub, tmp_path: Path, flags: list[str], expected: str) -> None:
     endpoint = DEAD_ENDPOINT if "--unreachable" in flags else None

@@ -7,18 +7,21 @@ the developer's own Hugging Face login.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hub_server import FakeHub, HubError
+from hub_server import LFS_THRESHOLD, FakeHub, HubError, git_blob_sha1
 
 REPO = f"{FakeHub.user}/demo"
 
@@ -50,9 +53,10 @@ def run_client(
         HF_HOME=str(home),  # empty: no cached login, no cached files
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_DISABLE_XET="1",  # FakeHub has no Xet storage: LFS files go through the LFS batch API
         TF_CPP_MIN_LOG_LEVEL="3",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     if token is not None:
         env["HF_TOKEN"] = hub.token if token == "hub" else token
     prelude = "import json, sys\nARGS = json.loads(sys.argv[1])\n"
@@ -102,9 +106,14 @@ def upload(hub: FakeHub, folder: Path, home: Path) -> str:
     return client_json(hub, UPLOAD, home, args={"folder": str(folder)})["oid"]
 
 
-# The two upload paths of upload_folder: streamed pipeline when hf_xet is installed, create_commit otherwise.
-@pytest.mark.parametrize("disable_xet", ["0", "1"], ids=["pipeline", "create_commit"])
-def test_upload_folder_then_download(hub: FakeHub, tmp_path: Path, disable_xet: str) -> None:
+def storage_puts(hub: FakeHub) -> list[tuple[str, dict]]:
+    """The PUTs of LFS objects to the signed storage URLs the batch API handed out: (path, headers)."""
+    return [(path, headers) for method, path, headers in hub.requests if method == "PUT"]
+
+
+def test_upload_folder_with_an_lfs_file_then_download(hub: FakeHub, tmp_path: Path) -> None:
+    """The create_commit path (no Xet): the binary file goes through the LFS batch API and storage, the others
+    inline; downloads by branch and by commit id get both."""
     folder = tmp_path / "model"
     expected = make_folder(folder)
 
@@ -118,27 +127,46 @@ def test_upload_folder_then_download(hub: FakeHub, tmp_path: Path, disable_xet: 
     pinned = hf_hub_download(ARGS["repo"], "weights/data.bin", revision=info.oid, cache_dir=ARGS["home"] + "/cache-b")
     print(json.dumps({"oid": info.oid, "snapshot": snapshot, "pinned": pinned}))
     """
-    out = client_json(
-        hub, code, tmp_path / "home", args={"folder": str(folder)}, extra_env={"HF_HUB_DISABLE_XET": disable_xet}
-    )
+    out = client_json(hub, code, tmp_path / "home", args={"folder": str(folder)})
 
     assert len(out["oid"]) == 40
     assert hub.commits(REPO)[-1] == out["oid"]
-    assert hub.files(REPO) == expected
+    assert hub.files(REPO) == expected and hub.lfs_files(REPO) == {"weights/data.bin"}
     assert read_folder(Path(out["snapshot"])) == expected
     assert Path(out["pinned"]).read_bytes() == expected["weights/data.bin"]
-    # The client sent our token on every call and never anything else.
-    assert {headers.get("authorization") for _, _, headers in hub.requests} == {f"Bearer {hub.token}"}
+    # One object uploaded, to the signed storage URL, then verified.
+    sha256 = hashlib.sha256(expected["weights/data.bin"]).hexdigest()
+    assert [path.split("?")[0].rsplit("/", 2)[-2] for path, _ in storage_puts(hub)] == [sha256]
+    assert sum(path.endswith("/info/lfs/objects/verify") for _, path, _ in hub.requests) == 1
+    # The client sent our token on every Hub call, and never to the storage URL (as to a storage service).
+    api_calls = [headers for method, _, headers in hub.requests if method != "PUT"]
+    assert {headers.get("authorization") for headers in api_calls} == {f"Bearer {hub.token}"}
+    assert [headers.get("authorization") for _, headers in storage_puts(hub)] == [None]
+
+
+def test_streamed_pipeline_uploads_regular_files(hub: FakeHub, tmp_path: Path) -> None:
+    """upload_folder's other path, taken when hf_xet is installed: fine for regular files (LFS ones would need Xet)."""
+    folder = tmp_path / "space"
+    folder.mkdir()
+    expected = {"app.py": b"import gradio\n", "notes/README.md": b"# Notes\n"}
+    for name, data in expected.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    out = client_json(hub, UPLOAD, tmp_path / "home", args={"folder": str(folder)},
+                      extra_env={"HF_HUB_DISABLE_XET": "0"})
+    assert hub.commits(REPO)[-1] == out["oid"] and hub.files(REPO) == expected
 
 
 def test_reupload_of_unchanged_folder_makes_no_commit(hub: FakeHub, tmp_path: Path) -> None:
+    """Preupload gives the SHA-256 of an LFS file and the batch API knows the object: nothing is sent again."""
     folder = tmp_path / "model"
     make_folder(folder)
     first = upload(hub, folder, tmp_path / "home")
-    commits = hub.commits(REPO)
+    commits, puts = hub.commits(REPO), len(storage_puts(hub))
 
     assert upload(hub, folder, tmp_path / "home") == first
     assert hub.commits(REPO) == commits
+    assert hub.lfs_files(REPO) == {"weights/data.bin"} and len(storage_puts(hub)) == puts == 1
 
 
 def test_changed_file_makes_one_commit_and_old_revision_stays_pinned(hub: FakeHub, tmp_path: Path) -> None:
@@ -186,6 +214,9 @@ def test_create_repo_needs_the_token(hub: FakeHub, tmp_path: Path, token: str | 
 
 
 def test_errors_map_to_client_exceptions(hub: FakeHub, tmp_path: Path) -> None:
+    """The Hub's status codes: an anonymous request for a missing or private repo gets 401 (the Hub does not say
+    which), one with a token 404; the client raises RepositoryNotFoundError for both."""
+    hub.publish("someone/secret", {"a.txt": b"a"}, repo_type="model", private=True)
     code = """
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
@@ -194,21 +225,27 @@ def test_errors_map_to_client_exceptions(hub: FakeHub, tmp_path: Path) -> None:
     raised = {}
     for name, call in {
         "missing repo": lambda: api.repo_info("tester/nope"),
+        "missing repo, no token": lambda: api.repo_info("tester/nope", token=False),
         "private repo, no token": lambda: api.repo_info(ARGS["repo"], token=False),
+        "private file, no token": lambda: hf_hub_download(ARGS["repo"], "a.txt", token=False),
+        "private repo of another user": lambda: api.repo_info("someone/secret"),
         "missing revision": lambda: api.repo_info(ARGS["repo"], revision="nope"),
         "missing file": lambda: hf_hub_download(ARGS["repo"], "nope.txt"),
     }.items():
         try:
             call()
         except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
-            raised[name] = type(error).__name__
+            raised[name] = [type(error).__name__, error.response.status_code]
     print(json.dumps(raised))
     """
     assert client_json(hub, code, tmp_path / "home") == {
-        "missing repo": "RepositoryNotFoundError",
-        "private repo, no token": "RepositoryNotFoundError",
-        "missing revision": "RevisionNotFoundError",
-        "missing file": "RemoteEntryNotFoundError",
+        "missing repo": ["RepositoryNotFoundError", 404],
+        "missing repo, no token": ["RepositoryNotFoundError", 401],
+        "private repo, no token": ["RepositoryNotFoundError", 401],
+        "private file, no token": ["RepositoryNotFoundError", 401],
+        "private repo of another user": ["RepositoryNotFoundError", 404],
+        "missing revision": ["RevisionNotFoundError", 404],
+        "missing file": ["RemoteEntryNotFoundError", 404],
     }
 
 
@@ -269,8 +306,8 @@ def test_large_file_upload_fails_with_a_documented_error(
                       extra_env={"HF_HUB_DISABLE_XET": disable_xet})
     # Xet's token request fails (an OSError); the LFS batch API refuses the file (a ValueError).
     assert out["oserror"] is oserror
-    assert ("403" if oserror else "FakeHub stores no large files") in out["message"]
-    assert len(hub.commits(REPO)) == 1
+    assert ("403" if oserror else "300000 bytes is over this server's limit") in out["message"]
+    assert len(hub.commits(REPO)) == 1 and not storage_puts(hub)
 
 
 INVALID_CARDS = {
@@ -371,7 +408,7 @@ def test_keras_load_model_from_hf_url(hub: FakeHub, tmp_path: Path) -> None:
     """
     out = client_json(hub, code, tmp_path / "home")
     assert out["hub"][0] == pytest.approx(out["local"][0])
-    assert "model.weights.h5" in hub.files("tester/tiny")
+    assert "model.weights.h5" in hub.lfs_files("tester/tiny")  # through LFS, as on the Hub
 
 
 def test_dataset_files_through_the_file_system(hub: FakeHub, tmp_path: Path) -> None:
@@ -399,3 +436,200 @@ def test_dataset_files_through_the_file_system(hub: FakeHub, tmp_path: Path) -> 
     assert out["head"] == big[1000:1010].hex() and out["small"] == small.decode()
     assert out["sha256"] == {"data/big.bin": hashlib.sha256(big[::-1]).hexdigest(), "small.csv": None}
     assert any(headers.get("range") for _, path, headers in hub.requests if "/resolve/" in path)
+
+
+def http(hub: FakeHub, method: str, path: str, body: bytes | None = None, token: str | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request to `hub` (`path`, or a full URL it handed out), in this process: status, headers and body,
+    error statuses included."""
+    url = path if path.startswith("http") else hub.url + path
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=body, method=method, headers={**(headers or {}), **auth})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def preupload_modes(hub: FakeHub, files: dict[str, tuple[int, bytes]]) -> dict[str, tuple[str, str | None]]:
+    """Preupload's answer for files given as (size, first bytes), as the client asks: path -> (uploadMode, oid)."""
+    payload = {"files": [{"path": path, "size": size, "sample": base64.b64encode(sample[:512]).decode()}
+                         for path, (size, sample) in files.items()]}
+    status, _, body = http(hub, "POST", f"/api/models/{REPO}/preupload/main", json.dumps(payload).encode(), hub.token)
+    assert status == 200, body
+    return {item["path"]: (item["uploadMode"], item["oid"]) for item in json.loads(body)["files"]}
+
+
+def test_preupload_sends_binary_and_large_files_to_lfs_like_the_hub(hub: FakeHub) -> None:
+    text, binary = b"plain text\n", b"\x89HDF\r\n\x1a\n\x00\x00"
+    weights = os.urandom(2000)
+    hub.publish(REPO, {"config.json": text, "model.weights.h5": weights}, repo_type="model")
+    modes = preupload_modes(hub, {
+        "config.json": (len(text), text),
+        "model.weights.h5": (len(weights), weights),
+        "web/weights.bin": (len(text), text),  # the Hub's .gitattributes: LFS whatever the content
+        "notes.dat": (len(binary), binary),  # binary by content
+        "huge.txt": (LFS_THRESHOLD, text),  # 10 MiB or more
+        "small.txt": (LFS_THRESHOLD - 1, text),
+    })
+    # The oid of a file already there: its SHA-256 if in LFS, its git blob id if not (what the client compares).
+    assert modes == {"config.json": ("regular", git_blob_sha1(text)),
+                     "model.weights.h5": ("lfs", hashlib.sha256(weights).hexdigest()),
+                     "web/weights.bin": ("lfs", None), "notes.dat": ("lfs", None), "huge.txt": ("lfs", None),
+                     "small.txt": ("regular", None)}
+    assert hub.lfs_files(REPO) == {"model.weights.h5"}
+
+    # The repo's own .gitattributes replaces the Hub's default rules; binary content still goes to LFS.
+    hub.publish(REPO, {".gitattributes": b"*.csv filter=lfs diff=lfs merge=lfs -text\n"}, repo_type="model")
+    modes = preupload_modes(hub, {"data.csv": (len(text), text), "web/weights.bin": (len(text), text),
+                                  "notes.dat": (len(binary), binary)})
+    assert {path: mode for path, (mode, _) in modes.items()} == {
+        "data.csv": "lfs", "web/weights.bin": "regular", "notes.dat": "lfs"}
+
+
+def ndjson_commit(hub: FakeHub, repo: str, operations: list[dict], token: str) -> tuple[int, bytes]:
+    lines = [{"key": "header", "value": {"summary": "test", "description": ""}}, *operations]
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    status, _, answer = http(hub, "POST", f"/api/models/{repo}/commit/main", body, token,
+                             {"Content-Type": "application/x-ndjson"})
+    return status, answer
+
+
+def lfs_batch(hub: FakeHub, repo: str, objects: list[dict], token: str | None) -> tuple[int, dict]:
+    payload = {"operation": "upload", "transfers": ["basic", "multipart"], "objects": objects, "hash_algo": "sha256"}
+    status, _, body = http(hub, "POST", f"/{repo}.git/info/lfs/objects/batch", json.dumps(payload).encode(), token,
+                           {"Content-Type": "application/vnd.git-lfs+json"})
+    return status, json.loads(body)
+
+
+def test_lfs_storage_takes_only_the_announced_object_and_commits_need_it(hub: FakeHub) -> None:
+    hub.publish(REPO, {"README.md": b"# Demo\n"}, repo_type="model")
+    hub.publish("someone/other", {"README.md": b"# Other\n"}, repo_type="model")
+    data = os.urandom(1000)
+    obj = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    pointer = {"key": "lfsFile", "value": {"path": "data.bin", "algo": "sha256", **obj}}
+    assert [lfs_batch(hub, repo, [obj], token)[0] for repo, token in
+            [(REPO, None), (REPO, hub.read_token), ("someone/other", hub.token)]] == [401, 403, 403]
+    status, answer = lfs_batch(hub, REPO, [obj], hub.token)
+    assert status == 200 and answer["transfer"] == "basic"
+    actions = answer["objects"][0]["actions"]
+    upload, verify = actions["upload"]["href"], actions["verify"]["href"]
+    assert upload.startswith(hub.url + "/") and verify.startswith(hub.url + "/")
+
+    # Until the object is stored, no commit may point at it and verify denies it.
+    assert ndjson_commit(hub, REPO, [pointer], hub.token)[0] == 400
+    assert http(hub, "POST", verify, json.dumps(obj).encode(), hub.token)[0] == 404
+    # Storage takes only its own signed URL, with exactly the announced content.
+    assert http(hub, "PUT", upload.replace("signature=", "signature=0"), data)[0] == 403
+    assert http(hub, "PUT", upload, data[:-1] + bytes([data[-1] ^ 1]))[0] == 400  # same size, other SHA-256
+    assert http(hub, "PUT", upload, data + b"!")[0] == 400
+    assert http(hub, "PUT", upload, data)[0] == 200
+    assert http(hub, "POST", verify, json.dumps(obj).encode(), hub.token)[0] == 200
+
+    # Stored: the batch asks for nothing more, and a commit may point at the object.
+    assert "actions" not in lfs_batch(hub, REPO, [obj], hub.token)[1]["objects"][0]
+    commits = hub.commits(REPO)
+    assert ndjson_commit(hub, REPO, [pointer], hub.token)[0] == 200
+    assert hub.files(REPO)["data.bin"] == data and hub.lfs_files(REPO) == {"data.bin"}
+    # Binary content sent inline is refused, as the Hub's hook refuses it.
+    inline = {"key": "file", "value": {"path": "other.bin", "encoding": "base64",
+                                       "content": base64.b64encode(data).decode()}}
+    status, answer = ndjson_commit(hub, REPO, [inline], hub.token)
+    assert status == 400 and b"binary files" in answer
+    assert len(hub.commits(REPO)) == len(commits) + 1
+
+
+def test_byte_ranges_including_suffix_ranges(hub: FakeHub) -> None:
+    data = bytes(range(256)) * 4
+    hub.publish("someone/reviews", {"data.parquet": data}, lfs=True)
+    url = "/datasets/someone/reviews/resolve/main/data.parquet"
+    status, headers, body = http(hub, "GET", url)
+    # An LFS file is named by its SHA-256, as the Hub names it.
+    assert (status, body) == (200, data) and headers["X-Linked-Etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    answers = {spec: http(hub, "GET", url, headers={"Range": spec}) for spec in
+               ["bytes=-10", "bytes=-5000", "bytes=1000-", "bytes=10-19", "bytes=-0", "bytes=2000-"]}
+    got = {spec: (status, headers.get("Content-Range"), body) for spec, (status, headers, body) in answers.items()}
+    assert got == {
+        "bytes=-10": (206, "bytes 1014-1023/1024", data[-10:]),
+        "bytes=-5000": (206, "bytes 0-1023/1024", data),
+        "bytes=1000-": (206, "bytes 1000-1023/1024", data[1000:]),
+        "bytes=10-19": (206, "bytes 10-19/1024", data[10:20]),
+        "bytes=-0": (416, "bytes */1024", answers["bytes=-0"][2]),
+        "bytes=2000-": (416, "bytes */1024", answers["bytes=2000-"][2]),
+    }
+
+
+def test_a_write_token_writes_only_to_its_own_namespaces(hub: FakeHub, tmp_path: Path) -> None:
+    hub.publish("someone/reviews", {"a.txt": b"a\n"})
+    code = """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+    api = HfApi()
+    out = {}
+    for name, call in {
+        "create elsewhere": lambda: api.create_repo("someone/new"),
+        "upload elsewhere": lambda: api.upload_file(path_or_fileobj=b"b\\n", path_in_repo="b.txt",
+                                                    repo_id="someone/reviews", repo_type="dataset"),
+        "tag elsewhere": lambda: api.create_tag("someone/reviews", tag="v1", repo_type="dataset"),
+        "create in the org": lambda: api.create_repo(ARGS["org"] + "/new"),
+        "upload to the org": lambda: api.upload_file(path_or_fileobj=b"b\\n", path_in_repo="b.txt",
+                                                     repo_id=ARGS["org"] + "/new"),
+    }.items():
+        try:
+            call()
+            out[name] = "ok"
+        except HfHubHTTPError as error:
+            out[name] = error.response.status_code
+    print(json.dumps(out))
+    """
+    out = client_json(hub, code, tmp_path / "home", args={"org": FakeHub.org})
+    assert out == {"create elsewhere": 403, "upload elsewhere": 403, "tag elsewhere": 403,
+                   "create in the org": "ok", "upload to the org": "ok"}
+    assert hub.files("someone/reviews", repo_type="dataset") == {"a.txt": b"a\n"}
+    assert len(hub.commits("someone/reviews", repo_type="dataset")) == 2
+    assert hub.files(f"{FakeHub.org}/new") == {"b.txt": b"b\n"}
+
+
+READ_EACH = """
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
+out = {}
+for repo in ARGS["repos"]:
+    try:
+        out[repo] = open(hf_hub_download(repo, "a.txt", repo_type=ARGS.get("type", "model"))).read()
+    except HfHubHTTPError as error:
+        out[repo] = [type(error).__name__, error.response.status_code, error.response.headers.get("X-Error-Message")]
+print(json.dumps(out))
+"""
+
+
+def test_a_read_token_reads_its_namespaces_private_repos_and_public_ones(hub: FakeHub, tmp_path: Path) -> None:
+    repos = {"someone/secret": True, "someone/open": False, f"{FakeHub.org}/private": True}
+    for repo, private in repos.items():
+        hub.publish(repo, {"a.txt": repo.encode()}, repo_type="model", private=private)
+    out = client_json(hub, READ_EACH, tmp_path / "home", args={"repos": list(repos)}, token=hub.read_token)
+    assert out == {"someone/secret": ["RepositoryNotFoundError", 404, "Repository not found"],
+                   "someone/open": "someone/open", f"{FakeHub.org}/private": f"{FakeHub.org}/private"}
+
+
+def test_a_gated_dataset_answers_like_the_hub(hub: FakeHub, tmp_path: Path) -> None:
+    """Its card and file list are public; its files need a token of a user whose access request was accepted."""
+    hub.publish("someone/gated", {"a.txt": b"gated\n"}, gated=True)
+    code = """
+    from huggingface_hub import HfApi
+    info = HfApi().dataset_info("someone/gated", token=False)
+    print(json.dumps({"gated": info.gated, "files": [s.rfilename for s in info.siblings]}))
+    """
+    assert client_json(hub, code, tmp_path / "home") == {"gated": "manual", "files": ["a.txt"]}
+    args = {"repos": ["someone/gated"], "type": "dataset"}
+    anonymous = client_json(hub, READ_EACH, tmp_path / "anonymous", args=args, token=None)
+    not_approved = client_json(hub, READ_EACH, tmp_path / "read", args=args, token=hub.read_token)
+    hub.grant_access("someone/gated", FakeHub.user)
+    approved = client_json(hub, READ_EACH, tmp_path / "approved", args=args, token=hub.read_token)
+
+    assert anonymous["someone/gated"][:2] == ["GatedRepoError", 401]
+    assert "You must have access to it and be authenticated" in anonymous["someone/gated"][2]
+    assert not_approved["someone/gated"][:2] == ["GatedRepoError", 403]
+    assert "not in the authorized list" in not_approved["someone/gated"][2]
+    assert approved == {"someone/gated": "gated\n"}

@@ -268,3 +268,21 @@ def test_push_interrupted_by_the_server_going_away(tiny_model: Path, hub: FakeHu
     completed = push(folder, env)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert hub.files(REPO_ID)[model_folder.KERAS_WEIGHTS] == (folder / model_folder.KERAS_WEIGHTS).read_bytes()
+
+
+def test_push_uploads_only_the_model_folders_own_files(tiny_model: Path, hub: FakeHub, tmp_path: Path) -> None:
+    """A `.env`, a notebook or a scored CSV left in the model folder never goes public with the model."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "web").mkdir()
+    (folder / "web" / "model.json").write_text("{}")
+    strays = [".env", "analysis.ipynb", "scored.csv", "notes/todo.txt", "web/.env", ".secrets/key"]
+    for name in strays:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("HF_TOKEN=hf_not_for_the_public")
+    result = push(folder, hub_env(hub, tmp_path / "home"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    uploaded = set(hub.files(REPO_ID))
+    assert uploaded >= {*model_folder.REQUIRED_FILES, model_folder.CARD, model_folder.HISTORY, "web/model.json"}
+    assert uploaded >= {name for name in fingerprint(tiny_model) if not name.startswith(".")}
+    assert not uploaded & set(strays)

@@ -16,6 +16,8 @@ from training.data import SAMPLE_CSV
 import review_csv
 from inference import MAX_BATCH as COMPILED_BATCH  # the largest batch the serving path compiles
 
+PROBABILITY, LABEL = review_csv.PROBABILITY_COLUMN, review_csv.LABEL_COLUMN
+
 
 def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
     """P(positive) from the saved model through plain Keras, on the texts replaced as tokenizer.json says."""
@@ -41,10 +43,10 @@ def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: 
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"scored {rows:,} rows" in result.stdout
     scored = pd.read_csv(out)
-    assert list(scored.columns) == ["id", "review", "sentiment", "probability", "label"]
+    assert list(scored.columns) == [PROBABILITY, LABEL, "id", "review", "sentiment"]
     assert scored["id"].tolist() == list(range(rows))
-    np.testing.assert_allclose(scored["probability"], keras_scores(tiny_model, data["review"].tolist()), atol=1e-5)
-    assert ((scored["probability"] >= review_csv.THRESHOLD) == (scored["label"] == "positive")).all()
+    np.testing.assert_allclose(scored[PROBABILITY], keras_scores(tiny_model, data["review"].tolist()), atol=1e-5)
+    assert ((scored[PROBABILITY] >= review_csv.THRESHOLD) == (scored[LABEL] == "positive")).all()
 
 
 def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -> None:
@@ -55,7 +57,7 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
         result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
                           "--out", str(out), "--chunk-rows", chunk)
         assert result.returncode == 0, result.stderr[-2000:]
-        outputs.append(pd.read_csv(out)["probability"])
+        outputs.append(pd.read_csv(out)[PROBABILITY])
     pd.testing.assert_series_equal(outputs[0], outputs[1], atol=1e-5)
 
 
@@ -82,7 +84,7 @@ def test_an_existing_out_is_replaced_only_with_overwrite(tiny_model: Path, tmp_p
     assert out.read_text() == "earlier results\n"
     replaced = score(tiny_model, tmp_path / "in.csv", out, "--overwrite")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
-    assert list(pd.read_csv(out).columns) == ["review", "probability", "label"]
+    assert list(pd.read_csv(out).columns) == [PROBABILITY, LABEL, "review"]
 
 
 def test_out_is_never_the_data_file(tiny_model: Path, tmp_path: Path) -> None:
@@ -100,16 +102,16 @@ def test_out_is_never_the_data_file(tiny_model: Path, tmp_path: Path) -> None:
 
 def test_blank_reviews_and_formulas_follow_the_spaces_rules(tiny_model: Path, tmp_path: Path) -> None:
     """An empty review gets no score, as on the Space; a cell a spreadsheet would run gets a leading '."""
-    reviews = ["A wonderful film.", "", "   ", "=HYPERLINK(\"http://x\")", "-dull"]
+    reviews = ["A wonderful film.", "", "\u200b\ufeff", "=HYPERLINK(\"http://x\")", " -dull"]
     pd.DataFrame({"id": ["@1", "2", "3", "4", "5"], "review": reviews}).to_csv(tmp_path / "in.csv", index=False)
     result = score(tiny_model, tmp_path / "in.csv", tmp_path / "scored.csv")
     assert result.returncode == 0, result.stderr[-2000:]
     scored = pd.read_csv(tmp_path / "scored.csv", dtype=str, keep_default_na=False)
     assert scored["id"].tolist() == ["'@1", "2", "3", "4", "5"]
-    assert scored["review"].tolist() == ["A wonderful film.", "", "   ", "'" + reviews[3], "'-dull"]
-    assert scored["probability"].tolist()[1:3] == ["", ""] and scored["label"].tolist()[1:3] == ["", ""]
+    assert scored["review"].tolist() == ["A wonderful film.", "", reviews[2], "'" + reviews[3], "' -dull"]
+    assert scored[PROBABILITY].tolist()[1:3] == ["", ""] and scored[LABEL].tolist()[1:3] == ["", ""]
     expected = keras_scores(tiny_model, [reviews[0], reviews[3], reviews[4]])
-    np.testing.assert_allclose(scored["probability"][[0, 3, 4]].astype(float), expected, atol=1e-5)
+    np.testing.assert_allclose(scored[PROBABILITY][[0, 3, 4]].astype(float), expected, atol=1e-5)
 
 
 def test_a_row_with_an_extra_field_is_refused_not_shifted(tiny_model: Path, tmp_path: Path) -> None:

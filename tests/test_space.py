@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +172,23 @@ def test_labels_are_read_not_assumed(model_dir: Path, tmp_path: Path) -> None:
     assert inference.load_predictor(folder).labels == ("thumbs down", "thumbs up")
 
 
+@pytest.mark.parametrize("labels, says", [
+    (["x", "x"], "names the same label twice"), ([" good", "good "], "names the same label twice"),
+    (["", "positive"], "two non-empty strings"), (["negative", " \t"], "two non-empty strings"),
+    (["negative"], "two non-empty strings"), (["a", "b", "c"], "two non-empty strings"),
+    ([0, 1], "two non-empty strings"), ("negative,positive", "two non-empty strings"), (None, "two non-empty strings"),
+])
+def test_labels_must_be_two_different_non_empty_names(model_dir: Path, tmp_path: Path, labels, says: str) -> None:
+    """Equal names would merge /predict's two confidences into one; a blank one shows nothing on the page."""
+    folder = tmp_path / "relabelled"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "training_config.json").read_text())
+    (folder / "training_config.json").write_text(json.dumps({**config, "labels": labels}))
+    with pytest.raises(model_folder.ModelUnavailable, match="training_config.json") as problem:
+        inference.load_predictor(folder)
+    assert says in str(problem.value) and "\n" not in str(problem.value)
+
+
 def test_long_text_the_lstm_reads_only_the_window(predictor, model, window: int) -> None:
     ngrams = model.get_layer(inference.NGRAM_TOKENIZER_LAYER)
     # A word past the window that the n-gram branch knows and the window does not hold.
@@ -334,10 +350,18 @@ def test_highlights_show_what_was_read_and_a_marker_not_the_rest(app, text: str)
     assert (f"cut at {MAX_TEXT_CHARS:,} characters" in note) == (len(text) > MAX_TEXT_CHARS)
 
 
-def test_a_text_blank_where_it_is_read_has_nothing_to_score(app) -> None:
-    text = " " * MAX_TEXT_CHARS + "A wonderful film."
+@pytest.mark.parametrize("text", [" " * MAX_TEXT_CHARS + "A wonderful film.", "\u200b", "\ufeff \u200b\n\u200d",
+                                  "\u2060\u00ad\u200c", "\u200b" * MAX_TEXT_CHARS + "A wonderful film."],
+                         ids=["spaces-then-words", "zero-width-space", "bom-and-joiner", "format-chars", "zero-width-then-words"])
+def test_a_text_blank_where_it_is_read_has_nothing_to_score(app, tmp_path: Path, text: str) -> None:
+    """Only whitespace, or invisible format characters (zero-width spaces, U+FEFF), in the part that is read."""
+    assert inference.blank(text)
     assert app.probability([text]) == ([None],) and app.predict([text]) == ([None],)
     assert app.classify(text)[3] == app.EMPTY_REVIEW
+    path, message = app.score_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": [text, "Fine."]})))
+    assert "Scored 1 review(s). 1 empty" in message
+    assert pd.read_csv(path, dtype=str, keep_default_na=False)[review_csv.LABEL_COLUMN][0] == ""
+    assert not inference.blank("\u200bx") and not inference.blank("\u3000\u200b\u00e9")
 
 
 def test_html_is_kept_as_text(app) -> None:
@@ -416,40 +440,70 @@ def write_csv(path: Path, frame: pd.DataFrame) -> str:
     return str(path)
 
 
+PROBABILITY, LABEL = review_csv.PROBABILITY_COLUMN, review_csv.LABEL_COLUMN
+
+
 def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
-    reviews = ["A wonderful film.", "=HYPERLINK(\"http://x\",\"click\")", "", "+1 terrible", "@SUM(A1)", "-bad"]
-    upload = write_csv(tmp_path / "in.csv", pd.DataFrame({"id": ["=1", "2", "3", "4", "5", "6"], "review": reviews}))
+    reviews = ["A wonderful film.", "=HYPERLINK(\"http://x\",\"click\")", "", "+1 terrible", "@SUM(A1)", "-bad",
+               " =HYPERLINK(\"http://x\")", "\n=1+1 dull", "\r\n \t@SUM(A1) bad", "Fine - mostly. =)"]
+    ids = ["=1", " +2", "\n-3", "4", "5", "6", "7", "8", "9", "10"]
+    upload = write_csv(tmp_path / "in.csv", pd.DataFrame({"id": ids, "review": reviews}))
     path, message = app.score_csv(upload)
-    assert "Scored 5 review(s)" in message and "1 empty" in message
+    assert "Scored 9 review(s)" in message and "1 empty" in message
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert list(out.columns) == ["id", "review", "probability", "label"]
-    assert out["review"].tolist() == ["A wonderful film.", "'" + reviews[1], "", "'+1 terrible", "'@SUM(A1)", "'-bad"]
-    assert out["id"][0] == "'=1"
+    assert list(out.columns) == [PROBABILITY, LABEL, "id", "review"]
+    guarded = [1, 3, 4, 5, 6, 7, 8]
+    assert out["review"].tolist() == ["'" + text if i in guarded else text for i, text in enumerate(reviews)]
+    assert out["id"].tolist()[:3] == ["'=1", "' +2", "'\n-3"]
     scores = app.PREDICTOR.probabilities(["A wonderful film.", reviews[1]])
-    assert float(out["probability"][0]) == pytest.approx(scores[0], abs=1e-5)
-    assert float(out["probability"][1]) == pytest.approx(scores[1], abs=1e-5)
-    assert out["label"][0] == app.PREDICTOR.labels[int(scores[0] >= review_csv.THRESHOLD)]
-    assert out["probability"][2] == "" and out["label"][2] == ""
+    assert float(out[PROBABILITY][0]) == pytest.approx(scores[0], abs=1e-5)
+    assert float(out[PROBABILITY][1]) == pytest.approx(scores[1], abs=1e-5)
+    assert out[LABEL][0] == app.PREDICTOR.labels[int(scores[0] >= review_csv.THRESHOLD)]
+    assert out[PROBABILITY][2] == "" and out[LABEL][2] == ""
+
+
+def test_csv_keeps_the_callers_own_columns(app, tmp_path: Path) -> None:
+    """A ground-truth `label` or a `probability` of the caller's stays as it was, beside ours."""
+    given = pd.DataFrame({"label": ["neg", "pos"], "review": ["Dull.", "Great!"], "probability": ["0.1", "0.9"]})
+    path, message = app.score_csv(write_csv(tmp_path / "in.csv", given))
+    out = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(out.columns) == [PROBABILITY, LABEL, "label", "review", "probability"]
+    pd.testing.assert_frame_equal(out[list(given.columns)], given)
+    assert set(out[LABEL]) <= set(app.PREDICTOR.labels)
+    for ours in (PROBABILITY, LABEL):
+        taken = write_csv(tmp_path / "taken.csv", pd.DataFrame({"review": ["Fine."], ours: ["mine"]}))
+        assert app.score_csv(taken) == (None, f"The CSV already has a column named `{ours}`, where the scores "
+                                              "go; rename it.")
 
 
 def test_csv_tab_shows_rows_counts_and_histogram(app, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(review_csv, "PREVIEW_ROWS", 3)
     reviews = ["A wonderful film.", "", "Dreadful and dull.", "Not bad at all.", "Great!"]
     path, _ = app.score_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": reviews})))
-    preview, counts, histogram = app.csv_summary(path)
+    shown = app.csv_summary(path)
+    assert all(update["visible"] for update in shown)
+    preview, counts, histogram = (update["value"] for update in shown)
     scored = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert preview.to_dict("records") == scored.head(3).to_dict("records")
+    assert list(preview.columns[:2]) == [PROBABILITY, LABEL]  # the answers first, never past the right edge
     labels = app.PREDICTOR.labels
-    expected = scored["label"].replace("", review_csv.NOT_SCORED).value_counts()
-    assert dict(zip(counts["label"], counts["reviews"])) == {label: expected.get(label, 0) for label in
-                                                             (*labels, review_csv.NOT_SCORED)}
-    assert list(counts["label"][:2]) == list(labels)
-    scores = np.array([float(p) for p in scored["probability"] if p])
+    expected = scored[LABEL].replace("", review_csv.NOT_SCORED).value_counts()
+    assert dict(zip(counts[LABEL], counts["reviews"])) == {label: expected.get(label, 0) for label in
+                                                           (*labels, review_csv.NOT_SCORED)}
+    assert list(counts[LABEL][:2]) == list(labels)
+    scores = np.array([float(p) for p in scored[PROBABILITY] if p])
     assert len(histogram) == review_csv.HISTOGRAM_BINS and histogram["reviews"].sum() == len(scores) == 4
-    for bin_, count in zip(histogram["probability"], histogram["reviews"]):
+    for bin_, count in zip(histogram[PROBABILITY], histogram["reviews"]):
         low, high = map(float, bin_.split("-"))
         assert count == ((scores >= low) & ((scores < high) | (high == 1.0))).sum()
-    assert app.csv_summary(None) == (None, None, None)
+    assert [(update["value"], update["visible"]) for update in app.csv_summary(None)] == [(None, False)] * 3
+
+
+def test_csv_tables_are_hidden_until_something_is_scored(app) -> None:
+    """An empty gr.Dataframe shows made-up headers ("1 2 3"): the page shows no table before there is one."""
+    page = app.demo.get_config_file()
+    shown = {c["props"].get("elem_id"): c["props"].get("visible") for c in page["components"]}
+    assert shown["preview"] is False and shown["label-counts"] is False and shown["histogram"] is False
 
 
 def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app, tmp_path: Path) -> None:
@@ -459,9 +513,9 @@ def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app,
     path, message = app.score_csv(str(upload))
     assert message == "Scored 1 review(s)."
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert list(out.columns) == ["review", "'=SUM(A1)", "probability", "label"]
+    assert list(out.columns) == [PROBABILITY, LABEL, "review", "'=SUM(A1)"]
     expected = app.PREDICTOR.probabilities(["A wonderful film."])[0]
-    assert float(out["probability"][0]) == pytest.approx(expected, abs=1e-5)
+    assert float(out[PROBABILITY][0]) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -519,9 +573,7 @@ def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, m
 
     monkeypatch.setattr(pd, "read_csv", parse)
     upload = bomb(tmp_path / "bomb.csv", where)
-    started = time.perf_counter()
     path, message = app.score_csv(upload)
-    assert time.perf_counter() - started < 5  # the issue's bound for any file within the upload limits
     columns = review_csv.MAX_BYTES - 100 + 2 - (where == "header without a review column")
     expected = {"row": f"Line 2 has {columns:,} fields but the header has 2"}.get(
         where, f"The CSV has {columns:,} columns; at most {review_csv.MAX_COLUMNS} can be read.")
@@ -538,7 +590,9 @@ import review_csv
 root = review_csv.output_root(ttl=0.5, every=0.1)
 path, _ = review_csv.score_upload(Path(IN_CSV), root, lambda texts: np.full(len(texts), 0.9), ("no", "yes"))
 written = path.is_file()
-time.sleep(1.5)
+deadline = time.monotonic() + 30
+while path.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
 print(root, written, path.exists(), root.is_dir())
 """
     (tmp_path / "in.csv").write_text("review\nA fine film.\n")

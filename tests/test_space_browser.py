@@ -85,10 +85,18 @@ def test_csv_tab_shows_what_came_out(browser, app_url: str, screenshots: Path, t
     try:
         page.goto(app_url, timeout=BROWSER_TIMEOUT_MS)
         page.get_by_role("tab", name="Batch (CSV)").click()
+        sync_api.expect(page.get_by_role("button", name="Score the file")).to_be_visible(timeout=BROWSER_TIMEOUT_MS)
+        # Nothing scored yet: no empty tables with made-up headers ("1 2 3").
+        assert page.locator("#preview, #label-counts, #histogram").filter(visible=True).count() == 0
         page.locator("gradio-app input[type=file]").first.set_input_files(str(upload))
         page.get_by_role("button", name="Score the file").click()
         sync_api.expect(page.locator("#batch-message")).to_contain_text("Scored 3 review(s)", timeout=BROWSER_TIMEOUT_MS)
         sync_api.expect(page.locator("#preview")).to_contain_text("Dull and far too long.", timeout=BROWSER_TIMEOUT_MS)
+        # The model's answers are the first columns, inside the window's width.
+        header = page.locator("#preview th").filter(has_text="predicted_probability").first
+        box = header.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1280
+        assert page.locator("#preview th").first.inner_text().strip().startswith("predicted_probability")
         sync_api.expect(page.locator("#label-counts")).to_contain_text("(empty: not scored)", timeout=BROWSER_TIMEOUT_MS)
         sync_api.expect(page.locator("#histogram canvas, #histogram svg").first).to_be_visible(timeout=BROWSER_TIMEOUT_MS)
         assert not errors

@@ -40,7 +40,8 @@ def last_json(result: subprocess.CompletedProcess):
 
 
 def hub_env(hub_url: str, home: Path, token: str | None, **extra: str) -> dict[str, str]:
-    env = clean_env(HF_ENDPOINT=hub_url, HF_HOME=str(home), **extra)
+    # The local Hub stores large files through LFS only, as the Hub does for clients without Xet.
+    env = clean_env(HF_ENDPOINT=hub_url, HF_HOME=str(home), HF_HUB_DISABLE_XET="1", **extra)
     if token:
         env["HF_TOKEN"] = token
     return env
@@ -54,14 +55,19 @@ def model_dir(tiny_model: Path) -> Path:
 PUBLISH = [sys.executable, "-m", "tools.publish", "--space-id", SPACE_REPO, "--model-repo", MODEL_REPO]
 
 
+def publish_model(hub: FakeHub, version: int, repo_id: str = MODEL_REPO) -> str:
+    """A commit on the model repo's main, as its owner's push would make; its id."""
+    return hub.publish(repo_id, {"training_config.json": json.dumps({"version": version}).encode()}, repo_type="model")
+
+
 def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path) -> None:
     with FakeHub(token="hf_publish_secret_123") as hub:
+        pinned = publish_model(hub, 1)
         env = hub_env(hub.url, tmp_path / "home", hub.token)
-        first = subprocess.run([*PUBLISH, "--model-revision", "v1"], cwd=SPACE_DIR, env=env, capture_output=True,
+        first = subprocess.run([*PUBLISH, "--model-revision", "main"], cwd=SPACE_DIR, env=env, capture_output=True,
                                text=True, timeout=120)
         assert first.returncode == 0, first.stderr
-        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO, "MODEL_REVISION": "v1"}
-        # Published again without a revision: the Space follows the model's main branch again.
+        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO, "MODEL_REVISION": pinned}
         second = subprocess.run(PUBLISH, cwd=SPACE_DIR, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
 
@@ -72,16 +78,42 @@ def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path)
         card = yaml.safe_load(files["README.md"].decode().split("---")[1])
         assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
         assert card["models"] == [MODEL_REPO]
-        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO}
+        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": MODEL_REPO, "MODEL_REVISION": pinned}
         # Publishing the same files again makes no new commit.
         assert len(hub.commits(SPACE_REPO, repo_type="space")) == 2
         for output in (first, second):
             assert hub.token not in output.stdout + output.stderr
-            assert hub.url in output.stdout
+            assert hub.url in output.stdout and f"model: {MODEL_REPO} at {pinned}" in output.stdout
+
+
+def test_the_space_is_pinned_to_the_models_commit_and_moves_only_when_asked(tmp_path: Path) -> None:
+    """Whoever can push to the model repo cannot change what the Space serves (weights, labels, tool texts)."""
+    with FakeHub() as hub:
+        env = hub_env(hub.url, tmp_path / "home", hub.token)
+
+        def published(*extra: str) -> str:
+            result = subprocess.run([*PUBLISH, *extra], cwd=SPACE_DIR, env=env, capture_output=True, text=True,
+                                    timeout=120)
+            assert result.returncode == 0, result.stderr
+            return hub.variables(SPACE_REPO)["MODEL_REVISION"]
+
+        first = publish_model(hub, 1)
+        assert published() == first  # a new Space: main's commit at publish time, not `main`
+        second = publish_model(hub, 2)
+        assert published() == first  # republished: the pin stays
+        assert published("--model-revision", "main") == second  # moved when asked
+        assert published("--model-revision", first) == first
+        other = publish_model(hub, 3, repo_id=f"{FakeHub.user}/other-model")
+        assert published("--model-repo", f"{FakeHub.user}/other-model") == other  # another model: its own commit
+        missing = subprocess.run([*PUBLISH, "--model-repo", f"{FakeHub.user}/no-such-model"], cwd=SPACE_DIR, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert missing.returncode == 1 and missing.stderr.startswith("error: the Hub refused the request")
+        assert hub.variables(SPACE_REPO) == {"MODEL_REPO": f"{FakeHub.user}/other-model", "MODEL_REVISION": other}
 
 
 def test_publish_without_a_token_fails_clearly(tmp_path: Path) -> None:
     with FakeHub() as hub:
+        publish_model(hub, 1)
         result = subprocess.run(PUBLISH, cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", None),
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
@@ -99,7 +131,7 @@ FAILED_PUBLISH = {
     "read-only-token": "error: the Hub refused the request: 403 Forbidden: ",
     "card-metadata": f"error: publishing {SPACE_REPO} failed (ValueError): Invalid metadata in README.md. "
     '- "short_description" length must be less than or equal to 60 characters long',
-    "xet-upload": f"error: publishing {SPACE_REPO} failed (ConnectionError): ",
+    "lfs-upload": f"error: publishing {SPACE_REPO} failed (ValueError): LFS batch API returned errors: ",
 }
 
 
@@ -111,7 +143,8 @@ def test_failed_publish_is_one_line(tmp_path: Path, failure: str) -> None:
         card = (space / "README.md").read_text()
         (space / "README.md").write_text(card.replace("short_description: ", "short_description: " + "x" * 60, 1))
     with FakeHub() as hub:
-        hub.large_file_bytes = 1 if failure == "xet-upload" else None
+        publish_model(hub, 1)
+        hub.large_file_bytes = 1 if failure == "lfs-upload" else None
         token = hub.read_token if failure == "read-only-token" else hub.token
         result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[3:]],
                                 cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", token), capture_output=True,
@@ -133,6 +166,7 @@ def test_publish_uploads_the_spaces_files_and_nothing_else(tmp_path: Path) -> No
         (space / name).parent.mkdir(parents=True, exist_ok=True)
         (space / name).write_text(content)
     with FakeHub() as hub:
+        publish_model(hub, 1)
         result = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLISH_COPY), str(space), *PUBLISH[3:]],
                                 cwd=SPACE_DIR, env=hub_env(hub.url, tmp_path / "home", hub.token), capture_output=True,
                                 text=True, timeout=120)

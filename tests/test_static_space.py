@@ -226,12 +226,12 @@ def test_tokens_equal_keras_on_real_reviews_and_hostile_strings(browser, site: s
 
 
 def test_the_original_tutorials_network(browser, tmp_path: Path) -> None:
-    """`--preset seed`: no padding mask (padding is read like words), the BiLSTM's last states instead of the max
+    """`--preset tutorial`: no padding mask (padding is read like words), the BiLSTM's last states instead of the max
     over time, no n-gram branch. Probabilities and highlights still equal Keras'."""
     import keras
 
-    folder = tmp_path / "seed"
-    trained = run_module("training.train", "--out", str(folder), "--preset", "seed", *TINY_FLAGS)
+    folder = tmp_path / "tutorial"
+    trained = run_module("training.train", "--out", str(folder), "--preset", "tutorial", *TINY_FLAGS)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert run_module("training.web_export", "--model-dir", str(folder)).returncode == 0
     model = keras.saving.load_model(folder, safe_mode=True)
@@ -299,20 +299,39 @@ def test_classifying_makes_no_network_request(browser, site: str, hub: tuple[Fak
     assert not errors
 
 
-@pytest.mark.parametrize("problem", ["missing repo", "missing revision", "unreachable hub", "damaged weights"])
+def damaged_files(files: dict[str, bytes], problem: str) -> dict[str, bytes]:
+    """The model repo's files with one `problem`, as a bad mirror, a mixed-up upload or a hostile repo has it."""
+    weights, manifest = bytearray(files["web/weights.bin"]), json.loads(files["web/model.json"])
+    if problem == "damaged weights":  # the same size, one byte changed
+        weights[100] ^= 0xFF
+    elif problem == "oversized weights":  # far more than the manifest says: stopped while streaming
+        weights += bytes(64 << 20)
+    elif problem == "huge manifest":
+        manifest["padding"] = "x" * (2 << 20)
+    elif problem == "tensor outside weights":
+        manifest["output"]["kernel"]["offset"] = len(weights) // 4 - 1
+    return {**files, "web/weights.bin": bytes(weights), "web/model.json": json.dumps(manifest).encode()}
+
+
+DAMAGED = {"damaged weights": "web/weights.bin is damaged",
+           "oversized weights": "weights.bin is larger than the {weights} bytes its manifest says",
+           "huge manifest": "model.json is larger than the 1048576 bytes a manifest may have",
+           "tensor outside weights": "web/model.json names a tensor (offset {last}, shape"}
+
+
+@pytest.mark.parametrize("problem", ["missing repo", "missing revision", "unreachable hub", *DAMAGED])
 def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[FakeHub, str], tmp_path: Path,
                                                         problem: str) -> None:
     server, commit = hub
     damaged = None
-    if problem == "damaged weights":  # the same size, one byte changed: as a bad mirror or a mixed-up upload
-        weights = bytearray(server.files(MODEL_REPO, commit)["web/weights.bin"])
-        weights[100] ^= 0xFF
-        damaged = server.publish(f"{FakeHub.user}/damaged", {**server.files(MODEL_REPO, commit),
-                                                             "web/weights.bin": bytes(weights)}, repo_type="model")
+    weights = len(server.files(MODEL_REPO, commit)["web/weights.bin"])
+    if problem in DAMAGED:
+        damaged = server.publish(f"{FakeHub.user}/damaged", damaged_files(server.files(MODEL_REPO, commit), problem),
+                                 repo_type="model")
     hub_url, repo, revision = {"missing repo": (server.url, f"{FakeHub.user}/no-such-model", commit),
                                "missing revision": (server.url, MODEL_REPO, "0" * 40),
-                               "unreachable hub": (DEAD_HUB, MODEL_REPO, commit),
-                               "damaged weights": (server.url, f"{FakeHub.user}/damaged", damaged)}[problem]
+                               "unreachable hub": (DEAD_HUB, MODEL_REPO, commit)}.get(
+                                   problem, (server.url, f"{FakeHub.user}/damaged", damaged))
     errors: list[str] = []
     # The vocabulary arrives only after the weights have failed: its progress must not hide the failure.
     held = Held("**/web/vocabulary.json") if problem == "damaged weights" else None
@@ -328,8 +347,28 @@ def test_a_model_that_cannot_be_fetched_is_said_clearly(browser, hub: tuple[Fake
         finally:
             page.close()
     assert repo in text and revision in text
-    assert {"unreachable hub": "could not be reached", "damaged weights": "web/weights.bin is damaged"}.get(
-        problem, "HTTP 404") in text
+    expected = {"unreachable hub": "could not be reached", "missing repo": "HTTP 401", **DAMAGED}.get(problem, "HTTP 404")
+    assert expected.format(weights=weights, last=weights // 4 - 1) in text
+    assert not errors
+
+
+def test_a_failure_while_classifying_is_said_on_the_page(browser, site: str) -> None:
+    """An exception inside classify() shows a clear message instead of leaving "Finding the words..." on screen."""
+    errors: list[str] = []
+    page = ready_page(browser, site, errors)
+    try:
+        page.evaluate("""async () => {
+          const { Model } = await import("./sentiment.js");
+          Model.prototype.explain = async () => { throw new RangeError("out of memory in a test"); };
+        }""")
+        page.fill("#review", "A fine film.")
+        page.click("#classify")
+        status = page.locator("#status.error")
+        sync_api.expect(status).to_contain_text("This review could not be classified (RangeError: out of memory in "
+                                                "a test)", timeout=BROWSER_TIMEOUT_MS)
+        assert page.locator("#explain-status").text_content() == ""
+    finally:
+        page.close()
     assert not errors
 
 

@@ -21,7 +21,8 @@ import fsspec
 import httpx2  # the HTTP client huggingface_hub uses; its errors are the transport failures
 import pandas as pd
 from huggingface_hub import HfApi, RepoFile, constants, parse_hf_uri
-from huggingface_hub.errors import HfHubHTTPError, HfUriError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HfUriError, RepositoryNotFoundError,
+                                   RevisionNotFoundError)
 from sklearn.model_selection import train_test_split
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ def hub_errors(what: str) -> Iterator[None]:
     """Turn the Hub client's failures into one-line DataErrors about `what`."""
     try:
         yield
+    except GatedRepoError:  # before RepositoryNotFoundError, its base class
+        raise DataError(f"{what}: the dataset is gated: accept its conditions on its Hub page, then set HF_TOKEN "
+                        "to a token of that account") from None
     except (RepositoryNotFoundError, FileNotFoundError):
         raise DataError(f"{what}: no such dataset on the Hub (or it is private: set HF_TOKEN)") from None
     except RevisionNotFoundError:
@@ -120,6 +124,7 @@ def hub_file(repo: str, path: str, revision: str | None) -> DataFile:
     """The file `path` of the Hub dataset `repo`, pinned to the commit that `revision` (default main) is now."""
     api = HfApi()
     with hub_errors(f"{HUB_DATASETS}{repo}/{path}"):
+        api.auth_check(repo, repo_type="dataset")  # a gated dataset's files would be refused later, outside this block
         commit = api.dataset_info(repo, revision=revision).sha
         found = api.get_paths_info(repo, [path], repo_type="dataset", revision=commit)
         if not found or not isinstance(found[0], RepoFile):

@@ -17,6 +17,16 @@ from training import card, model_folder
 from training.data import one_line
 
 MODEL_REPO_URL = "{endpoint}/{repo_id}"
+# What a push uploads: the model folder's own files and folders, never whatever else lies in it (a `.env`, a
+# notebook, a scored CSV), as those would go public with the model.
+UPLOAD_PATTERNS = [
+    model_folder.KERAS_CONFIG, model_folder.KERAS_METADATA, model_folder.KERAS_WEIGHTS, model_folder.TOKENIZER,
+    model_folder.TRAINING_CONFIG, model_folder.METRICS, model_folder.HISTORY, model_folder.CURVES_PLOT,
+    model_folder.CONFUSION_PLOT, model_folder.CALIBRATION_PLOT, model_folder.CARD, model_folder.BENCHMARK,
+    "assets/*", "web/*",  # Keras' assets; training.web_export's WEB_DIR (that module would load TensorFlow)
+]
+# Hidden files and folders, at any depth (`assets/.env`), never go either.
+HIDDEN_PATTERNS = [".*", "*/.*"]
 
 
 class HubError(RuntimeError):
@@ -60,7 +70,8 @@ def push_folder(
     commit_message: str | None = None,
     space_id: str | None = None,
 ) -> PushResult:
-    """Upload a complete model folder to `repo_id`; an unchanged folder makes no new commit."""
+    """Upload a complete model folder's own files (UPLOAD_PATTERNS) to `repo_id`; an unchanged folder makes no
+    new commit."""
     model_folder.check_folder(folder)
     # The card's usage examples name the repo, so it is rendered for this one, before the Hub is touched.
     rendered = card.render_card(folder, repo_id=repo_id, space_id=space_id)
@@ -76,6 +87,8 @@ def push_folder(
             repo_id=repo_id,
             repo_type="model",
             revision=revision,
+            allow_patterns=UPLOAD_PATTERNS,
+            ignore_patterns=HIDDEN_PATTERNS,
             commit_message=commit_message or f"Upload model folder {folder.name}",
         )
     except HfHubHTTPError as err:

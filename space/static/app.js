@@ -88,7 +88,18 @@ function showHighlights(explanation, cut) {
   $("note").textContent = note.trim();
 }
 
+// The Classify button: any failure is said on the page, never left as "Finding the words..." on screen.
 async function classify() {
+  try {
+    await classifyReview();
+  } catch (error) {
+    $("explain-status").textContent = "";
+    show(`This review could not be classified (${error.name}: ${error.message}). Try another text, or reload ` +
+         "the page.", true);
+  }
+}
+
+async function classifyReview() {
   const review = $("review").value;
   const number = ++asked;
   if (!review.trim()) {

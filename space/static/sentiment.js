@@ -13,20 +13,28 @@ const WORD = /[^ \t\n\r\v\f]+/g;
 const ASCII_UPPER = /[A-Z]+/g;
 // The occlusion loop hands the page back its event loop this often, so the page stays responsive.
 const YIELD_MS = 30;
+// A download stops as soon as it is larger than it may be: the manifest at most MAX_MANIFEST_BYTES, each other
+// file the size its manifest says, at most MAX_FILE_BYTES (far above the model's), so a wrong or hostile
+// download never fills the page's memory.
+const MAX_MANIFEST_BYTES = 1 << 20;
+const MAX_FILE_BYTES = 1 << 29;
 
 export class ModelUnavailable extends Error {}
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 const ACTIVATIONS = { linear: (x) => x, relu: (x) => Math.max(0, x), sigmoid, tanh: Math.tanh };
 
+// The bytes at `url`: exactly `expected` of them, or (undefined) at most MAX_MANIFEST_BYTES, checked while streaming.
 async function fetchBytes(url, expected, onBytes, signal) {
+  const limit = expected ?? MAX_MANIFEST_BYTES;
+  const path = new URL(url).pathname;
   let response;
   try {
     response = await fetch(url, { credentials: "omit", signal });
   } catch (error) {
     throw new ModelUnavailable(`the Hub could not be reached (${error.message})`);
   }
-  if (!response.ok) throw new ModelUnavailable(`${new URL(url).pathname} answered HTTP ${response.status}`);
+  if (!response.ok) throw new ModelUnavailable(`${path} answered HTTP ${response.status}`);
   const reader = response.body.getReader();
   const chunks = [];
   let size = 0;
@@ -34,12 +42,17 @@ async function fetchBytes(url, expected, onBytes, signal) {
     const { done, value } = await reader.read();
     signal?.throwIfAborted();
     if (done) break;
-    chunks.push(value);
     size += value.length;
+    if (size > limit) {
+      reader.cancel();  // the rest is never downloaded
+      throw new ModelUnavailable(`${path} is larger than the ${limit} bytes ` +
+                                 (expected === undefined ? "a manifest may have" : "its manifest says"));
+    }
+    chunks.push(value);
     onBytes(value.length);
   }
   if (expected !== undefined && size !== expected) {
-    throw new ModelUnavailable(`${new URL(url).pathname} is ${size} bytes, not the ${expected} its manifest says`);
+    throw new ModelUnavailable(`${path} is ${size} bytes, not the ${expected} its manifest says`);
   }
   const bytes = new Uint8Array(size);
   let at = 0;
@@ -69,8 +82,12 @@ export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
     throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} is not valid JSON`);
   }
   if (manifest.format !== FORMAT) throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} is not in the format ${FORMAT}`);
-  const names = Object.keys(manifest.files);
-  const total = names.reduce((sum, name) => sum + manifest.files[name].bytes, 0);
+  const sizes = [VOCABULARY, WEIGHTS].map((name) => manifest.files?.[name]?.bytes);
+  if (!sizes.every((bytes) => Number.isSafeInteger(bytes) && bytes >= 0 && bytes <= MAX_FILE_BYTES)) {
+    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} does not give the sizes of ${VOCABULARY} and ${WEIGHTS} ` +
+                               `(each at most ${MAX_FILE_BYTES} bytes)`);
+  }
+  const total = sizes[0] + sizes[1];
   let loaded = 0;
   onProgress(loaded, total);
   // When one file fails, the other's download stops too: its progress would overwrite the failure's message.
@@ -84,8 +101,30 @@ export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
     controller.abort();
     throw error;
   });
-  return new Model(manifest, JSON.parse(new TextDecoder().decode(vocabulary)),
-                   new Float32Array(weights.buffer), maxTextChars);
+  if (weights.length % Float32Array.BYTES_PER_ELEMENT) {
+    throw new ModelUnavailable(`${WEB_DIR}${WEIGHTS} is not a whole number of float32 values`);
+  }
+  try {
+    return new Model(manifest, JSON.parse(new TextDecoder().decode(vocabulary)), new Float32Array(weights.buffer),
+                     maxTextChars);
+  } catch (error) {
+    if (error instanceof ModelUnavailable) throw error;
+    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} does not describe a model this page can run (${error.message})`);
+  }
+}
+
+// The part of `weights` that a manifest's tensor ({offset, shape}) names; ModelUnavailable if it is not all
+// inside `weights`, or (with `size`) if it does not hold `size` numbers.
+function tensorIn(weights, spec, size) {
+  const { offset, shape } = spec ?? {};
+  const valid = Number.isSafeInteger(offset) && offset >= 0 && Array.isArray(shape) &&
+    shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+  const length = valid ? shape.reduce((a, b) => a * b, 1) : NaN;
+  if (!(offset + length <= weights.length) || (size !== undefined && length !== size)) {
+    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} names a tensor (offset ${JSON.stringify(offset)}, shape ` +
+      `${JSON.stringify(shape)}) that is not inside ${WEIGHTS} (${weights.length} numbers) or has the wrong size`);
+  }
+  return weights.subarray(offset, offset + length);
 }
 
 // The first `max` code points of `text` (Python's text[:max]), lone surrogates replaced by U+FFFD as the Space does.
@@ -194,15 +233,16 @@ class NgramBranch {
 class LSTM {
   constructor(spec, tensor) {
     this.units = spec.units;
-    this.kernel = tensor(spec.kernel);
+    const g = 4 * this.units;
+    this.inputs = spec.kernel?.shape?.[0];
+    this.kernel = tensor(spec.kernel, this.inputs * g);
     // Transposed (one row per gate unit), so each step sums contiguous numbers into a local variable.
-    const recurrent = tensor(spec.recurrent_kernel), g = 4 * this.units;
+    const recurrent = tensor(spec.recurrent_kernel, this.units * g);
     this.recurrentT = new Float32Array(g * this.units);
     for (let j = 0; j < this.units; j++) {
       for (let q = 0; q < g; q++) this.recurrentT[q * this.units + j] = recurrent[j * g + q];
     }
-    this.bias = tensor(spec.bias);
-    this.inputs = spec.kernel.shape[0];
+    this.bias = tensor(spec.bias, g);
     this.z = new Float64Array(4 * this.units);
   }
 
@@ -246,7 +286,7 @@ const copy = (s) => ({ h: s.h.slice(), c: s.c.slice(), max: s.max.slice() });
 
 export class Model {
   constructor(manifest, vocabulary, weights, maxTextChars) {
-    const tensor = ({ offset, shape }) => weights.subarray(offset, offset + shape.reduce((a, b) => a * b, 1));
+    const tensor = (spec, size) => tensorIn(weights, spec, size);
     this.labels = manifest.labels;
     this.tokenizer = new Tokenizer(manifest.tokenizer, vocabulary.words, maxTextChars);
     this.window = this.tokenizer.window;

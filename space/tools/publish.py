@@ -2,6 +2,7 @@
 that runs the model in the visitor's browser. Run from space/:
 
     HF_TOKEN=... python -m tools.publish --space-id OWNER/NAME --model-repo OWNER/MODEL [--model-revision REV]
+    (the Space is pinned to the model's commit; --model-revision main moves the pin to main's commit now)
     HF_TOKEN=... python -m tools.publish --static --space-id OWNER/NAME-static --model-repo OWNER/MODEL
     python -m tools.publish --static --model-repo OWNER/MODEL --stage-only DIR    # the static Space's files, locally
 
@@ -64,22 +65,31 @@ def stage(folder: Path, model_repo: str) -> None:
     card.save(folder / CARD)
 
 
+def kept_pin(api: HfApi, space_id: str, model_repo: str) -> str | None:
+    """The model commit an earlier publish pinned the Space to, if it served this same model repo."""
+    variables = {name: variable.value for name, variable in api.get_space_variables(space_id).items()}
+    if variables.get(MODEL_REPO_VARIABLE) == model_repo:
+        return variables.get(MODEL_REVISION_VARIABLE) or None
+    return None
+
+
 def publish(space_id: str, model_repo: str, model_revision: str | None = None, private: bool = False) -> str:
-    """Create (or update) the Space, upload its files in one commit, and point it at the model; returns the URL."""
+    """Create (or update) the Space, upload its files in one commit, and point it at the model pinned to a commit:
+    that of `model_revision` when given, else the pin it had (it moves only when asked), else main's commit now."""
     api = HfApi()
+    # Resolved first: a missing or unreadable model repo fails before the Space is touched.
+    head = api.model_info(model_repo, revision=model_revision).sha
     url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    pin = (model_revision is None and kept_pin(api, space_id, model_repo)) or head
     with tempfile.TemporaryDirectory() as folder:
         stage(Path(folder), model_repo)
         commit = api.upload_folder(
             repo_id=space_id, repo_type="space", folder_path=folder, commit_message="Publish the Space"
         )
     api.add_space_variable(space_id, MODEL_REPO_VARIABLE, model_repo)
-    if model_revision:
-        api.add_space_variable(space_id, MODEL_REVISION_VARIABLE, model_revision)
-    elif MODEL_REVISION_VARIABLE in api.get_space_variables(space_id):
-        # A pin left by an earlier publish would keep serving the old revision.
-        api.delete_space_variable(space_id, MODEL_REVISION_VARIABLE)
+    api.add_space_variable(space_id, MODEL_REVISION_VARIABLE, pin)
     print(f"commit: {commit.oid}")
+    print(f"model: {model_repo} at {pin}")
     return str(url)
 
 
@@ -126,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                         "visitor's browser (a free static Space; give it its own --space-id)")
     parser.add_argument("--space-id", help="the Space to create or update, OWNER/NAME")
     parser.add_argument("--model-repo", required=True, help="the model repo the Space serves (its MODEL_REPO)")
-    parser.add_argument("--model-revision", help="pin the model to this branch, tag or commit (MODEL_REVISION); "
-                        "without it, the Space serves the model's main branch")
+    parser.add_argument("--model-revision", help="pin the model to the commit this branch, tag or commit points to "
+                        "now (MODEL_REVISION); without it, the Space keeps its pin (a new Space: main's commit now)")
     parser.add_argument("--private", action="store_true", help="create the Space private")
     parser.add_argument("--stage-only", type=Path, metavar="DIR", help="with --static: write the static Space's "
                         "files into DIR (new or empty) instead of publishing them, pinned to --model-revision as given")

@@ -2,9 +2,9 @@
 
     cd space && python -m tools.score_csv --model-dir ../artifacts/full --data reviews.csv --out scored.csv
 
-The output has the input's columns plus `probability` (of positive) and `label`, scored by the Space's
-own serving path and CSV rules (review_csv.py): a blank review gets neither, and a cell that a
-spreadsheet would run as a formula gets a leading `'`.
+The output has `predicted_probability` (of positive) and `predicted_label` first, then every column of the input
+(one of those two names in the input is refused), scored by the Space's own serving path and CSV rules
+(review_csv.py): a blank review gets neither, and a cell that a spreadsheet would run as a formula gets a leading `'`.
 """
 
 from __future__ import annotations
