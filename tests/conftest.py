@@ -46,6 +46,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# A test that uses one of these (a trained model, a browser) is marked slow; so is any test marked so by hand (it
+# trains, starts the Space or runs a program end to end). `python -m pytest -m "not slow"` leaves them out.
+SLOW_FIXTURES = {"tiny_model", "tutorial_model", "web_model", "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow every test that needs a trained model or a browser (see SLOW_FIXTURES)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def run_module(module: str, *args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m module args` in a fresh interpreter (environment `env`, default ours) and capture its output."""
     return subprocess.run(
@@ -84,6 +96,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete model folder trained on the bundled sample with a tiny configuration."""
     out = tmp_path_factory.mktemp("models") / "tiny"
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tutorial_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder of the `tutorial` preset (no padding mask, no n-gram branch), tiny as above."""
+    out = tmp_path_factory.mktemp("models") / "tutorial"
+    result = run_module("training.train", "--out", str(out), "--preset", "tutorial", *TINY_FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

@@ -12,6 +12,7 @@ from training import benchmark, model_folder
 from training import benchmark_tables as tables
 
 
+@pytest.mark.slow
 def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     result = run_module("training.benchmark", "--quick", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,6 +39,7 @@ def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert table.splitlines()[-1] in card  # the default model's card quotes the table
 
 
+@pytest.mark.slow
 def test_an_ablation_without_unlabeled_reviews_is_refused(tmp_path: Path) -> None:
     """Its distillation row would silently be the row before it."""
     result = run_module("training.benchmark", "--quick", "--ablation", "--out", str(tmp_path / "bench"))
@@ -91,6 +93,7 @@ def test_the_headline_table_has_the_presets_and_baselines_with_speed_as_served()
     assert table[4].endswith("| 0.25× |") and table[5].endswith("| 0.50× |") and table[7].endswith("| 0.50× |")
 
 
+@pytest.mark.slow
 def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     """A killed run leaves its Keras backup beside the preset's folder: the next run starts clean instead of
     going on from the backup's epoch (which would put fewer epochs, and their figures, in the table)."""
@@ -112,6 +115,7 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "tutorial" / model_folder.METRICS).read_text())["training"]["epochs_run"] == 2
 
 
+@pytest.mark.slow
 def test_a_timing_worker_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
     """The Space's timing worker on a folder without a model stops; the benchmark says so instead of hanging."""
     with pytest.raises(benchmark.WorkerFailed, match="timing worker on .* stopped"):

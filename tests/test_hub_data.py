@@ -72,6 +72,7 @@ def card_header(folder: Path) -> dict:
     return yaml.safe_load((folder / model_folder.CARD).read_text(encoding="utf-8").split("---\n")[1])
 
 
+@pytest.mark.slow
 def test_official_splits_pinned_to_a_commit(datasets_hub: FakeHub, sample: pd.DataFrame, tmp_path: Path) -> None:
     pinned = datasets_hub.commits(IMDB, repo_type="dataset")[-1]
     files = datasets_hub.files(IMDB, repo_type="dataset")
@@ -99,6 +100,7 @@ def test_official_splits_pinned_to_a_commit(datasets_hub: FakeHub, sample: pd.Da
     assert header["datasets"] == [IMDB]
 
 
+@pytest.mark.slow
 def test_a_csv_file_of_a_dataset_repo_is_a_custom_split(datasets_hub: FakeHub, tmp_path: Path) -> None:
     result = train(datasets_hub, tmp_path, "--data", f"hf://datasets/{CSV_REPO}/{CSV_FILE}")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -391,6 +391,7 @@ def test_space_upload_and_variables(tmp_path: Path) -> None:
     assert out == {"sdk": "gradio", "app": "import gradio\n", "listed": {"MODEL_REPO": "me/model"}}
 
 
+@pytest.mark.slow
 def test_keras_load_model_from_hf_url(hub: FakeHub, tmp_path: Path) -> None:
     code = """
     import numpy as np

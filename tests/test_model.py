@@ -111,6 +111,7 @@ def test_calibration_error_of_known_cases() -> None:
     assert evaluate.expected_calibration_error(labels, np.full(100, 0.9)) == pytest.approx(0.4)
 
 
+@pytest.mark.slow
 def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> None:
     """The `bilstm` preset: one logit, no n-gram layers; the Space still equals plain Keras."""
     out = tmp_path / "bilstm"
@@ -126,12 +127,10 @@ def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> Non
     np.testing.assert_allclose(predictor.probabilities(texts), model(tf.constant(texts)).numpy()[:, 0], atol=1e-5)
 
 
-def test_a_model_that_reads_its_padding_is_scored_on_its_full_window(tmp_path: Path) -> None:
+def test_a_model_that_reads_its_padding_is_scored_on_its_full_window(tutorial_model: Path) -> None:
     """The `tutorial` preset does not mask its padding, so its score depends on the padding it reads: the Space must
     not cut its window, or one-liners get another score than plain Keras gives them."""
-    out = tmp_path / "tutorial"
-    result = run_module("training.train", "--preset", "tutorial", "--out", str(out), *TINY_FLAGS)
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = tutorial_model
     predictor = inference.load_predictor(out)
     assert predictor.windows == (predictor.window_size,)
     model = keras.saving.load_model(out, safe_mode=True)

@@ -11,7 +11,7 @@ import space_support  # noqa: F401  (the quiet environment, before TensorFlow is
 
 import model_folder as serving  # noqa: E402  (space/model_folder.py)
 from review_text import SEPARATORS  # noqa: E402
-from training import evaluate, model  # noqa: E402
+from training import model  # noqa: E402
 from training import model_folder as training  # noqa: E402
 from training.data import LABELS  # noqa: E402
 
@@ -44,7 +44,7 @@ def test_the_space_finds_the_layers_that_training_names(contents: serving.Conten
 
 def test_labels_and_threshold_agree(contents: serving.Contents) -> None:
     assert contents.labels == LABELS
-    assert serving.THRESHOLD == evaluate.THRESHOLD
+    assert serving.THRESHOLD == training.THRESHOLD
 
 
 def test_tokenizer_json_is_what_the_tokenizer_layer_says(contents: serving.Contents) -> None:

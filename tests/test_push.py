@@ -234,6 +234,7 @@ def test_card_widget_usage_compute_and_parts_of_the_test_set(tiny_model: Path, t
     assert f"| last sentence alone | {metrics['test']['examples']:,} | {metrics['test']['one_sentence']['accuracy']:.4f} |" in text
 
 
+@pytest.mark.slow
 def test_the_documented_pinned_load_refuses_a_model_with_code_in_it(hub: FakeHub, tmp_path: Path) -> None:
     """A `Lambda` layer carries Python code: the load that training/README.md shows must not deserialize it."""
     code = f"""

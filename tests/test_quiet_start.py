@@ -8,9 +8,12 @@ import re
 import urllib.request
 from pathlib import Path
 
+import pytest
 from conftest import REPO, TINY_FLAGS, run_module, run_python
 
 from space_support import run_tool, running_app
+
+pytestmark = pytest.mark.slow  # each test starts a program that imports TensorFlow
 
 # C++ log lines (absl's "I0000 00:00:..." format) and the messages users reported.
 NOISE = re.compile(r"^[IWEF]\d{4} |cuInit|cudart_stub|oneDNN|absl::InitializeLog|ran out of data|does not support masking",

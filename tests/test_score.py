@@ -1,19 +1,23 @@
-"""Scoring a CSV in chunks with `python -m tools.score_csv`."""
+"""Scoring a CSV in chunks with `python -m tools.score_csv` (run in this process: test_quiet_start runs it as a
+program)."""
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from space_support import run_tool
 from training import model_folder
 from training.data import SAMPLE_CSV
 
 import review_csv
+from tools import score_csv
 from inference import MAX_BATCH as COMPILED_BATCH  # the largest batch the serving path compiles
 
 PROBABILITY, LABEL = review_csv.PROBABILITY_COLUMN, review_csv.LABEL_COLUMN
@@ -30,6 +34,14 @@ def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
     return model.predict(tf.constant(texts), batch_size=256, verbose=0)[:, 0]
 
 
+def score(model: Path, data: Path, out: Path, *flags: str) -> subprocess.CompletedProcess:
+    """`python -m tools.score_csv` with these arguments, its exit status and output."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        status = score_csv.main(["--model-dir", str(model), "--data", str(data), "--out", str(out), *flags])
+    return subprocess.CompletedProcess(["score_csv"], status, stdout.getvalue(), stderr.getvalue())
+
+
 @pytest.mark.parametrize("rows, chunk_rows", [(250, "60"), (COMPILED_BATCH + 150, None)], ids=["chunks", "batches"])
 def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: Path, rows: int, chunk_rows) -> None:
     """Every row as plain Keras scores it, over several chunks, or over several compiled batches in one chunk."""
@@ -38,8 +50,7 @@ def test_scores_are_the_models_and_keep_the_columns(tiny_model: Path, tmp_path: 
     data.to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
     chunking = ["--chunk-rows", chunk_rows] if chunk_rows else []
-    result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                      "--out", str(out), *chunking)
+    result = score(tiny_model, tmp_path / "in.csv", out, *chunking)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"scored {rows:,} rows" in result.stdout
     scored = pd.read_csv(out)
@@ -54,8 +65,7 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
     outputs = []
     for chunk in ("7", "100"):
         out = tmp_path / f"out{chunk}.csv"
-        result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                          "--out", str(out), "--chunk-rows", chunk)
+        result = score(tiny_model, tmp_path / "in.csv", out, "--chunk-rows", chunk)
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append(pd.read_csv(out)[PROBABILITY])
     pd.testing.assert_series_equal(outputs[0], outputs[1], atol=1e-5)
@@ -64,15 +74,10 @@ def test_chunking_does_not_change_the_scores(tiny_model: Path, tmp_path: Path) -
 def test_missing_review_column_is_a_clear_error_and_writes_nothing(tiny_model: Path, tmp_path: Path) -> None:
     pd.DataFrame({"text": ["good"]}).to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "scored.csv"
-    result = run_tool("score_csv", "--model-dir", str(tiny_model), "--data", str(tmp_path / "in.csv"),
-                      "--out", str(out))
+    result = score(tiny_model, tmp_path / "in.csv", out)
     assert result.returncode == 2 and "column named `review`" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
-
-
-def score(model: Path, data: Path, out: Path, *flags: str):
-    return run_tool("score_csv", "--model-dir", str(model), "--data", str(data), "--out", str(out), *flags)
 
 
 def test_an_existing_out_is_replaced_only_with_overwrite(tiny_model: Path, tmp_path: Path) -> None:

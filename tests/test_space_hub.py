@@ -86,6 +86,7 @@ def test_publish_creates_the_space_uploads_it_and_sets_the_model(tmp_path: Path)
             assert hub.url in output.stdout and f"model: {MODEL_REPO} at {pinned}" in output.stdout
 
 
+@pytest.mark.slow
 def test_the_space_is_pinned_to_the_models_commit_and_moves_only_when_asked(tmp_path: Path) -> None:
     """Whoever can push to the model repo cannot change what the Space serves (weights, labels, tool texts)."""
     with FakeHub() as hub:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from conftest import hub_env, run_module
@@ -69,6 +70,7 @@ def test_an_existing_export_is_replaced_only_when_asked(web_model: Path, tmp_pat
     assert json.loads((folder / "web" / "model.json").read_text())["format"] == web_export.FORMAT
 
 
+@pytest.mark.slow
 def test_a_folder_that_is_not_a_model_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     result = run_module("training.web_export", "--model-dir", str(tmp_path))

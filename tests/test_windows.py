@@ -16,6 +16,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from review_text import clean  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains a model with the real window
+
 WINDOW = 400
 TOLERANCE = 1e-5
 # Texts that exercise the tokenizer's edges: non-ASCII letters, emoji, lone surrogates, other whitespace,

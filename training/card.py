@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from training import model_folder
-from training.evaluate import CALIBRATION_BINS, MIN_SENTENCE_WORDS, THRESHOLD
+from training.model_folder import CALIBRATION_BINS, MIN_SENTENCE_WORDS, THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 PLACEHOLDER_REPO = "OWNER/NAME"

@@ -32,17 +32,16 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from training.config import TrainConfig
-from training.data import Splits
+from training.data import LABELS, Splits
+from training.model_folder import (CALIBRATION_BINS, CALIBRATION_PLOT, CONFUSION_PLOT, CURVES_PLOT,
+                                    MIN_SENTENCE_WORDS, THRESHOLD)
 
-THRESHOLD = 0.5
 BASELINE_NAME = "TF-IDF (1-2 grams) + logistic regression"
 NBSVM_NAME = "NBSVM (binarized 1-3 grams, Wang & Manning 2012)"
 NBSVM_MAX_N = 3
 NBSVM_SMOOTHING = 1.0  # added to every n-gram count before the log-count ratio
-CALIBRATION_BINS = 15  # equal-width bins of the expected calibration error
-MIN_SENTENCE_WORDS = 4
-# Review lengths in words, for the results broken down by length: (name, fewest words, most words).
 PREDICT_BATCH = 256
+# Review lengths in words, for the results broken down by length: (name, fewest words, most words).
 LENGTH_GROUPS = (("up to 100 words", 0, 100), ("101-400 words", 101, 400), ("over 400 words", 401, None))
 
 
@@ -210,3 +209,11 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_plots(folder: Path, history: pd.DataFrame, confusion: list[list[int]],
+                curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """The model folder's plots: the training curves, the test part's confusion matrix, the reliability diagram."""
+    plot_history(history, folder / CURVES_PLOT)
+    plot_confusion(confusion, LABELS, folder / CONFUSION_PLOT)
+    plot_reliability(curves, folder / CALIBRATION_PLOT)

@@ -342,7 +342,8 @@ def fit_and_save(
                        "distribute": fitted.distribute, "versions": library_versions()}
     with model_folder.staged_folder(out, overwrite) as folder:
         model_folder.write_folder(folder, fitted.model, tokenizer_json(fitted.tokenizer), fitted.history, metrics,
-                                  training_config, curves)
+                                  training_config)
+        evaluate.write_plots(folder, fitted.history, metrics["test"]["confusion_matrix"], curves)
         card.write_card(folder)
         model_folder.check_folder(folder)
     model_folder.remove_training_state(out)

@@ -16,10 +16,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from training import evaluate
-
 if TYPE_CHECKING:
     import keras
+
+# What metrics.json's figures mean, which the card states: a probability at or above THRESHOLD is positive; the
+# calibration error uses CALIBRATION_BINS equal-width bins; the one-sentence test skips sentences shorter than
+# MIN_SENTENCE_WORDS words. Here, not in evaluate.py, so that pushing a folder never imports TensorFlow.
+THRESHOLD = 0.5
+CALIBRATION_BINS = 15
+MIN_SENTENCE_WORDS = 4
 
 # Keras' unzipped model layout (`model.save(DIR, zipped=False)`).
 KERAS_CONFIG = "config.json"
@@ -122,19 +127,15 @@ def write_json(path: Path, content: dict, indent: int = 2) -> None:
 
 
 def write_folder(folder: Path, model: keras.Model, tokenizer: dict, history: pd.DataFrame, metrics: dict,
-                 training_config: dict, curves: dict) -> None:
+                 training_config: dict) -> None:
     """Write the folder's files into the empty `folder`: Keras' model, TOKENIZER, HISTORY, METRICS (with the
-    weights' size added, which check_folder compares), TRAINING_CONFIG and the plots (`curves`: the
-    reliability diagram's (labels, probabilities) pairs)."""
+    weights' size added, which check_folder compares) and TRAINING_CONFIG; evaluate.write_plots draws the plots."""
     model.save(folder, zipped=False)
     write_json(folder / TOKENIZER, tokenizer, indent=1)
     history.to_csv(folder / HISTORY, index=False)
     metrics["model"]["weights_bytes"] = (folder / KERAS_WEIGHTS).stat().st_size
     write_json(folder / METRICS, metrics)
     write_json(folder / TRAINING_CONFIG, training_config)
-    evaluate.plot_history(history, folder / CURVES_PLOT)
-    evaluate.plot_confusion(metrics["test"]["confusion_matrix"], training_config["labels"], folder / CONFUSION_PLOT)
-    evaluate.plot_reliability(curves, folder / CALIBRATION_PLOT)
 
 
 def check_folder(folder: Path) -> None:
