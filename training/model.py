@@ -10,6 +10,7 @@ this project installed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import keras
@@ -39,6 +40,7 @@ SPLIT = "whitespace"
 PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
 FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
 NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
+MAX_NGRAM_CHARS = 40  # longer n-grams (URLs, "blahblahblah...") are left out of the vocabulary: see storable_ngram
 TOKENIZE_CHUNK = 4096  # reviews tokenized at a time, to bound memory
 # The BiLSTM outputs a logit; Keras' fit and the multi-worker loop train with these.
 LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -72,15 +74,28 @@ def most_frequent_ngrams(texts: list[str], count: int, max_n: int) -> list[str]:
         grams.append(tf.strings.ngrams(tf.strings.split(text), ngram_width=tuple(range(1, max_n + 1)),
                                        separator=" ").flat_values)
     unique, _, counts = tf.unique_with_counts(tf.concat(grams, axis=0))
-    top = np.argsort(-counts.numpy(), kind="stable")[:count]
-    return [gram.decode("utf-8") for gram in unique.numpy()[top]]
+    unique = unique.numpy()
+    ranked = (unique[i].decode("utf-8") for i in np.argsort(-counts.numpy(), kind="stable"))
+    return list(itertools.islice(filter(storable_ngram, ranked), count))
+
+
+def storable_ngram(gram: str) -> bool:
+    """Whether an n-gram may be in the vocabulary: Keras reads a saved vocabulary back with str.splitlines, so one
+    holding a line boundary that the whitespace split keeps (U+0085, U+2028...) would come back as two; and it
+    loads the vocabulary as a NumPy array of fixed-width strings, each as wide as the longest (a URL would make
+    every entry cost hundreds of bytes)."""
+    return len(gram) <= MAX_NGRAM_CHARS and gram.splitlines() == [gram]
 
 
 def make_ngram_tokenizer(texts: list[str], vocab_size: int, max_n: int) -> layers.TextVectorization:
     """Which of the most frequent 1..max_n-grams of `texts` a review contains (sparse 0/1, id 0: any other)."""
     vocabulary = most_frequent_ngrams(texts, vocab_size - 1, max_n)  # id 0 is taken by "any other n-gram"
-    return layers.TextVectorization(standardize=STANDARDIZE, split=SPLIT, ngrams=max_n, output_mode="multi_hot",
-                                    sparse=True, vocabulary=vocabulary, name=NGRAM_TOKENIZER_LAYER)
+    layer = layers.TextVectorization(standardize=STANDARDIZE, split=SPLIT, ngrams=max_n, output_mode="multi_hot",
+                                     sparse=True, name=NGRAM_TOKENIZER_LAYER)
+    # Set here rather than given as an argument, the vocabulary is saved as a text file in the folder's assets/
+    # rather than as JSON in config.json, which every reader of the model's configuration would parse whole.
+    layer.set_vocabulary(vocabulary)
+    return layer
 
 
 def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
