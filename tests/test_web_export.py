@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -28,9 +29,14 @@ PUBLISH_COPY = "import sys; from pathlib import Path; from tools import publish;
                "publish.STATIC_DIR = Path(sys.argv[1]); sys.exit(publish.main(sys.argv[2:]))"
 
 
+def unpacked(folder: Path, name: str) -> bytes:
+    return gzip.decompress((folder / web_export.WEB_DIR / name).read_bytes())
+
+
 def tensor(folder: Path, entry: dict) -> np.ndarray:
-    weights = np.fromfile(folder / web_export.WEB_DIR / web_export.WEIGHTS, dtype="<f4")
-    return weights[entry["offset"] : entry["offset"] + int(np.prod(entry["shape"]))].reshape(entry["shape"])
+    dtype = np.dtype(entry["dtype"]).newbyteorder("<")
+    return np.frombuffer(unpacked(folder, web_export.WEIGHTS), dtype, int(np.prod(entry["shape"])),
+                         entry["offset"]).reshape(entry["shape"])
 
 
 def test_export_holds_the_models_settings_vocabularies_and_weights(web_model: Path) -> None:
@@ -38,13 +44,18 @@ def test_export_holds_the_models_settings_vocabularies_and_weights(web_model: Pa
 
     web = web_model / web_export.WEB_DIR
     manifest = json.loads((web / web_export.MANIFEST).read_text())
-    vocabulary = json.loads((web / web_export.VOCABULARY).read_text(encoding="utf-8"))
+    vocabulary = json.loads(unpacked(web_model, web_export.VOCABULARY))
     tokenizer = json.loads((web_model / "tokenizer.json").read_text(encoding="utf-8"))
     training = json.loads((web_model / "training_config.json").read_text())["hyperparameters"]
     model = keras.saving.load_model(web_model, safe_mode=True)
     assert vocabulary["words"] == tokenizer["vocabulary"]
-    assert vocabulary["ngrams"] == model.get_layer("ngram_tokenizer").get_vocabulary()
+    # The n-grams in alphabetical order (the out-of-vocabulary slot first), each with its weight in 16 bits.
+    ngrams = model.get_layer("ngram_tokenizer").get_vocabulary()
+    assert vocabulary["ngrams"] == ngrams[:1] + sorted(ngrams[1:])
     assert len(vocabulary["ngrams"]) == training["ngram_vocab_size"]
+    kernel = dict(zip(ngrams, model.get_layer("ngram_weights").get_weights()[0][:, 0].astype("float16")))
+    exported = tensor(web_model, manifest["ngram"]["weights"]["kernel"])[:, 0]
+    assert exported.dtype == np.float16 and np.array_equal(exported, [kernel[gram] for gram in vocabulary["ngrams"]])
     assert manifest["tokenizer"]["sequence_length"] == training["sequence_length"]
     embedding, bilstm = manifest["classifier"][:2]
     assert bilstm["forward"]["units"] == training["lstm_units"]
@@ -52,10 +63,9 @@ def test_export_holds_the_models_settings_vocabularies_and_weights(web_model: Pa
     assert np.array_equal(tensor(web_model, embedding["embeddings"]), classifier.get_layer("embedding").get_weights()[0])
     backward = classifier.get_layer("bilstm").backward_layer.get_weights()
     assert np.array_equal(tensor(web_model, bilstm["backward"]["recurrent_kernel"]), backward[1])
-    assert np.array_equal(tensor(web_model, manifest["ngram"]["weights"]["kernel"]),
-                          model.get_layer("ngram_weights").get_weights()[0])
     for name, facts in manifest["files"].items():
         assert (web / name).stat().st_size == facts["bytes"]
+        assert len(unpacked(web_model, name)) == facts["unpacked_bytes"]
 
 
 def test_an_existing_export_is_replaced_only_when_asked(web_model: Path, tmp_path: Path) -> None:

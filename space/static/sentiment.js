@@ -1,21 +1,24 @@
 // The model folder's browser copy (`web/`, made by `python -m training.web_export`), run in plain JavaScript:
 // the tokenizers as Keras' TextVectorization does them, then embedding -> BiLSTM -> max over time -> dense
-// layers, the n-gram branch, and the output layer. No runtime library: the weights are a float32 array.
+// layers, the n-gram branch, and the output layer. No runtime library: the browser unpacks the gzipped files, and
+// the weights are typed arrays.
 
 // training/web_export.py names these; tests/test_static_space.py keeps them equal.
 export const WEB_DIR = "web/";
 export const MANIFEST = "model.json";
-const VOCABULARY = "vocabulary.json";
-const WEIGHTS = "weights.bin";
-const FORMAT = "imdb-sentiment-web/2";
+const VOCABULARY = "vocabulary.json.gz";
+const WEIGHTS = "weights.bin.gz";
+const FORMAT = "imdb-sentiment-web/3";
+// Bytes per number of each dtype a tensor of the manifest may have.
+const DTYPE_BYTES = { float32: 4, float16: 2 };
 // TensorFlow's whitespace split: ASCII whitespace only (a no-break space is part of a word).
 const WORD = /[^ \t\n\r\v\f]+/g;
 const ASCII_UPPER = /[A-Z]+/g;
 // The occlusion loop hands the page back its event loop this often, so the page stays responsive.
 const YIELD_MS = 30;
 // A download stops as soon as it is larger than it may be: the manifest at most MAX_MANIFEST_BYTES, each other
-// file the size its manifest says, at most MAX_FILE_BYTES (far above the model's), so a wrong or hostile
-// download never fills the page's memory.
+// file the size its manifest says, at most MAX_FILE_BYTES (far above the model's), and unpacked no further than the
+// size its manifest says, so a wrong or hostile download never fills the page's memory.
 const MAX_MANIFEST_BYTES = 1 << 20;
 const MAX_FILE_BYTES = 1 << 29;
 
@@ -72,6 +75,32 @@ async function checkDigest(bytes, expected, name) {
   }
 }
 
+// `bytes` gunzipped by the browser: exactly `expected` bytes, stopped as soon as they unpack to more.
+async function unpack(bytes, expected, name) {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")).getReader();
+  const out = new Uint8Array(expected);
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (size + value.length > expected) {
+        reader.cancel();
+        throw new ModelUnavailable(`${WEB_DIR}${name} unpacks to more than the ${expected} bytes its manifest says`);
+      }
+      out.set(value, size);
+      size += value.length;
+    }
+  } catch (error) {
+    if (error instanceof ModelUnavailable) throw error;
+    throw new ModelUnavailable(`${WEB_DIR}${name} is not a valid gzip file (${error.message})`);
+  }
+  if (size !== expected) {
+    throw new ModelUnavailable(`${WEB_DIR}${name} unpacks to ${size} bytes, not the ${expected} its manifest says`);
+  }
+  return out;
+}
+
 // Download web/ from `base` (the model repo's files at a pinned revision); onProgress(loaded, total) in bytes.
 export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
   const manifestBytes = await fetchBytes(base + WEB_DIR + MANIFEST, undefined, () => {});
@@ -83,48 +112,63 @@ export async function loadModel(base, { maxTextChars, onProgress = () => {} }) {
   }
   if (manifest.format !== FORMAT) throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} is not in the format ${FORMAT}`);
   const sizes = [VOCABULARY, WEIGHTS].map((name) => manifest.files?.[name]?.bytes);
-  if (!sizes.every((bytes) => Number.isSafeInteger(bytes) && bytes >= 0 && bytes <= MAX_FILE_BYTES)) {
-    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} does not give the sizes of ${VOCABULARY} and ${WEIGHTS} ` +
-                               `(each at most ${MAX_FILE_BYTES} bytes)`);
+  const unpacked = [VOCABULARY, WEIGHTS].map((name) => manifest.files?.[name]?.unpacked_bytes);
+  if (![...sizes, ...unpacked].every((bytes) => Number.isSafeInteger(bytes) && bytes >= 0 && bytes <= MAX_FILE_BYTES)) {
+    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} does not give the sizes of ${VOCABULARY} and ${WEIGHTS}, ` +
+                               `packed and unpacked (each at most ${MAX_FILE_BYTES} bytes)`);
   }
   const total = sizes[0] + sizes[1];
   let loaded = 0;
   onProgress(loaded, total);
   // When one file fails, the other's download stops too: its progress would overwrite the failure's message.
   const controller = new AbortController();
-  const [vocabulary, weights] = await Promise.all([VOCABULARY, WEIGHTS].map(async (name) => {
-    const bytes = await fetchBytes(base + WEB_DIR + name, manifest.files[name]?.bytes,
-                                   (n) => onProgress((loaded += n), total), controller.signal);
+  const [vocabulary, weights] = await Promise.all([VOCABULARY, WEIGHTS].map(async (name, i) => {
+    const bytes = await fetchBytes(base + WEB_DIR + name, sizes[i], (n) => onProgress((loaded += n), total),
+                                   controller.signal);
     await checkDigest(bytes, manifest.files[name]?.sha256, name);
-    return bytes;
+    return unpack(bytes, unpacked[i], name);
   })).catch((error) => {
     controller.abort();
     throw error;
   });
-  if (weights.length % Float32Array.BYTES_PER_ELEMENT) {
-    throw new ModelUnavailable(`${WEB_DIR}${WEIGHTS} is not a whole number of float32 values`);
-  }
   try {
-    return new Model(manifest, JSON.parse(new TextDecoder().decode(vocabulary)), new Float32Array(weights.buffer),
-                     maxTextChars);
+    return new Model(manifest, JSON.parse(new TextDecoder().decode(vocabulary)), weights, maxTextChars);
   } catch (error) {
     if (error instanceof ModelUnavailable) throw error;
     throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} does not describe a model this page can run (${error.message})`);
   }
 }
 
-// The part of `weights` that a manifest's tensor ({offset, shape}) names; ModelUnavailable if it is not all
-// inside `weights`, or (with `size`) if it does not hold `size` numbers.
-function tensorIn(weights, spec, size) {
-  const { offset, shape } = spec ?? {};
-  const valid = Number.isSafeInteger(offset) && offset >= 0 && Array.isArray(shape) &&
-    shape.every((d) => Number.isSafeInteger(d) && d >= 0);
-  const length = valid ? shape.reduce((a, b) => a * b, 1) : NaN;
-  if (!(offset + length <= weights.length) || (size !== undefined && length !== size)) {
-    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} names a tensor (offset ${JSON.stringify(offset)}, shape ` +
-      `${JSON.stringify(shape)}) that is not inside ${WEIGHTS} (${weights.length} numbers) or has the wrong size`);
+// IEEE half-precision numbers as float32 (Float16Array is not in every browser yet).
+function halvesToFloats(halves) {
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) {
+    const h = halves[i], exponent = (h >> 10) & 0x1f, fraction = h & 0x3ff;
+    const magnitude = exponent === 0 ? fraction * 2 ** -24
+      : exponent === 31 ? (fraction ? NaN : Infinity) : (1024 + fraction) * 2 ** (exponent - 25);
+    out[i] = h & 0x8000 ? -magnitude : magnitude;
   }
-  return weights.subarray(offset, offset + length);
+  return out;
+}
+
+// The numbers (a Float32Array) of the tensor that a manifest's entry ({offset in bytes, shape, dtype}) names in the
+// unpacked `weights` bytes; ModelUnavailable if it is not all inside them, or (with `size`) does not hold `size`
+// numbers.
+function tensorIn(weights, spec, size) {
+  const { offset, shape, dtype } = spec ?? {};
+  const width = DTYPE_BYTES[dtype];
+  const valid = width !== undefined && Number.isSafeInteger(offset) && offset >= 0 && offset % width === 0 &&
+    Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+  const length = valid ? shape.reduce((a, b) => a * b, 1) : NaN;
+  if (!(offset + length * width <= weights.length) || (size !== undefined && length !== size)) {
+    throw new ModelUnavailable(`${WEB_DIR}${MANIFEST} names a tensor (offset ${JSON.stringify(offset)}, shape ` +
+      `${JSON.stringify(shape)}, dtype ${JSON.stringify(dtype)}) that is not inside ${WEIGHTS} (${weights.length} ` +
+      "bytes unpacked) or has the wrong size");
+  }
+  // Typed arrays read the platform's byte order: little-endian in every browser.
+  const at = weights.byteOffset + offset;
+  return dtype === "float32" ? new Float32Array(weights.buffer, at, length)
+    : halvesToFloats(new Uint16Array(weights.buffer, at, length));
 }
 
 // The first `max` code points of `text` (Python's text[:max]), lone surrogates replaced by U+FFFD as the Space does.
