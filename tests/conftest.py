@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from hub_server import FakeHub
 
+from training.config import PRESETS
+
 # Before anything imports gradio or huggingface_hub: no telemetry, no analytics, quiet TensorFlow.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
@@ -28,6 +30,7 @@ TINY_FLAGS = [
     "--max-rows", "400", "--vocab-size", "500", "--sequence-length", "40", "--embedding-dim", "8",
     "--lstm-units", "4", "--dense-units", "4", "--epochs", "2", "--batch-size", "32", "--ngram-vocab-size", "5000",
 ]
+REAL_WINDOW = PRESETS["default"].sequence_length
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # Without these, Chromium waits on the network for updates, sync and QUIC, and hangs on a closed network.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -48,7 +51,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # A test that uses one of these (a trained model, a browser) is marked slow; so is any test marked so by hand (it
 # trains, starts the Space or runs a program end to end). `python -m pytest -m "not slow"` leaves them out.
-SLOW_FIXTURES = {"tiny_model", "tutorial_model", "web_model", "browser"}
+SLOW_FIXTURES = {"tiny_model", "tutorial_model", "window_model", "web_model", "browser"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -105,6 +108,15 @@ def tutorial_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder of the `tutorial` preset (no padding mask, no n-gram branch), tiny as above."""
     out = tmp_path_factory.mktemp("models") / "tutorial"
     result = run_module("training.train", "--out", str(out), "--preset", "tutorial", *TINY_FLAGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def window_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny as above but with the default preset's window (REAL_WINDOW tokens), so the Space picks every window."""
+    out = tmp_path_factory.mktemp("models") / "window"
+    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--sequence-length", str(REAL_WINDOW))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

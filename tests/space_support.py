@@ -23,6 +23,15 @@ QUIET = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
 }
 STARTUP_TIMEOUT_S = 120
+# Texts at the tokenizer's edges: non-ASCII letters, emoji, lone surrogates, other whitespace and line breaks,
+# punctuation, full-width letters, zero-width and combining characters.
+AWKWARD_TEXTS = [
+    "Ça MARCHE très BIEN, ÉTÉ ÎLE straße İstanbul", "I 😍 it!!! 👍🏽 Best film 🎬🎬 ever",
+    "lone \ud800 surrogate \udfff here \ud83d", "tabs\tand\x0bvertical\x0cfeeds\r\nok",
+    "no\u00a0break\u2003em\u2028line\u2029para\u3000ideographic", "don't can't won't it's <br />great<br /><br />film",
+    "A-B-C a.b.c (x) [y] {z} \"q\" 'q' `q` ~!@#$%^&*_+=|\\/<>,;:?", "ＦＵＬＬ width Ｌetters and ﬁ ligature",
+    "zero\u200bwidth\u200djoiner e\u0301 combining",
+]
 
 os.environ.update(QUIET)
 

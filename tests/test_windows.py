@@ -8,36 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_FLAGS, run_module
+from conftest import REAL_WINDOW
 
-import space_support  # noqa: F401  (the quiet environment, before TensorFlow is imported)
+from space_support import AWKWARD_TEXTS  # the quiet environment, before TensorFlow is imported
 import inference  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from review_text import clean  # noqa: E402
 
-pytestmark = pytest.mark.slow  # trains a model with the real window
-
-WINDOW = 400
 TOLERANCE = 1e-5
-# Texts that exercise the tokenizer's edges: non-ASCII letters, emoji, lone surrogates, other whitespace,
-# punctuation, zero-width characters, line breaks, and one longer than the Space's character cut.
-AWKWARD = [
-    "Ça MARCHE très BIEN, ÉTÉ ÎLE straße İstanbul", "I 😍 it!!! 👍🏽 Best film 🎬🎬 ever",
-    "lone \ud800 surrogate \udfff here \ud83d", "tabs\tand\x0bvertical\x0cfeeds\r\nok",
-    "no\u00a0break\u2003em\u2028line\u2029para\u3000ideographic", "don't can't won't it's <br />great<br /><br />film",
-    "A-B-C a.b.c (x) [y] {z} \"q\" 'q' `q` ~!@#$%^&*_+=|\\/<>,;:?", "ＦＵＬＬ width Ｌetters and ﬁ ligature",
-    "zero\u200bwidth\u200djoiner e\u0301 combining", "A moving film. " * 2_000,
-]
-
-
-@pytest.fixture(scope="module")
-def window_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model with the default's 400-token window, trained once for this module."""
-    out = tmp_path_factory.mktemp("models") / "window"
-    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--sequence-length", str(WINDOW))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+# And one longer than the Space's character cut.
+AWKWARD = [*AWKWARD_TEXTS, "A moving film. " * 2_000]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +38,8 @@ def review(words: list[str], n: int, shift: int = 0) -> str:
 
 def test_every_window_and_its_edges_match_keras(served) -> None:
     predictor, model, words = served
-    assert predictor.windows == (*inference.WINDOWS, WINDOW)  # the test covers every window the Space has
-    lengths = sorted({1, WINDOW + 50, *(edge + d for edge in predictor.windows for d in (-1, 0, 1))})
+    assert predictor.windows == (*inference.WINDOWS, REAL_WINDOW)  # the test covers every window the Space has
+    lengths = sorted({1, REAL_WINDOW + 50, *(edge + d for edge in predictor.windows for d in (-1, 0, 1))})
     texts = [review(words, n, shift=n) for n in lengths]
     expected = keras_scores(model, texts)
     singles = np.array([predictor.probabilities([text])[0] for text in texts])
@@ -67,14 +48,14 @@ def test_every_window_and_its_edges_match_keras(served) -> None:
     np.testing.assert_allclose(predictor.probabilities(texts[::-1]), expected[::-1], atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("n", [12, 31, 33, WINDOW, WINDOW + 30])
+@pytest.mark.parametrize("n", [12, 31, 33, REAL_WINDOW, REAL_WINDOW + 30])
 def test_highlights_match_keras_on_the_texts_with_a_word_left_out(served, n: int) -> None:
     """Each word's effect is P(review) - P(review without it), as Keras computes them; past the window, the
     first unread word moves in when one is left out."""
     predictor, model, words = served
     text = review(words, n, shift=7)
     explanation = predictor.explain(text)
-    spans = explanation.window.spans[: min(n, WINDOW)]
+    spans = explanation.window.spans[: min(n, REAL_WINDOW)]
     without = [text[:start] + text[end:] for start, end in spans]
     scores = keras_scores(model, [text, *without])
     assert explanation.probability == pytest.approx(scores[0], abs=TOLERANCE)

@@ -47,6 +47,7 @@ BATCH_SIZE = 256
 BATCH_REPEATS = 3
 THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
 QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
+QUICK_SINGLE_CALLS = 20  # a smoke test's figures mean nothing: time a few calls only
 SPACE = " (Space)"  # a model's timer name through the Space's serving path
 Timer = Callable[[list[str]], float]  # scores the texts, returns the milliseconds that took
 
@@ -131,14 +132,14 @@ def space_timer(folder: Path) -> Iterator[Timer]:
             worker.wait()
 
 
-def speeds(timers: dict[str, Timer], texts: list[str]) -> dict[str, dict[str, float]]:
+def speeds(timers: dict[str, Timer], texts: list[str], single_calls: int) -> dict[str, dict[str, float]]:
     """Single-review latency (real reviews and one-liners) and batch throughput of every model, measured
     in turns (one call of each model, then the next text) so that the machine's load falls on all alike."""
     one_liners = last_sentences(texts)
     for timer in timers.values():
         timer(texts[:BATCH_SIZE])  # warm-up: compiled shapes, caches
     single = {name: {"real": [], "one_line": []} for name in timers}
-    for text, line in zip(texts[:SINGLE_CALLS], one_liners[:SINGLE_CALLS]):
+    for text, line in zip(texts[:single_calls], one_liners[:single_calls]):
         for name, timer in timers.items():
             single[name]["real"].append(timer([text]))
             single[name]["one_line"].append(timer([line]))
@@ -154,12 +155,13 @@ def speeds(timers: dict[str, Timer], texts: list[str]) -> dict[str, dict[str, fl
                    "batch_reviews_per_s": float(np.median(rates[name]))} for name in timers}
 
 
-def add_speeds(rows: list[dict], scorers: dict, folders: dict[str, Path], texts: list[str]) -> None:
+def add_speeds(rows: list[dict], scorers: dict, folders: dict[str, Path], texts: list[str],
+               single_calls: int = SINGLE_CALLS) -> None:
     """Add each row's serving speeds: every scorer in this process, and every model folder through the Space."""
     with ExitStack() as workers:
         timers = {name: timed(score) for name, score in scorers.items()}
         timers |= {name + SPACE: workers.enter_context(space_timer(folder)) for name, folder in folders.items()}
-        measured = speeds(timers, texts)
+        measured = speeds(timers, texts, single_calls)
     for row in rows:
         row.update(measured[row["model"]])
         space = measured.get(row["model"] + SPACE, {})
@@ -271,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         scorers[row["model"]], folders[row["model"]] = scorer, args.out / name
     rows += baseline_rows
     try:
-        add_speeds(rows, scorers, folders, splits.test["text"].tolist())
+        add_speeds(rows, scorers, folders, splits.test["text"].tolist(),
+                   QUICK_SINGLE_CALLS if args.quick else SINGLE_CALLS)
     except WorkerFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
