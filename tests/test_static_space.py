@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BROWSER_TIMEOUT_MS, CHROMIUM, run_module, serving
+from conftest import BROWSER_TIMEOUT_MS, CHROMIUM, REAL_WINDOW, run_module, serving
 from hub_server import FakeHub
-from space_support import SPACE_DIR  # noqa: F401  (puts space/ on the path)
+from space_support import AWKWARD_TEXTS  # puts space/ on the path
 
 from tools import publish  # noqa: E402
 from review_text import WindowReader, clean  # noqa: E402
@@ -38,12 +38,7 @@ TOLERANCE = 1e-3  # the n-gram branch's weights are 16-bit in web/
 DEAD_HUB = "http://127.0.0.1:9"
 # Built in the page from JSON with ASCII escapes, so lone surrogates survive the trip.
 HOSTILE = [
-    "", "   \t\n ", "!!! ... ???", "Ça MARCHE très BIEN, ÉTÉ ÎLE straße İstanbul",
-    "I 😍 it!!! 👍🏽 Best film 🎬🎬 ever", "lone \ud800 surrogate \udfff here \ud83d",
-    "tabs\tand\x0bvertical\x0cfeeds\r\nok",
-    "no\u00a0break\u2003em\u2028line\u2029para\u3000ideographic", "don't can't won't it's <br />great<br /><br />film",
-    "A-B-C a.b.c (x) [y] {z} \"q\" 'q' `q` ~!@#$%^&*_+=|\\/<>,;:?", "ＦＵＬＬ width Ｌetters and ﬁ ligature",
-    "zero\u200bwidth\u200djoiner e\u0301 combining", "word " * 60 + "great", "fantastic " * 3,
+    "", "   \t\n ", "!!! ... ???", *AWKWARD_TEXTS, "word " * 60 + "great", "fantastic " * 3,
     "A moving film. " * 70_000,  # ~1 MB: cut at the Space's MAX_TEXT_CHARS before anything else
 ]
 IN_PAGE_TOKENS = """async ([base, maxTextChars, texts]) => {
@@ -232,22 +227,14 @@ def test_tokens_equal_keras_on_real_reviews_and_hostile_strings(browser, site: s
     assert not errors
 
 
-def test_the_original_tutorials_network(browser, tutorial_model: Path, tmp_path: Path) -> None:
-    """`--preset tutorial`: no padding mask (padding is read like words), the BiLSTM's last states instead of the max
-    over time, no n-gram branch. Probabilities and highlights still equal Keras'."""
+def page_equals_keras(browser, folder: Path, tmp_path: Path, reviews: list[str], highlighted: list[str]) -> None:
+    """The model folder exported for the page and published on a local Hub: the page's probability of every review
+    and the highlights of each `highlighted` one (its words' occlusion effects) equal plain Keras'."""
     import keras
 
-    folder = tmp_path / "tutorial"
-    shutil.copytree(tutorial_model, folder)
     assert run_module("training.web_export", "--model-dir", str(folder)).returncode == 0
     model = keras.saving.load_model(folder, safe_mode=True)
-    replacements = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["replace_before_tokenizing"]
-    reviews = [clean(r, replacements) for r in pd.read_csv(SAMPLE_CSV)["review"].iloc[:50]] + ["Fine."]
-    review = reviews[0]
     window = model.get_layer("tokenizer").get_config()["output_sequence_length"]
-    spans = WindowReader("whitespace", STRIP_REGEX, window)(review).spans
-    assert len(spans) > window  # longer than the window: leaving a word out lets the next one in
-    spans = spans[:window]
     errors: list[str] = []
     with FakeHub() as server:
         commit = server.publish(MODEL_REPO, {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
@@ -256,16 +243,49 @@ def test_the_original_tutorials_network(browser, tutorial_model: Path, tmp_path:
             page = ready_page(browser, url, errors)
             try:
                 shown = np.array(page.evaluate(CLASSIFY_EACH, reviews))
-                page.fill("#review", review)
-                page.click("#classify")
-                page.wait_for_selector("#highlights[data-ms]", timeout=BROWSER_TIMEOUT_MS)
-                effects = page.eval_on_selector_all("#highlights span", "s => s.map(e => Number(e.dataset.effect))")
+                effects = []
+                for review in highlighted:
+                    page.fill("#review", review)
+                    page.click("#classify")
+                    page.wait_for_selector("#highlights[data-ms]", timeout=BROWSER_TIMEOUT_MS)
+                    effects.append(page.eval_on_selector_all("#highlights span",
+                                                             "s => s.map(e => Number(e.dataset.effect))"))
+                    page.evaluate("document.getElementById('highlights').removeAttribute('data-ms')")
             finally:
                 page.close()
     assert np.abs(shown - keras_probabilities(model, reviews)).max() < TOLERANCE
-    occluded = keras_probabilities(model, [review] + [review[:start] + review[end:] for start, end in spans])
-    assert np.abs(np.array(effects) - (occluded[0] - occluded[1:])).max() < TOLERANCE
+    for review, shown_effects in zip(highlighted, effects):
+        spans = WindowReader("whitespace", STRIP_REGEX, window)(review).spans[:window]
+        occluded = keras_probabilities(model, [review] + [review[:start] + review[end:] for start, end in spans])
+        assert np.abs(np.array(shown_effects) - (occluded[0] - occluded[1:])).max() < TOLERANCE
     assert not errors
+
+
+def sample_reviews(folder: Path, count: int) -> list[str]:
+    """The first `count` reviews of the sample, replaced as the folder's tokenizer.json says."""
+    replacements = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["replace_before_tokenizing"]
+    return [clean(r, replacements) for r in pd.read_csv(SAMPLE_CSV)["review"].iloc[:count]]
+
+
+def test_the_original_tutorials_network(browser, tutorial_model: Path, tmp_path: Path) -> None:
+    """`--preset tutorial`: no padding mask (padding is read like words), the BiLSTM's last states instead of the max
+    over time, no n-gram branch. Probabilities and highlights still equal Keras'."""
+    folder = tmp_path / "tutorial"
+    shutil.copytree(tutorial_model, folder)
+    reviews = sample_reviews(folder, 50)
+    page_equals_keras(browser, folder, tmp_path, reviews + ["Fine."], reviews[:1])
+
+
+def test_the_real_window_on_short_and_long_reviews(browser, window_model: Path, tmp_path: Path) -> None:
+    """With the default's 400-token window most reviews are shorter than the window: their probabilities and
+    highlights (the masked, short-review path) equal Keras', as do those of a review longer than the window."""
+    folder = tmp_path / "window"
+    shutil.copytree(window_model, folder)
+    reviews = sample_reviews(folder, 50)
+    short = min(reviews, key=len)
+    long = max(reviews, key=len)
+    assert len(short.split()) < REAL_WINDOW < len(long.split())
+    page_equals_keras(browser, folder, tmp_path, reviews + ["Fine."], [short, long])
 
 
 def staged_site_config(site: str) -> str:
