@@ -24,9 +24,11 @@ lean_memory.tame()
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
+from starlette.middleware import Middleware  # noqa: E402
 
-import review_csv
-import inference
+import inference  # noqa: E402
+import limits  # noqa: E402
+import review_csv  # noqa: E402
 from examples import EXAMPLES
 from review_text import MAX_TEXT_CHARS
 
@@ -46,16 +48,27 @@ MORE = " [...]"
 JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
-# The API's calls are short: one review costs less model time than Gradio's own bookkeeping per call,
-# and a review in a batch less again. So Gradio batches them (`batch=True`):
-# callers that wait for the same endpoint are answered together, up to API_BATCH at once, with
-# API_CONCURRENCY batches in flight (shared by /predict and /probability) and the other Gradio
-# worker threads free for the page's Classify and CSV events. Past QUEUE_MAX_SIZE waiting events a
-# call gets HTTP 503 at once instead of waiting without bound. See "Serving more traffic" in tools/README.md.
-API_BATCH = 32
-API_CONCURRENCY = 2
-API_CONCURRENCY_ID = "api"
+# Each kind of work has its own bound (limits.Gate): calls running at once, calls waiting, and for the CSV
+# tab files per session; past them a call is refused at once with "busy, try again". The API's calls are
+# short, and Gradio's queue costs more per call than the model: /predict and /probability are queue-less
+# events (one POST to /gradio_api/run/NAME), bounded by their gate instead. Past QUEUE_MAX_SIZE events in
+# Gradio's queue (the page, /gradio_api/call/...) a call gets HTTP 503 at once. See "Serving more traffic"
+# in tools/README.md.
+CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
+CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
 QUEUE_MAX_SIZE = 256
+# While it is free, Gradio's queue looks for new events every 1 ms and for progress every 10 ms: over a
+# thousand wake-ups a second, several % of a core on a Space nobody calls. The API does not use the queue,
+# so the page's events can wait this long to start. Not a public setting of Gradio: limits.rest() sets it,
+# and tests/test_space_limits.py fails if an upgrade moves it.
+QUEUE_POLL_S = 0.02
+# Request bodies: an API call is one review (20,000 characters, about 240 kB even if every character is
+# escaped in JSON; 1 MiB leaves room for longer texts, cut at MAX_TEXT_CHARS); a CSV comes as an upload (5 MB
+# and the form) or, through MCP, as a base64 data URI (5 MB is 6.7 MB). Anything over its cap gets HTTP 413
+# before it is parsed.
+BODY_CAP = 1024 * 1024
+FILE_BODY_CAP = 8 * 1024 * 1024
+FILE_ROUTES = ("/gradio_api/upload", "/gradio_api/mcp")
 # Gradio keeps a session state for every caller, and each API call without a session (curl, scripts)
 # is a new caller: at Gradio's default capacity of 10,000, memory grows with every call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
@@ -143,7 +156,7 @@ def note(explanation: inference.Explanation, cut: bool) -> str:
 
 
 def classify(review: str | None) -> tuple[dict[str, float] | None, float | None, list, str]:
-    """The page's Classify button: label confidences, P(positive), word highlights and a note."""
+    """Label confidences, P(positive), word highlights and a note."""
     if PREDICTOR is None:
         return None, None, [], PROBLEM
     if inference.blank(review):
@@ -153,43 +166,60 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
             note(explanation, cut))
 
 
-def probabilities_or_none(reviews: list[str]) -> list[float | None]:
+async def classify_in_turn(review: str | None) -> tuple[dict[str, float] | None, float | None, list, str]:
+    """The page's Classify button: `classify`, through its gate."""
+    return await CLASSIFY_GATE.run(classify, review)
+
+
+def not_text(value: object) -> str | None:
+    """Why an API call's review is refused (it must be a string or null), or None."""
+    if value is None or isinstance(value, str):
+        return None
+    return f"The review must be a string (or null for no review), not {JSON_TYPES.get(type(value), type(value).__name__)}."
+
+
+def require_text(review: object) -> dict:
+    """The API's validator for calls through Gradio's queue (/gradio_api/call/...): HTTP 400 with the reason."""
+    if problem := not_text(review):
+        raise ValueError(problem)
+    return gr.validate(True, "")
+
+
+def probabilities_or_none(reviews: list[str | None]) -> list[float | None]:
     """P(positive) of each review, None for a blank one (one blank text must not fail a whole batch)."""
-    if PREDICTOR is None:
-        raise gr.Error(PROBLEM)
     return [None if math.isnan(p) else p for p in PREDICTOR.probabilities_or_nan(reviews).tolist()]
 
 
-def require_text(review: list[object]) -> tuple[list[dict]]:
-    """The API's validator, run for each call before it joins a batch: a review must be a string or null.
-
-    Raising here refuses that call alone (HTTP 400 with this message); inside the batch, an error would
-    fail every call of it, and `gr.validate(False, ...)` answers do not refuse a batched call in Gradio 6.31.
-    """
-    for value in review:
-        if not (value is None or isinstance(value, str)):
-            kind = JSON_TYPES.get(type(value), type(value).__name__)
-            raise ValueError(f"The review must be a string (or null for no review), not {kind}.")
-    return ([gr.validate(True, "")] * len(review),)
+# The API's calls that wait while the model is busy are scored together, up to 32 a model call.
+API_GATE = limits.BatchGate(probabilities_or_none, running=2, waiting=128, max_batch=32)
 
 
-def predict(review: list[str]) -> tuple[list[dict[str, float] | None]]:
+async def probability_or_none(review: object) -> float | None:
+    """P(positive) of one API call's review, None for a blank one; a clear error for anything but text."""
+    if problem := not_text(review):  # the queue-less route skips the validator
+        raise gr.Error(problem)
+    if PREDICTOR is None:
+        raise gr.Error(PROBLEM)
+    return await API_GATE.run(review)
+
+
+async def predict(review: str | None) -> dict[str, float] | None:
     """Classify the sentiment of an English movie review: the confidence of each label, or null for an empty text.
 
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    # Gradio passes the reviews of the calls that wait together as one list (batch=True), and takes one back.
-    return ([None if p is None else confidences(p) for p in probabilities_or_none(review)],)
+    p = await probability_or_none(review)
+    return None if p is None else confidences(p)
 
 
-def probability(review: list[str]) -> tuple[list[float | None]]:
+async def probability(review: str | None) -> float | None:
     """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
 
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    return (probabilities_or_none(review),)
+    return await probability_or_none(review)
 
 
 def described(does: str, returns: str) -> str:
@@ -200,12 +230,8 @@ def described(does: str, returns: str) -> str:
             "reviews (IMDB), so other languages and other kinds of text get unreliable answers.")
 
 
-def score_csv(upload: str | None) -> tuple[str | None, str]:
-    """Score every review of a CSV file.
-
-    Args:
-        upload: a UTF-8 CSV file with a header row and a `review` column
-    """
+def scored_csv(upload: str | None) -> tuple[str | None, str]:
+    """The scored CSV of an upload and a message with the counts, or None and what is wrong."""
     if PREDICTOR is None:
         return None, PROBLEM
     if upload is None:
@@ -218,6 +244,15 @@ def score_csv(upload: str | None) -> tuple[str | None, str]:
     if scored.blank:
         message += f" {scored.blank:,} empty review(s) left without a score."
     return str(path), message
+
+
+async def score_csv(upload: str | None, request: gr.Request) -> tuple[str | None, str]:
+    """Score every review of a CSV file.
+
+    Args:
+        upload: a UTF-8 CSV file with a header row and a `review` column, uploaded (through MCP: a base64 data: URI); a URL is refused, not fetched
+    """
+    return await CSV_GATE.run(scored_csv, upload, session=request.session_hash)
 
 
 def csv_summary(scored: str | None) -> tuple[dict, dict, dict]:
@@ -246,20 +281,20 @@ def review_tab(labels: tuple[str, str]) -> None:
             color_map=word_classes(labels), show_legend=True, show_inline_category=False, elem_id="highlights",
         )
         gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
-    button.click(classify, review, [label, number, words, message], api_visibility="private")
+    button.click(classify_in_turn, review, [label, number, words, message], api_visibility="private", concurrency_limit=None)
 
 
 def csv_tab(labels: tuple[str, str]) -> None:
     """The CSV tab: a CSV in; the scored CSV, the count per label, a histogram and the first rows out."""
-    limits = f"at most {review_csv.MAX_ROWS:,} rows and {review_csv.MAX_BYTES // (1024 * 1024)} MB"
+    size_limits = f"at most {review_csv.MAX_ROWS:,} rows and {review_csv.MAX_BYTES // (1024 * 1024)} MB"
     added = (f"`{review_csv.PROBABILITY_COLUMN}` (P({labels[1]})) and `{review_csv.LABEL_COLUMN}` (the model's "
              "answer)")
     with gr.Tab("Batch (CSV)"):
-        gr.Markdown(f"Upload a UTF-8 CSV with a `{review_csv.TEXT_COLUMN}` column ({limits}). You get it back "
+        gr.Markdown(f"Upload a UTF-8 CSV with a `{review_csv.TEXT_COLUMN}` column ({size_limits}). You get it back "
                     f"with two columns first, {added}, then every column of yours as it was.")
         with gr.Row():
             with gr.Column():
-                upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
+                upload = limits.UploadedFile(label="CSV file", file_types=[".csv"], type="filepath")
                 score_button = gr.Button("Score the file", variant="primary")
                 scored = gr.File(label="Scored CSV", elem_id="scored")
                 message = gr.Markdown(elem_id="batch-message")
@@ -272,11 +307,11 @@ def csv_tab(labels: tuple[str, str]) -> None:
         preview = gr.Dataframe(label=f"The first {review_csv.PREVIEW_ROWS} rows of the scored CSV, the model's "
                                "answers first", interactive=False, max_chars=200, wrap=True, visible=False,
                                elem_id="preview")
-    description = described(f"Scores every review of a CSV file (a `{review_csv.TEXT_COLUMN}` column, {limits}).",
+    description = described(f"Scores every review of a CSV file (a `{review_csv.TEXT_COLUMN}` column, {size_limits}).",
                             f"the scored CSV ({added} first, then every column of the upload; an upload that "
                             f"already has a column of one of those names is refused) and a message with the counts")
-    score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description
-                       ).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
+    score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description,
+                       concurrency_limit=None).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
 
 
 def api_endpoints(labels: tuple[str, str]) -> None:
@@ -295,10 +330,10 @@ def api_endpoints(labels: tuple[str, str]) -> None:
                    f"one number from 0 (surely {labels[0]}) to 1 (surely {labels[1]}), or null for an empty text")),
     )
     for api_name, endpoint, output, description in endpoints:
-        # preprocess=False: the validator must see what was sent, not Textbox's str() of it.
-        api_review.submit(endpoint, api_review, output, api_name=api_name, api_description=description, batch=True,
-                          max_batch_size=API_BATCH, concurrency_limit=API_CONCURRENCY,
-                          concurrency_id=API_CONCURRENCY_ID, validator=require_text, preprocess=False)
+        # preprocess=False: the checks must see what was sent, not Textbox's str() of it. concurrency_limit=None:
+        # the gate bounds them, on either route.
+        api_review.submit(endpoint, api_review, output, api_name=api_name, api_description=description, queue=False,
+                          concurrency_limit=None, validator=require_text, preprocess=False)
 
 
 def build() -> gr.Blocks:
@@ -312,7 +347,9 @@ def build() -> gr.Blocks:
         review_tab(labels)
         csv_tab(labels)
         api_endpoints(labels)
-    page.queue(max_size=QUEUE_MAX_SIZE)
+    # api_open=False: the queued events (Classify, the CSV tab) cannot be called around the queue.
+    page.queue(max_size=QUEUE_MAX_SIZE, api_open=False)
+    limits.rest(page, QUEUE_POLL_S)
     return page
 
 
@@ -326,6 +363,11 @@ def server_name() -> str:
     return os.getenv("GRADIO_SERVER_NAME") or LOCALHOST
 
 
+def body_cap(path: str) -> int:
+    """The most bytes a request body to `path` may have."""
+    return FILE_BODY_CAP if path.startswith(FILE_ROUTES) else BODY_CAP
+
+
 if __name__ == "__main__":
     # Keep the objects of the loaded libraries and model out of the garbage collector's full
     # collections: walking them all paused the server under load.
@@ -334,4 +376,4 @@ if __name__ == "__main__":
     log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
     demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
-                mcp_server=True)
+                mcp_server=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap)]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -332,10 +333,10 @@ def test_every_path_reads_at_most_the_character_cap(app, tmp_path: Path, monkeyp
 
     monkeypatch.setattr(app.PREDICTOR, "_tokenizer", spy_tokenizer)
     for text in PATHOLOGICAL.values():
-        app.probability([text]), app.predict([text]), app.classify(text)
+        asyncio.run(app.probability(text)), asyncio.run(app.predict(text)), app.classify(text)
     upload = tmp_path / "long.csv"
     upload.write_text("review\n" + "x" * (review_csv.MAX_BYTES - 100) + "\n")
-    assert app.score_csv(str(upload))[1] == "Scored 1 review(s)."
+    assert app.scored_csv(str(upload))[1] == "Scored 1 review(s)."
     assert longest and max(longest) <= MAX_TEXT_CHARS
 
 
@@ -356,9 +357,9 @@ def test_highlights_show_what_was_read_and_a_marker_not_the_rest(app, text: str)
 def test_a_text_blank_where_it_is_read_has_nothing_to_score(app, tmp_path: Path, text: str) -> None:
     """Only whitespace, or invisible format characters (zero-width spaces, U+FEFF), in the part that is read."""
     assert inference.blank(text)
-    assert app.probability([text]) == ([None],) and app.predict([text]) == ([None],)
+    assert asyncio.run(app.probability(text)) is None and asyncio.run(app.predict(text)) is None
     assert app.classify(text)[3] == app.EMPTY_REVIEW
-    path, message = app.score_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": [text, "Fine."]})))
+    path, message = app.scored_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": [text, "Fine."]})))
     assert "Scored 1 review(s). 1 empty" in message
     assert pd.read_csv(path, dtype=str, keep_default_na=False)[review_csv.LABEL_COLUMN][0] == ""
     assert not inference.blank("\u200bx") and not inference.blank("\u3000\u200b\u00e9")
@@ -378,35 +379,36 @@ def test_any_unicode_gives_a_probability(app, text: str) -> None:
     assert (probability is None and note == app.EMPTY_REVIEW) or 0 <= probability <= 1
 
 
-def test_api_endpoints_answer_a_batch(app) -> None:
-    # Gradio hands the batched endpoints a list of reviews and wants a tuple of one list of answers.
-    reviews = ["Not bad at all.", "A dull, lifeless film.", "Wonderful!"]
-    (probabilities,) = app.probability(reviews)
-    (confidences,) = app.predict(reviews)
+async def answers(app, reviews: list) -> tuple[list, list]:
+    """/probability's and /predict's answers to calls made together (their gate scores them in batches)."""
+    return (await asyncio.gather(*map(app.probability, reviews)), await asyncio.gather(*map(app.predict, reviews)))
+
+
+def test_api_endpoints_answer_calls_made_together(app) -> None:
+    reviews = ["Not bad at all.", "A dull, lifeless film.", "Wonderful!"] * 20
+    probabilities, confidences = asyncio.run(answers(app, reviews))
     np.testing.assert_allclose(probabilities, app.PREDICTOR.probabilities(reviews), rtol=1e-6)
     negative, positive = app.PREDICTOR.labels
     for p, answer in zip(probabilities, confidences):
         assert answer == {positive: pytest.approx(p), negative: pytest.approx(1 - p)}
     endpoints = {dep.api_name: dep for dep in app.demo.fns.values()}
     assert {"predict", "probability", "score_csv"} <= set(endpoints)
-    assert endpoints["predict"].batch and endpoints["probability"].batch
+    assert not endpoints["predict"].queue and not endpoints["probability"].queue
 
 
 @pytest.mark.parametrize("empty", ["", "   ", "\n\t ", None])
-def test_an_empty_text_in_a_batch_gets_none_and_the_others_their_score(app, empty) -> None:
-    reviews = ["A fine film.", empty, "Awful."]
-    (probabilities,) = app.probability(reviews)
-    (confidences,) = app.predict(reviews)
+def test_an_empty_text_among_others_gets_none_and_the_others_their_score(app, empty) -> None:
+    probabilities, confidences = asyncio.run(answers(app, ["A fine film.", empty, "Awful."]))
     assert probabilities[1] is None and confidences[1] is None
-    assert probabilities[0] == pytest.approx(app.probability(["A fine film."])[0][0])
-    assert probabilities[2] == pytest.approx(app.probability(["Awful."])[0][0])
+    assert probabilities[0] == pytest.approx(asyncio.run(app.probability("A fine film.")))
+    assert probabilities[2] == pytest.approx(asyncio.run(app.probability("Awful.")))
 
 
 def test_api_without_a_model_says_why(app, monkeypatch) -> None:
     monkeypatch.setattr(app, "PREDICTOR", None)
     monkeypatch.setattr(app, "PROBLEM", "No model is configured.")
     with pytest.raises(gr.Error, match="No model is configured"):
-        app.probability(["A fine film."])
+        asyncio.run(app.probability("A fine film."))
 
 
 def test_clean_keeps_text_and_fixes_what_cannot_be_encoded() -> None:
@@ -448,7 +450,7 @@ def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
                " =HYPERLINK(\"http://x\")", "\n=1+1 dull", "\r\n \t@SUM(A1) bad", "Fine - mostly. =)"]
     ids = ["=1", " +2", "\n-3", "4", "5", "6", "7", "8", "9", "10"]
     upload = write_csv(tmp_path / "in.csv", pd.DataFrame({"id": ids, "review": reviews}))
-    path, message = app.score_csv(upload)
+    path, message = app.scored_csv(upload)
     assert "Scored 9 review(s)" in message and "1 empty" in message
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(out.columns) == [PROBABILITY, LABEL, "id", "review"]
@@ -465,21 +467,21 @@ def test_csv_is_scored_and_safe_for_spreadsheets(app, tmp_path: Path) -> None:
 def test_csv_keeps_the_callers_own_columns(app, tmp_path: Path) -> None:
     """A ground-truth `label` or a `probability` of the caller's stays as it was, beside ours."""
     given = pd.DataFrame({"label": ["neg", "pos"], "review": ["Dull.", "Great!"], "probability": ["0.1", "0.9"]})
-    path, message = app.score_csv(write_csv(tmp_path / "in.csv", given))
+    path, message = app.scored_csv(write_csv(tmp_path / "in.csv", given))
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(out.columns) == [PROBABILITY, LABEL, "label", "review", "probability"]
     pd.testing.assert_frame_equal(out[list(given.columns)], given)
     assert set(out[LABEL]) <= set(app.PREDICTOR.labels)
     for ours in (PROBABILITY, LABEL):
         taken = write_csv(tmp_path / "taken.csv", pd.DataFrame({"review": ["Fine."], ours: ["mine"]}))
-        assert app.score_csv(taken) == (None, f"The CSV already has a column named `{ours}`, where the scores "
+        assert app.scored_csv(taken) == (None, f"The CSV already has a column named `{ours}`, where the scores "
                                               "go; rename it.")
 
 
 def test_csv_tab_shows_rows_counts_and_histogram(app, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(review_csv, "PREVIEW_ROWS", 3)
     reviews = ["A wonderful film.", "", "Dreadful and dull.", "Not bad at all.", "Great!"]
-    path, _ = app.score_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": reviews})))
+    path, _ = app.scored_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": reviews})))
     shown = app.csv_summary(path)
     assert all(update["visible"] for update in shown)
     preview, counts, histogram = (update["value"] for update in shown)
@@ -510,7 +512,7 @@ def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app,
     # Excel's "CSV UTF-8" starts with a byte order mark; a header cell is a cell a spreadsheet may run too.
     upload = tmp_path / "excel.csv"
     upload.write_bytes("\ufeffreview,=SUM(A1)\nA wonderful film.,1\n".encode())
-    path, message = app.score_csv(str(upload))
+    path, message = app.scored_csv(str(upload))
     assert message == "Scored 1 review(s)."
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(out.columns) == [PROBABILITY, LABEL, "review", "'=SUM(A1)"]
@@ -531,7 +533,7 @@ def test_csv_from_a_spreadsheet_with_a_byte_order_mark_and_a_formula_header(app,
 def test_bad_csv_gets_a_clear_message(app, tmp_path: Path, content: bytes, expected: str) -> None:
     upload = tmp_path / "bad.csv"
     upload.write_bytes(content)
-    path, message = app.score_csv(str(upload))
+    path, message = app.scored_csv(str(upload))
     assert path is None and expected in message
 
 
@@ -546,14 +548,14 @@ def test_bad_csv_gets_a_clear_message(app, tmp_path: Path, content: bytes, expec
 def test_a_row_with_an_extra_field_is_refused_naming_its_line(app, tmp_path: Path, content: str, line: int) -> None:
     upload = tmp_path / "extra.csv"
     upload.write_text(content)
-    path, message = app.score_csv(str(upload))
+    path, message = app.scored_csv(str(upload))
     assert path is None and message.startswith(f"Line {line} has ") and "fields but the header has" in message
 
 
 def test_a_short_row_keeps_its_fields_in_place(app, tmp_path: Path) -> None:
     upload = tmp_path / "short.csv"
     upload.write_text("review,id,stars\nA wonderful film.,7\n")
-    path, _ = app.score_csv(str(upload))
+    path, _ = app.scored_csv(str(upload))
     out = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert out[["review", "id", "stars"]].values.tolist() == [["A wonderful film.", "7", ""]]
 
@@ -573,7 +575,7 @@ def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, m
 
     monkeypatch.setattr(pd, "read_csv", parse)
     upload = bomb(tmp_path / "bomb.csv", where)
-    path, message = app.score_csv(upload)
+    path, message = app.scored_csv(upload)
     columns = review_csv.MAX_BYTES - 100 + 2 - (where == "header without a review column")
     expected = {"row": f"Line 2 has {columns:,} fields but the header has 2"}.get(
         where, f"The CSV has {columns:,} columns; at most {review_csv.MAX_COLUMNS} can be read.")
@@ -606,11 +608,11 @@ print(root, written, path.exists(), root.is_dir())
 def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:
     upload = write_csv(tmp_path / "rows.csv", pd.DataFrame({"review": ["good"] * 30}))
     monkeypatch.setattr(review_csv, "MAX_ROWS", 20)
-    assert app.score_csv(upload) == (None, "The CSV has more than 20 rows; split it into smaller files.")
+    assert app.scored_csv(upload) == (None, "The CSV has more than 20 rows; split it into smaller files.")
     monkeypatch.setattr(review_csv, "MAX_BYTES", 100)
-    path, message = app.score_csv(upload)
+    path, message = app.scored_csv(upload)
     assert path is None and "larger than" in message
-    assert app.score_csv(None)[0] is None
+    assert app.scored_csv(None)[0] is None
 
 
 # ---------------------------------------------------------------- model problems

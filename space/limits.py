@@ -1,0 +1,150 @@
+"""What keeps one caller from taking the Space from the others: a bound per kind of work, a cap on request
+bodies, and file inputs that take uploads only.
+
+Each kind of work (the API, the page's Classify, the CSV tab) passes through its own `Gate`: a few calls run
+at once, each in a worker thread of its own kind, a bounded line waits without holding a thread, and past
+that a call is refused at once, so a crowd of one kind never takes another kind's place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import anyio
+import gradio as gr
+from gradio_client import utils as client_utils
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BUSY = "The Space is busy with other calls of this kind: try again in a few seconds."
+SESSION_BUSY = "You already have {jobs} files being scored: wait for them to finish, then try again."
+NO_URLS = ("Upload the file itself: a URL is not fetched (the Space would download it before it could check "
+           "its size).")
+TOO_LARGE = "The request body is over {cap:,} bytes, this route's limit."
+
+Result = TypeVar("Result")
+
+
+class Gate:
+    """At most `running` calls at once, `waiting` more in line and, per session, at most `per_session` of
+    either; any call past these is refused at once with a clear "busy, try again" (gr.Error)."""
+
+    def __init__(self, running: int, waiting: int, per_session: int | None = None) -> None:
+        self.limiter = anyio.CapacityLimiter(running)
+        self.waiting = waiting
+        self.per_session = per_session
+        self.sessions: Counter[str] = Counter()  # only touched on the event loop: no lock
+
+    async def run(self, fn: Callable[..., Result], *args: object, session: str | None = None) -> Result:
+        """`fn(*args)` in a worker thread once the gate lets it in."""
+        if self.limiter.statistics().tasks_waiting >= self.waiting:
+            raise gr.Error(BUSY)
+        if self.per_session is not None and session is not None:
+            if self.sessions[session] >= self.per_session:
+                raise gr.Error(SESSION_BUSY.format(jobs=self.sessions[session]))
+            self.sessions[session] += 1
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        finally:
+            if self.per_session is not None and session is not None:
+                self.sessions[session] -= 1
+                if not self.sessions[session]:
+                    del self.sessions[session]
+
+
+class BatchGate:
+    """Like Gate, for a function of a list: the items that wait while `running` calls are busy go in together,
+    up to `max_batch` a call (one model call for many reviews costs little more than for one)."""
+
+    def __init__(self, fn: Callable[[list], Sequence[Result]], running: int, waiting: int, max_batch: int) -> None:
+        self.fn, self.running, self.waiting, self.max_batch = fn, running, waiting, max_batch
+        self.pending: list[tuple[object, asyncio.Future]] = []  # only touched on the event loop: no lock
+        self.busy = 0
+
+    async def run(self, item: object) -> Result:
+        """fn([item, ...])'s answer for `item`."""
+        if len(self.pending) >= self.waiting:
+            raise gr.Error(BUSY)
+        answer = asyncio.get_running_loop().create_future()
+        self.pending.append((item, answer))
+        if self.busy < self.running:
+            self.busy += 1
+            asyncio.ensure_future(self.drain())
+        return await answer
+
+    async def drain(self) -> None:
+        """Score what waits, a batch at a time, until nothing does."""
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
+                try:
+                    results = await anyio.to_thread.run_sync(self.fn, [item for item, _ in batch])
+                except Exception as error:  # every caller of the batch hears of it
+                    for _, answer in batch:
+                        answer.set_exception(error)
+                else:
+                    for (_, answer), result in zip(batch, results):
+                        answer.set_result(result)
+        finally:
+            self.busy -= 1
+
+
+class BodyCap:
+    """ASGI middleware: a request whose body is over `cap_for(path)` bytes gets HTTP 413 before a route parses
+    it, at once by its Content-Length, or as soon as a streamed (chunked) body passes the cap."""
+
+    def __init__(self, app: ASGIApp, cap_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.cap_for = cap_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        cap = self.cap_for(scope["path"])
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:  # the server reads no more than the length says
+            if not length.isdigit() or int(length) > cap:
+                return await too_large(cap, scope, receive, send)
+            return await self.app(scope, receive, send)
+        received, refused = 0, False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > cap and not refused:
+                refused = True
+                await too_large(cap, scope, receive, send)
+                return {"type": "http.disconnect"}  # the route stops reading; its own answer is dropped
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+
+async def too_large(cap: int, scope: Scope, receive: Receive, send: Send) -> None:
+    await JSONResponse({"detail": TOO_LARGE.format(cap=cap)}, status_code=413)(scope, receive, send)
+
+
+class UploadedFile(gr.File):
+    """gr.File that takes files uploaded to this server only: given a URL instead, Gradio would download all of it
+    before the app could check its size."""
+
+    is_template = True  # the page and the API docs show it as gr.File
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | None) -> str | None:
+        if isinstance(url_or_file_path, str) and client_utils.is_http_url_like(url_or_file_path):
+            raise gr.Error(NO_URLS)
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
+
+
+def rest(page: gr.Blocks, poll_s: float) -> None:
+    """Let the queue of `page` (after `page.queue()`) look for new events and progress every `poll_s` seconds while
+    it is free, instead of Gradio's 1 and 10 ms (attributes of gradio.queueing.Queue, not a public setting)."""
+    page._queue.sleep_when_free = page._queue.progress_update_sleep_when_free = poll_s
