@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -109,14 +110,20 @@ class Predictor:
                                         input_signature=[strings, strings]).get_concrete_function()
         self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings]
                                       ).get_concrete_function()
-        # Compile each window's single-review shape now (a review as long as the window before it picks it), so
-        # the first requests are as fast as the others; on every core, as XLA compiles a program on one.
-        def compile_window(length: int) -> None:
+        # A one-liner's program now; each window's single-review shape (a review as long as the window before it
+        # picks it) in the background, one at a time, so that the Space answers its first calls while they compile
+        # on one core (a long review that comes first compiles its own window) and the compilers' memory never
+        # adds up. `compiled` is set once they all are.
+        self.probabilities(["warm up"])
+        self.compiled = threading.Event()
+        threading.Thread(target=self._compile_windows, args=(oov_id,), name="compile-windows", daemon=True).start()
+
+    def _compile_windows(self, oov_id: int) -> None:
+        """Compile the single-review program of every window, then set `compiled`."""
+        for length in (0, *self.windows[:-1]):
             ids = [oov_id] * length + [self.pad_id] * (self.window_size - length)
             self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
-
-        list(self._pool.map(compile_window, (0, *self.windows[:-1])))
-        self.probabilities(["warm up"])
+        self.compiled.set()
 
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """P(positive) of each row (its token ids and its text), and the window the BiLSTM read: the shortest

@@ -1,10 +1,13 @@
 """Measure the Space against its speed and memory budgets and print the figures (not a test).
 
     cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark [--rounds 200]
+    cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark --startup 3
 
 Uses only the Space's own requirements. It starts `app.py` as a server on 127.0.0.1 for the HTTP,
-start-up and memory figures, and loads the model in this process for the in-process ones. With
-`--timing-worker` it only times the serving path for `training.benchmark`, which has its own table.
+start-up and memory figures, and loads the model in this process for the in-process ones. With `--startup N`
+it only starts the Space and a bare Gradio app that imports TensorFlow N times each, in turn, and prints the
+time to the first answer and the memory peak of each, and their ratio. With `--timing-worker` it only times
+the serving path for `training.benchmark`, which has its own table.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ HUGE_TEXT_BYTES = 1_000_000
 STARTUP_TIMEOUT_S = 120
 BUDGETS_MS = {"single": 3, "http": 30, "highlights": 150, "startup": 15_000}
 MEMORY_BUDGET_MB = 1024
+STARTUP_BUDGET_RATIO = 1.3  # the Space's time to its first answer, against the bare app's
+# The baseline for the start-up: what any Gradio app that serves a TensorFlow model pays before its model.
+BARE_APP = ("import gradio as gr, tensorflow as tf\n"
+            "gr.Interface(lambda text: 0.5, 'text', 'number', api_name='probability').launch()")
 
 
 def words(n: int) -> str:
@@ -112,12 +119,13 @@ def call_api(client: httpx.Client, endpoint: str, review: str) -> object:
     raise RuntimeError("the result stream ended without data")
 
 
-def start_server(port: int) -> tuple[subprocess.Popen, httpx.Client, float]:
-    """`python app.py` on 127.0.0.1:`port`, the client once it answered, and the seconds that took."""
+def start_server(port: int, argv: list[str] | None = None) -> tuple[subprocess.Popen, httpx.Client, float]:
+    """`python app.py` (or `python argv`) on 127.0.0.1:`port`, the client once it answered, and the seconds that
+    took."""
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
            "HF_HUB_DISABLE_TELEMETRY": "1"}
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, str(SPACE_DIR / "app.py")], env=env,
+    server = subprocess.Popen([sys.executable, *(argv or [str(SPACE_DIR / "app.py")])], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     while True:
@@ -155,9 +163,43 @@ def over_http(rounds: int) -> None:
         server.wait(timeout=30)
 
 
+def startup(rounds: int) -> None:
+    """Start the bare app and the Space `rounds` times each, in turn: seconds to the first answer and memory peak."""
+    apps = {"bare Gradio app importing TensorFlow": ["-c", BARE_APP], "the Space (python app.py)": None}
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in apps}
+    for _ in range(rounds):
+        for name, argv in apps.items():
+            server, client, seconds = start_server(free_port(), argv)
+            figures[name].append((seconds, rss_mb(server.pid)[1]))
+            client.close()
+            server.terminate()
+            server.wait(timeout=30)
+    for name, runs in figures.items():
+        seconds, peaks = np.array(runs).T
+        print(f"{name:<46} first answer after {np.median(seconds):6.1f} s (runs: "
+              f"{', '.join(f'{s:.1f}' for s in seconds)}), memory peak {np.median(peaks):6.0f} MiB")
+    bare, space = (np.array(runs)[:, 0] for runs in figures.values())
+    ratio = float(np.median(space / bare))
+    peak = float(np.median(np.array(figures["the Space (python app.py)"])[:, 1]))
+    print(f"{'start-up ratio, Space / bare app (per round)':<46} {ratio:6.2f}x  (budget <= {STARTUP_BUDGET_RATIO}x: "
+          f"{'ok' if ratio <= STARTUP_BUDGET_RATIO else 'OVER'}); memory peak {peak:.0f} MiB (budget < 1 GiB: "
+          f"{'ok' if peak < MEMORY_BUDGET_MB else 'OVER'})")
+
+
+def web_size() -> None:
+    """The size of the model folder's browser copy (web/), when MODEL_REPO is a local folder that has one."""
+    web = Path(os.environ.get("MODEL_REPO", "")).expanduser() / "web"
+    if web.is_dir():
+        size = sum(path.stat().st_size for path in web.iterdir())
+        verdict = "ok" if size <= 8e6 else "OVER"
+        print(f"{'static page download (web/)':<46} {size / 1e6:8.2f} MB  (budget <= 8 MB: {verdict})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200, help="calls per latency figure")
+    parser.add_argument("--startup", type=int, metavar="N",
+                        help="only start the Space and a bare Gradio app N times each and compare their start-up")
     parser.add_argument("--timing-worker", action="store_true",
                         help="only time the serving path on texts sent as JSON lines (see training.benchmark)")
     args = parser.parse_args()
@@ -165,6 +207,11 @@ def main() -> None:
         timing_worker()
         return
     print(f"CPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
+    web_size()
+    if args.startup:
+        startup(args.startup)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
     # The server first: once this process has imported TensorFlow, the libraries' pages are shared, and the
     # kernel keeps shared pages resident in the server too (see lean_memory.py).
     over_http(args.rounds)
