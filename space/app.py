@@ -12,11 +12,19 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 import lean_memory
 
 # Two malloc arenas and freed memory handed back to the system, before Gradio and TensorFlow start their
 # threads: see lean_memory.py.
 lean_memory.tame()
+
+# TensorFlow runs the ops of every model call in one pool of threads, by default one per core: a big CSV's
+# chunks, each one long op, would take them all and a one-line API call would wait behind them. With more
+# threads than calls can run at once (the API's, the CSV's chunks, Classify), each kind's op runs beside the
+# others' and the cores are shared.
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
 # event by default, a large share of the server's CPU under load. The summary only feeds the
@@ -56,6 +64,10 @@ ALL_INTERFACES = "0.0.0.0"
 # in tools/README.md.
 CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
 CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
+# Gradio's queue hands the gate at most this many CSV events at once (a few past its line, which get "busy"):
+# each event costs the server's one event loop some work before the gate sees it, and a flood of them all at
+# once slowed every other call.
+CSV_DISPATCH = 8
 QUEUE_MAX_SIZE = 256
 # While it is free, Gradio's queue looks for new events every 1 ms and for progress every 10 ms: over a
 # thousand wake-ups a second, several % of a core on a Space nobody calls. The API does not use the queue,
@@ -69,6 +81,9 @@ QUEUE_POLL_S = 0.02
 BODY_CAP = 1024 * 1024
 FILE_BODY_CAP = 8 * 1024 * 1024
 FILE_ROUTES = ("/gradio_api/upload", "/gradio_api/mcp")
+# A CSV's reviews go to the model this many at a time: the model's worker threads take the calls in turn, so an
+# API batch waits for one slice of a big CSV, not for all of it.
+CSV_SLICE = 64
 # Gradio keeps a session state for every caller, and each API call without a session (curl, scripts)
 # is a new caller: at Gradio's default capacity of 10,000, memory grows with every call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
@@ -230,6 +245,12 @@ def described(does: str, returns: str) -> str:
             "reviews (IMDB), so other languages and other kinds of text get unreliable answers.")
 
 
+def in_slices(reviews: list[str | None]) -> np.ndarray:
+    """P(positive) of each review (NaN for a blank one), scored CSV_SLICE at a time."""
+    return np.concatenate([PREDICTOR.probabilities_or_nan(reviews[start : start + CSV_SLICE])
+                           for start in range(0, len(reviews), CSV_SLICE)] or [np.empty(0)])
+
+
 def scored_csv(upload: str | None) -> tuple[str | None, str]:
     """The scored CSV of an upload and a message with the counts, or None and what is wrong."""
     if PREDICTOR is None:
@@ -237,7 +258,7 @@ def scored_csv(upload: str | None) -> tuple[str | None, str]:
     if upload is None:
         return None, f"Upload a CSV file with a `{review_csv.TEXT_COLUMN}` column first."
     try:
-        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.probabilities_or_nan, PREDICTOR.labels)
+        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, in_slices, PREDICTOR.labels)
     except review_csv.CsvError as problem:
         return None, str(problem)
     message = f"Scored {scored.rows - scored.blank:,} review(s)."
@@ -311,7 +332,7 @@ def csv_tab(labels: tuple[str, str]) -> None:
                             f"the scored CSV ({added} first, then every column of the upload; an upload that "
                             f"already has a column of one of those names is refused) and a message with the counts")
     score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description,
-                       concurrency_limit=None).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
+                       concurrency_limit=CSV_DISPATCH).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
 
 
 def api_endpoints(labels: tuple[str, str]) -> None:

@@ -41,10 +41,10 @@ class Gate:
     async def run(self, fn: Callable[..., Result], *args: object, session: str | None = None) -> Result:
         """`fn(*args)` in a worker thread once the gate lets it in."""
         if self.limiter.statistics().tasks_waiting >= self.waiting:
-            raise gr.Error(BUSY)
+            raise gr.Error(BUSY, print_exception=False)
         if self.per_session is not None and session is not None:
             if self.sessions[session] >= self.per_session:
-                raise gr.Error(SESSION_BUSY.format(jobs=self.sessions[session]))
+                raise gr.Error(SESSION_BUSY.format(jobs=self.sessions[session]), print_exception=False)
             self.sessions[session] += 1
         try:
             return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -67,7 +67,7 @@ class BatchGate:
     async def run(self, item: object) -> Result:
         """fn([item, ...])'s answer for `item`."""
         if len(self.pending) >= self.waiting:
-            raise gr.Error(BUSY)
+            raise gr.Error(BUSY, print_exception=False)
         answer = asyncio.get_running_loop().create_future()
         self.pending.append((item, answer))
         if self.busy < self.running:

@@ -118,11 +118,11 @@ def texts() -> dict[str, list[str]]:
 
 def valid(endpoint: str, data: object) -> bool:
     """Whether an answer has the documented shape: [p] for /probability, [{label: p, ...}] for /predict."""
+    if endpoint == "score_csv":
+        return isinstance(data, list) and len(data) == 2
     if not (isinstance(data, list) and len(data) == 1):
         return False
     answer = data[0]
-    if endpoint == "score_csv":
-        return isinstance(data, list) and len(data) == 2
     if endpoint == "probability":
         return isinstance(answer, (int, float)) and 0 <= answer <= 1
     return (isinstance(answer, dict) and len(answer) == 2
