@@ -3,24 +3,18 @@
     MODEL_REPO=artifacts/full python space/app.py &          # the Space, on 127.0.0.1:7860
     cd space && python -m tools.loadtest [--clients 1 50] [--duration 60] [--url http://127.0.0.1:7860]
 
-Each client is a thread with its own keep-alive connection that calls `/probability` and `/predict`
-in turn, one request at a time, with a mix of one-line texts, real IMDB reviews and 20,000-word
-texts. It calls the API as the card documents for any HTTP client (curl, JavaScript, ...): one POST to
-`/gradio_api/run/<api_name>`, or with `--route call` Gradio's two steps, POST `/gradio_api/call/<api_name>`
-for an event id, then GET the result stream. Not gradio_client: it adds a thread pool and job bookkeeping
-on the caller's side that cost many times these plain calls' CPU, so on a shared machine it would load
-the cores with the client instead of the Space.
+Each client is a thread with its own keep-alive connection that calls `/probability` and `/predict` in turn,
+one request at a time, with one-liners, real IMDB reviews and 20,000-word texts, as the card documents for
+any HTTP client: one POST to `/gradio_api/run/<api_name>` (`--route call`: Gradio's two steps through its
+queue). Not gradio_client: its own bookkeeping would load a shared machine's cores with the client.
 
-It prints the machine and its load average and each server's CPU use at rest; with `--baseline URL` it
-runs the same load against another server (say, the last release) in turns with this one and prints the
-ratio of their rates. It samples the server's resident memory every RSS_EVERY_S seconds and its CPU time
-(the process listening on the URL's port, found through Linux's /proc); with `--in-process MODEL` it first
-scores the same mix in this process, one text per call, and prints the server's rate as a ratio to that.
+It prints the machine, its load average and each server's CPU at rest; per run the rate, latencies, the
+server's CPU per request and memory (Linux's /proc, the process on the URL's port). `--baseline URL` loads
+another server in turns with this one and gives the ratio of rates; `--in-process MODEL` scores the mix in
+this process first, one text per call, and gives the server's rate as a ratio to that.
 
-Bounded: no new request starts after `--duration` seconds or `--max-requests` requests, and each
-request gives up after REQUEST_TIMEOUT_S. Only a server on this machine can be targeted. Latency is
-that of every request, failed or not. Exits 1 when any request failed (an HTTP error, an error
-event, a timeout or an answer of the wrong shape).
+Bounded (`--duration`, `--max-requests`, REQUEST_TIMEOUT_S a request); only a server on this machine can be
+targeted. Latency is that of every request, failed or not; exits 1 if any failed.
 """
 
 from __future__ import annotations
@@ -371,13 +365,11 @@ def main() -> int:
     reference = in_process_rate(args.in_process, corpus) if args.in_process else None
     if reference is not None:
         print(f"in this process: {reference:.1f} texts per second, one call per text")
-    for target in filter(None, (baseline, url)):
-        pid = listening_pid(urlsplit(target).port or 80)
-        if pid is not None:
-            print(f"idle CPU of {target}: {idle_cpu(pid):.1f}% of a core over {IDLE_S:g} s (target < {TARGET_IDLE_CPU:g}%)")
     routes = {url: args.route, baseline: args.baseline_route or args.route}
     for target in filter(None, (baseline, url)):
-        if args.warm_up:
+        if (pid := listening_pid(urlsplit(target).port or 80)) is not None:
+            print(f"idle CPU of {target}: {idle_cpu(pid):.1f}% of a core over {IDLE_S:g} s (target < {TARGET_IDLE_CPU:g}%)")
+        if args.warm_up:  # uncounted
             run_load(target, routes[target], max(args.clients), args.warm_up, args.max_requests, corpus)
     failed = False
     for clients in args.clients:
@@ -397,8 +389,7 @@ def main() -> int:
             print(f"\n{clients} clients, {args.rounds} x {args.duration:g} s against {target}, route {routes[target]} "
                   f"(load average {min(loads):.2f}-{max(loads):.2f})")
             rates[target] = report(pooled[target], reference)
-            print(memory_report(memory[target]) if memory[target]
-                  else "server memory: no process of this machine listens on the port")
+            print(memory_report(memory[target]) if memory[target] else "server memory: no process of ours on the port")
             failed |= bool(pooled[target].errors)
         if baseline:
             print(f"{clients} clients: {rates[url] / rates[baseline]:.2f}x the baseline's rate")
