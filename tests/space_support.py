@@ -4,6 +4,7 @@ The Space's modules are top-level modules of space/, as on Spaces: pytest.ini pu
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from conftest import free_port
 
 SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
@@ -74,3 +76,14 @@ def running_app(model_repo: Path | str, log: Path, unset: tuple[str, ...] = ()) 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def queued_call(client: httpx.Client, endpoint: str, value: object) -> tuple[int, str, object]:
+    """A two-step call through Gradio's queue with any JSON value as the review: the POST's status, then the event
+    the stream ends with and its data; or (status, "", the POST's JSON) when the POST is refused."""
+    posted = client.post(f"/gradio_api/call/{endpoint}", json={"data": [value]})
+    if posted.status_code != 200:
+        return posted.status_code, "", posted.json()
+    lines = [line for line in client.get(f"/gradio_api/call/{endpoint}/{posted.json()['event_id']}").text.splitlines()
+             if line]
+    return 200, lines[-2].removeprefix("event:").strip(), json.loads(lines[-1].removeprefix("data:"))

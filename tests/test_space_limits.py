@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
-from space_support import running_app
+from space_support import queued_call, running_app
 
 import gradio as gr  # noqa: E402
 from gradio import queueing  # noqa: E402
@@ -120,16 +120,6 @@ def test_the_queue_rests_while_it_is_free() -> None:
 def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_app(tiny_model, tmp_path_factory.mktemp("limits-app") / "app.log") as url:
         yield url
-
-
-def queued_call(client: httpx.Client, endpoint: str, value: object) -> tuple[int, str, object]:
-    """A call through Gradio's queue: the POST's status, then the event the stream ends with and its data."""
-    posted = client.post(f"/gradio_api/call/{endpoint}", json={"data": [value]})
-    if posted.status_code != 200:
-        return posted.status_code, "", posted.json()
-    lines = [line for line in client.get(f"/gradio_api/call/{endpoint}/{posted.json()['event_id']}").text.splitlines()
-             if line]
-    return 200, lines[-2].removeprefix("event:").strip(), json.loads(lines[-1].removeprefix("data:"))
 
 
 def direct_call(client: httpx.Client, endpoint: str, value: object) -> httpx.Response:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from space_support import SPACE_DIR, clean_env, running_app
+from space_support import SPACE_DIR, clean_env, queued_call, running_app
 
 FIGURES = ("requests per second", "latency p50", "latency p95", "latency p99", "errors")
 RUN_TIMEOUT_S = 120
@@ -118,21 +118,15 @@ def test_concurrent_calls_are_answered_each_and_an_empty_text_fails_no_one(app_u
             assert alone[text] in (pytest.approx(p, abs=1e-6) for p in data[0].values())
 
 
-def any_call(url: str, endpoint: str, value: object) -> tuple[int, str, object]:
-    """A two-step call with any JSON value as the review: the POST's status, then the event and data of the
-    stream, or (status, "", the POST's JSON) when the POST is refused."""
-    with httpx.Client(base_url=url, timeout=RUN_TIMEOUT_S) as client:
-        posted = client.post(f"/gradio_api/call/{endpoint}", json={"data": [value]})
-        if posted.status_code != 200:
-            return posted.status_code, "", posted.json()
-        lines = [line for line in client.get(f"/gradio_api/call/{endpoint}/{posted.json()['event_id']}").text.splitlines()
-                 if line]
-    return 200, lines[-2].removeprefix("event:").strip(), json.loads(lines[-1].removeprefix("data:"))
-
-
 # What a caller may send instead of a string, and what the error calls it.
 NOT_TEXT = [(5, "a number"), (0.5, "a number"), (True, "a boolean"), (["A great film."], "an array"),
             ({"review": "A great film."}, "an object")]
+
+
+def one_call(url: str, endpoint: str, value: object) -> tuple[int, str, object]:
+    """space_support.queued_call on a client of its own."""
+    with httpx.Client(base_url=url, timeout=RUN_TIMEOUT_S) as client:
+        return queued_call(client, endpoint, value)
 
 
 def test_a_call_that_is_not_text_is_refused_alone(app_url: str) -> None:
@@ -143,7 +137,7 @@ def test_a_call_that_is_not_text_is_refused_alone(app_url: str) -> None:
     kinds = {json.dumps(value): kind for value, kind in NOT_TEXT}
     calls = [(endpoint, value) for value in sent for endpoint in ("probability", "predict")]
     with ThreadPoolExecutor(len(calls)) as pool:
-        answers = list(pool.map(lambda call: any_call(app_url, *call), calls))
+        answers = list(pool.map(lambda call: one_call(app_url, *call), calls))
     for (endpoint, value), (status, event, data) in zip(calls, answers):
         if value is None or isinstance(value, str):
             assert (status, event) == (200, "complete") and (data == [None]) == (value is None), (endpoint, value)
