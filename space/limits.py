@@ -63,6 +63,7 @@ class BatchGate:
         self.fn, self.running, self.waiting, self.max_batch = fn, running, waiting, max_batch
         self.pending: list[tuple[object, asyncio.Future]] = []  # only touched on the event loop: no lock
         self.busy = 0
+        self.drains: set[asyncio.Task] = set()  # held, or the event loop may drop a running drain
 
     async def run(self, item: object) -> Result:
         """fn([item, ...])'s answer for `item`."""
@@ -72,7 +73,9 @@ class BatchGate:
         self.pending.append((item, answer))
         if self.busy < self.running:
             self.busy += 1
-            asyncio.ensure_future(self.drain())
+            task = asyncio.ensure_future(self.drain())
+            self.drains.add(task)
+            task.add_done_callback(self.drains.discard)
         return await answer
 
     async def drain(self) -> None:
