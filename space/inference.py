@@ -74,7 +74,6 @@ class Predictor:
         self.labels = tuple(labels)
         self.window_size = int(tokenizer["sequence_length"])
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
-        self.replacements = dict(tokenizer.get("replace_before_tokenizing", {}))
         self.pad_id, oov_id = tokenizer.get("pad_id"), tokenizer.get("oov_id")
         tokenizer_layer = model.get_layer(TOKENIZER_LAYER)
         # The window cut in review_text assumes the model keeps the start of a long text; an empty text is all padding.
@@ -166,12 +165,12 @@ class Predictor:
 
     def window(self, text: str) -> Window:
         """The cleaned review and the words of it that the BiLSTM reads."""
-        return self.reader(clean(text, self.replacements))
+        return self.reader(clean(text))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) for each text, a blank one too (see probabilities_or_nan); the BiLSTM's tokenizer sees only
         the part it reads."""
-        cleaned = [clean(text, self.replacements) for text in texts]
+        cleaned = [clean(text) for text in texts]
         read = np.array([self.reader.part_read(text) for text in cleaned], dtype=object)
         lengths = np.array([len(text.split()) for text in read])  # about the number of tokens, and fast
         return self._scores(self._score_texts, read, np.array(cleaned, dtype=object), lengths)

@@ -12,14 +12,9 @@ SEPARATORS = {"whitespace": " \t\n\r\x0b\x0c"}
 MAX_TEXT_CHARS = 20_000
 
 
-def clean(text: str, replacements: dict[str, str]) -> str:
-    """Cut the text at MAX_TEXT_CHARS, replace lone surrogates (which cannot be encoded) with U+FFFD, then
-    apply `replacements`: the ones the training data had before tokenizing (tokenizer.json's
-    `replace_before_tokenizing`)."""
-    text = text[:MAX_TEXT_CHARS].encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    for old, new in replacements.items():
-        text = text.replace(old, new)
-    return text
+def clean(text: str) -> str:
+    """Cut the text at MAX_TEXT_CHARS and replace lone surrogates (which cannot be encoded) with U+FFFD."""
+    return text[:MAX_TEXT_CHARS].encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,14 @@ def test_bad_labels_name_values_and_rows() -> None:
     assert "rows [3, 5]" in message  # spreadsheet rows: the header is row 1
 
 
-def test_clean_drops_empty_and_duplicates_and_line_breaks() -> None:
+def test_clean_drops_empty_and_duplicates_and_keeps_the_text_as_written() -> None:
     frame = pd.DataFrame({
-        "review": ["Great.<br /><br />Loved it", "", "   ", "Awful film", "Awful film", "Great.  Loved it"],
+        "review": ["Great.<br /><br />Loved it", "", "   ", "Awful film", " Awful film\n", "Great.  Loved it"],
         "sentiment": ["positive", "negative", "positive", "negative", "negative", "positive"],
     })
     data, counts = clean(frame)
-    assert data["text"].tolist() == ["Great.  Loved it", "Awful film"]
-    assert counts == {"rows_read": 6, "empty_dropped": 2, "duplicates_dropped": 2, "rows_used": 2}
+    assert data["text"].tolist() == ["Great.<br /><br />Loved it", "Awful film", "Great.  Loved it"]
+    assert counts == {"rows_read": 6, "empty_dropped": 2, "duplicates_dropped": 1, "rows_used": 3}
 
 
 def test_sample_splits_are_disjoint_stratified_and_deterministic() -> None:

@@ -4,7 +4,6 @@ program)."""
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -13,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import model_folder
 from training.data import SAMPLE_CSV
 
 import review_csv
@@ -24,12 +22,10 @@ PROBABILITY, LABEL = review_csv.PROBABILITY_COLUMN, review_csv.LABEL_COLUMN
 
 
 def keras_scores(folder: Path, texts: list[str]) -> np.ndarray:
-    """P(positive) from the saved model through plain Keras, on the texts replaced as tokenizer.json says."""
+    """P(positive) from the saved model through plain Keras, on the raw texts."""
     import keras
     import tensorflow as tf
 
-    for old, new in json.loads((folder / model_folder.TOKENIZER).read_text())["replace_before_tokenizing"].items():
-        texts = [text.replace(old, new) for text in texts]
     model = keras.saving.load_model(folder, safe_mode=True)
     return model.predict(tf.constant(texts), batch_size=256, verbose=0)[:, 0]
 

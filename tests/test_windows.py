@@ -63,8 +63,7 @@ def test_highlights_match_keras_on_the_texts_with_a_word_left_out(served, n: int
 
 
 def test_awkward_texts_match_keras_on_the_text_the_space_reads(served) -> None:
-    """The Space cuts a text, mends lone surrogates and replaces line breaks (`clean`), then scores what Keras
-    scores on that same text."""
+    """The Space cuts a text and mends lone surrogates (`clean`), then scores what Keras scores on that same text."""
     predictor, model, _ = served
-    cleaned = [clean(text, predictor.replacements) for text in AWKWARD]
+    cleaned = [clean(text) for text in AWKWARD]
     np.testing.assert_allclose(predictor.probabilities(AWKWARD), keras_scores(model, cleaned), atol=TOLERANCE)

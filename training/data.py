@@ -36,7 +36,6 @@ COLUMN_LAYOUTS = ((TEXT_COLUMN, LABEL_COLUMN), ("text", "label"))
 LABELS = ("negative", "positive")
 LABEL_ALIASES = {"negative": 0, "neg": 0, "0": 0, "positive": 1, "pos": 1, "1": 1}
 # The IMDB dump keeps the site's HTML line breaks; they are layout, not words.
-LINE_BREAK = "<br />"
 MIN_ROWS = 20
 HUB_DATASETS = "hf://datasets/"
 # A Hub dataset in the layout of stanfordnlp/imdb: one parquet file per split (label 0/1, -1 in unsupervised).
@@ -193,8 +192,9 @@ def read_unlabeled(spec: str, revision: str | None = None) -> Unlabeled:
 
 
 def normalize_text(text: pd.Series) -> pd.Series:
-    """Line breaks of the IMDB dump become spaces; surrounding whitespace goes; missing texts are empty."""
-    return text.fillna("").str.replace(LINE_BREAK, " ", regex=False).str.strip()
+    """Surrounding whitespace goes; missing texts are empty. The rest stays as written (the IMDB dump's `<br />`
+    included), since the model reads raw text."""
+    return text.fillna("").str.strip()
 
 
 def parse_labels(values: pd.Series) -> pd.Series:
@@ -213,7 +213,7 @@ def parse_labels(values: pd.Series) -> pd.Series:
 
 
 def clean(frame: pd.DataFrame, deduplicate: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Turn line breaks into spaces, drop empty reviews and (if `deduplicate`) exact duplicates; return rows and counts."""
+    """Drop empty reviews and (if `deduplicate`) exact duplicates; return rows and counts."""
     counts = {"rows_read": len(frame)}
     text = normalize_text(frame[TEXT_COLUMN])
     data = pd.DataFrame({"text": text, "label": parse_labels(frame[LABEL_COLUMN])})

@@ -41,6 +41,8 @@ NBSVM_NAME = "NBSVM (binarized 1-3 grams, Wang & Manning 2012)"
 NBSVM_MAX_N = 3
 NBSVM_SMOOTHING = 1.0  # added to every n-gram count before the log-count ratio
 PREDICT_BATCH = 256
+# A sentence ends after . ! or ?, before whitespace or the IMDB dump's line breaks.
+SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s|<br />)+")
 # Review lengths in words, for the results broken down by length: (name, fewest words, most words).
 LENGTH_GROUPS = (("up to 100 words", 0, 100), ("101-400 words", 101, 400), ("over 400 words", 401, None))
 
@@ -75,13 +77,14 @@ def accuracy_and_ece(labels: np.ndarray, probabilities: np.ndarray) -> dict[str,
             "ece": expected_calibration_error(labels, probabilities)}
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of at least MIN_SENTENCE_WORDS words of a review, in order."""
+    return [s.strip() for s in SENTENCE_END.split(text) if len(s.split()) >= MIN_SENTENCE_WORDS]
+
+
 def last_sentences(texts: list[str]) -> list[str]:
-    """The last sentence of at least MIN_SENTENCE_WORDS words of each review: the one-line texts demo visitors type."""
-    result = []
-    for text in texts:
-        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= MIN_SENTENCE_WORDS]
-        result.append(sentences[-1] if sentences else text)
-    return result
+    """The last sentence of each review (the whole review if it has none): the one-line texts demo visitors type."""
+    return [(sentences(text) or [text])[-1] for text in texts]
 
 
 def accuracy_by_length(texts: pd.Series, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, dict]:

@@ -19,7 +19,6 @@ import tensorflow as tf
 from keras import layers, ops
 
 from training.config import TrainConfig
-from training.data import LINE_BREAK
 
 # Layer names: the Space finds the parts of the model by these.
 TOKENIZER_LAYER = "tokenizer"
@@ -102,8 +101,6 @@ def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
     """Everything needed to reproduce the BiLSTM's token ids outside Keras, read from the layer itself."""
     config = tokenizer.get_config()
     return {
-        # Done to the training data before the tokenizer saw it (not by the model): do it to new text too.
-        "replace_before_tokenizing": {LINE_BREAK: " "},
         "standardize": config["standardize"],
         **STANDARDIZE_RULES[config["standardize"]],
         "split": config["split"],

@@ -36,7 +36,7 @@ FORMAT = "imdb-sentiment-web/3"
 # stay 32-bit: its steps compound an error.
 NGRAM_DTYPE = "float16"
 # The word tokenizer's settings that the page's tokenizer reproduces (tokenizer.json's keys).
-TOKENIZER_KEYS = ("replace_before_tokenizing", "lowercase", "strip_regex", "split", "sequence_length", "padding",
+TOKENIZER_KEYS = ("lowercase", "strip_regex", "split", "sequence_length", "padding",
                   "truncation", "pad_id", "oov_id")
 SUPPORTED = {"lowercase": "ascii", "split": "whitespace", "padding": "post", "truncation": "post"}
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")

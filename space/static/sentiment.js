@@ -193,11 +193,9 @@ export class Tokenizer {
     });
   }
 
-  // What the Space does to a review first: cut, lone surrogates replaced, tokenizer.json's replacements.
+  // What the Space does to a review first: cut, lone surrogates replaced.
   clean(text) {
-    let out = cut(text, this.maxTextChars);
-    for (const [from, to] of Object.entries(this.settings.replace_before_tokenizing)) out = out.replaceAll(from, to);
-    return out;
+    return cut(text, this.maxTextChars);
   }
 
   // Every word that gives a token: {start, end, token}, in order. Lower-casing is ASCII only, as tf.strings.lower.
