@@ -61,7 +61,8 @@ def configs(ablation: bool) -> dict[str, TrainConfig]:
         rows["bilstm-ppmi"] = replace(PRESETS["bilstm"], distill=False)
     rows["bilstm"] = PRESETS["bilstm"]
     if ablation:
-        rows["default-summed"] = replace(PRESETS["default"], calibrate=False)
+        rows["default-summed"] = replace(PRESETS["default"], calibrate=False, sentence_weight=0.0)
+        rows["default-reviews"] = replace(PRESETS["default"], sentence_weight=0.0)
     rows["default"] = PRESETS["default"]
     return rows
 
@@ -173,7 +174,9 @@ def quality(figures: dict) -> dict:
     """The test-part figures the table shows."""
     return {"accuracy": figures["accuracy"], "f1": figures["f1"], "ece": figures["ece"],
             "one_sentence_accuracy": figures["one_sentence"]["accuracy"],
-            "one_sentence_ece": figures["one_sentence"]["ece"]}
+            "one_sentence_ece": figures["one_sentence"]["ece"],
+            "negation_accuracy": figures["negation_sentence"]["accuracy"],
+            "negation_ece": figures["negation_sentence"]["ece"]}
 
 
 def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path) -> tuple[dict, object]:

@@ -20,7 +20,8 @@ ABLATION_STEPS = {
     "bilstm-ppmi": "embedding from PPMI word vectors",
     "bilstm": "plus distillation: it also learns from the unlabeled reviews, labelled by the n-gram model",
     "default-summed": "the row before distillation, plus the n-gram branch, logits summed",
-    "default": "plus the output layer fitted on the validation part, which also reads how many words were read",
+    "default-reviews": "plus the output layer fitted on the validation part, which also reads how many words were read",
+    "default": "plus the n-gram branch's second logit, also learned from the training reviews' sentences",
 }
 
 
@@ -64,23 +65,26 @@ def markdown(rows: list[dict], header: str) -> str:
         row["median_epoch_s"] = median_epoch(row)
     lines = [
         header,
-        "One-sentence: the last sentence of each test review alone, labelled as its review. ECE: expected "
+        "One-sentence: the last sentence of each test review alone, labelled as its review; negation-sentence: "
+        "those of them with a negation word (not, no, never, n't...). ECE: expected "
         "calibration error (15 bins). Single, one-line and batch speeds: each saved model as Keras loads it, in one "
         "compiled call; Space: the same folder through the Space's serving path. Speed ratios: one-line p50 and "
         "batch throughput as served (our models through the Space) against the TF-IDF baseline, epoch time "
         "against `tutorial`, all measured in this run."
         + ablation_legend([row["model"].strip("`") for row in rows]),
         "",
-        "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE | training wall s "
+        "| model | test accuracy | test F1 | test ECE | one-sentence accuracy | one-sentence ECE "
+        "| negation-sentence accuracy | negation-sentence ECE | training wall s "
         "| seconds per epoch | peak RSS MB | parameters | folder MB | single p50 ms | single p99 ms | one-line p50 ms "
         "| batch reviews/s | Space one-line p50 ms | Space batch reviews/s | one-line speed vs TF-IDF "
         "| batch speed vs TF-IDF | epoch speed vs tutorial |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['model']} | {row['accuracy']:.4f} | {row['f1']:.4f} | {row['ece']:.4f} "
-            f"| {row['one_sentence_accuracy']:.4f} | {row['one_sentence_ece']:.4f} | {row['train_seconds']:.0f} "
+            f"| {row['one_sentence_accuracy']:.4f} | {row['one_sentence_ece']:.4f} "
+            f"| {row['negation_accuracy']:.4f} | {row['negation_ece']:.4f} | {row['train_seconds']:.0f} "
             f"| {epochs(row)} | {row['peak_rss_mb']:.0f} | {row['parameters']:,} | {fmt(row['folder_mb'], '.1f')} "
             f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['one_line_p50_ms']:.2f} "
             f"| {row['batch_reviews_per_s']:,.0f} | {fmt(row['space_one_line_p50_ms'], '.2f')} "

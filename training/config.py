@@ -30,6 +30,9 @@ class TrainConfig:
     ngram_vocab_size: int = 500_000
     ngram_max_n: int = 3
     ngram_c: float = 1.0
+    # A review's label says little about each of its phrases ("not bad" is in reviews that are 64% negative); its
+    # sentences, weighted down, teach the n-gram branch's second logit what a one-liner says.
+    sentence_weight: float = 0.3
     distill: bool = False
     calibrate: bool = True
     batch_size: int = 64
@@ -47,7 +50,7 @@ PRESETS = {
     "default": TrainConfig(),
     # The default without its n-gram branch: nothing but embedding, BiLSTM and head; given --unlabeled, it also
     # learns from those reviews, labelled by an n-gram model that the saved model does not hold.
-    "bilstm": TrainConfig(preset="bilstm", ngram_branch=False, distill=True),
+    "bilstm": TrainConfig(preset="bilstm", ngram_branch=False, sentence_weight=0.0, distill=True),
     # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
     "tutorial": TrainConfig(
         preset="tutorial",
@@ -63,6 +66,7 @@ PRESETS = {
         pool_over_time=False,
         bucket_by_length=False,
         ngram_branch=False,
+        sentence_weight=0.0,
         calibrate=False,
         batch_size=64,
         learning_rate=1e-3,
@@ -93,6 +97,8 @@ HELP = {
     "ngram_vocab_size": "n-grams the n-gram branch knows: the most frequent of the training part",
     "ngram_max_n": "longest n-gram of the n-gram branch, in words",
     "ngram_c": "inverse regularisation strength of the n-gram branch's logistic regression",
+    "sentence_weight": "weight of each training review's sentences, labelled as their review, in the n-gram branch's "
+    "second logit (0: no second logit)",
     "distill": "the BiLSTM also learns from the --unlabeled reviews, each labelled with the probability that the "
     "n-gram model (NBSVM, fitted on the training part) gives it (knowledge distillation)",
     "calibrate": "fit the output layer (how much each branch counts, and a temperature for each length) on the "
@@ -143,6 +149,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("--learning-rate must be positive; --patience and --max-rows must not be negative")
     if config.ngram_c <= 0:
         raise ConfigError("--ngram-c must be positive")
+    if config.sentence_weight < 0 or (config.sentence_weight and not config.ngram_branch):
+        raise ConfigError("--sentence-weight must not be negative, and it needs --ngram-branch (0 without)")
     if config.bucket_by_length and not config.mask_padding:
         raise ConfigError("--bucket-by-length needs --mask-padding: unmasked padding changes the predictions")
     return config

@@ -43,6 +43,8 @@ NBSVM_SMOOTHING = 1.0  # added to every n-gram count before the log-count ratio
 PREDICT_BATCH = 256
 # A sentence ends after . ! or ?, before whitespace or the IMDB dump's line breaks.
 SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s|<br />)+")
+# Sentences with one of these are reported apart: a review's label teaches a negated phrase worst.
+NEGATION = re.compile(r"\b(?:not|no|never|hardly|nothing|none|neither|nor|without)\b|n't\b", re.IGNORECASE)
 # Review lengths in words, for the results broken down by length: (name, fewest words, most words).
 LENGTH_GROUPS = (("up to 100 words", 0, 100), ("101-400 words", 101, 400), ("over 400 words", 401, None))
 
@@ -111,10 +113,12 @@ def train_baseline(texts: pd.Series, labels: pd.Series, seed: int) -> Pipeline:
 class LogCountRatio(TransformerMixin, BaseEstimator):
     """Scales binarized n-gram features by their naive-Bayes log-count ratio, the "NB" of NBSVM."""
 
-    def fit(self, features: sparse.spmatrix, labels: np.ndarray) -> LogCountRatio:
+    def fit(self, features: sparse.spmatrix, labels: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> LogCountRatio:
         labels = np.asarray(labels)
-        positive = NBSVM_SMOOTHING + np.asarray(features[labels == 1].sum(axis=0)).ravel()
-        negative = NBSVM_SMOOTHING + np.asarray(features[labels == 0].sum(axis=0)).ravel()
+        weights = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight)
+        positive = NBSVM_SMOOTHING + features[labels == 1].T @ weights[labels == 1]
+        negative = NBSVM_SMOOTHING + features[labels == 0].T @ weights[labels == 0]
         self.ratio_ = (np.log(positive / positive.sum()) - np.log(negative / negative.sum())).astype("float32")
         return self
 
@@ -148,14 +152,17 @@ def predict(model: keras.Model | Pipeline, texts: list[str]) -> np.ndarray:
 
 
 def test_figures(model: keras.Model | Pipeline, test: pd.DataFrame) -> tuple[dict, dict]:
-    """The test part's metrics (whole reviews, their last sentences alone, by length), and the
-    (labels, probabilities) pairs of both for the reliability diagram."""
+    """The test part's metrics (whole reviews, their last sentences alone, those with a negation word, by length),
+    and the (labels, probabilities) pairs of reviews and sentences for the reliability diagram."""
     labels = test["label"].to_numpy()
     probabilities = predict(model, test["text"].tolist())
-    sentences = predict(model, last_sentences(test["text"].tolist()))
+    last = last_sentences(test["text"].tolist())
+    sentences = predict(model, last)
+    negated = np.array([bool(NEGATION.search(sentence)) for sentence in last])
     figures = {
         **classification_metrics(labels, probabilities),
         "one_sentence": accuracy_and_ece(labels, sentences),
+        "negation_sentence": {**accuracy_and_ece(labels[negated], sentences[negated]), "examples": int(negated.sum())},
         "by_length": accuracy_by_length(test["text"], labels, probabilities),
     }
     return figures, {"whole reviews": (labels, probabilities), "last sentence only": (labels, sentences)}

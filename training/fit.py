@@ -3,6 +3,7 @@ the test part and has model_folder.py write the folder."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -37,6 +38,8 @@ BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less t
 # The output layer is a logistic regression on the output features over the validation part: almost
 # unregularised, since it has only two weights per branch, one for the words read, and a bias.
 OUTPUT_LAYER_C = 1e4
+# The logits the output layer reads, in order (the validation figures name them so).
+BRANCH_LOGITS = ("bilstm", "ngram", "ngram_sentences")
 
 
 def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
@@ -154,19 +157,32 @@ NgramBranch = tuple[keras.layers.TextVectorization, keras.layers.Dense]  # its t
 
 
 def ngram_logits(ngram: NgramBranch, texts: pd.Series) -> np.ndarray:
-    """The n-gram branch's logit for each text."""
+    """The n-gram branch's logits for each text, shape (texts, logits)."""
     kernel, bias = ngram[1].get_weights()
-    return ngram_features(ngram[0], texts) @ kernel[:, 0] + bias[0]
+    return ngram_features(ngram[0], texts) @ kernel + bias
 
 
 def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) -> NgramBranch:
-    """The n-gram tokenizer and the Dense layer holding NBSVM weights fitted on the training part."""
+    """The n-gram tokenizer and the Dense layer holding NBSVM weights fitted on the training part: the first logit
+    learned from whole reviews, the second (with `sentence_weight`) also from their sentences."""
     started = time.perf_counter()
     tokenizer = make_ngram_tokenizer(texts.tolist(), config.ngram_vocab_size, config.ngram_max_n)
-    nbsvm = evaluate.nbsvm(config.ngram_c, config.seed).fit(ngram_features(tokenizer, texts), labels)
-    log.info("n-gram branch: %d n-grams, fitted in %.0f s", tokenizer.vocabulary_size(),
+    features = ngram_features(tokenizer, texts)
+    weights = [evaluate.nbsvm_weights(evaluate.nbsvm(config.ngram_c, config.seed).fit(features, labels))]
+    if config.sentence_weight:
+        # Sentences of reviews that have more than one (a review of one sentence is already there whole).
+        split = [parts if len(parts) > 1 else [] for parts in map(evaluate.sentences, texts)]
+        review = np.repeat(np.arange(len(split)), [len(parts) for parts in split])
+        features = sparse.vstack([features, ngram_features(tokenizer, pd.Series(list(itertools.chain.from_iterable(split))))]).tocsr()
+        sample_weight = np.concatenate([np.ones(len(labels)), np.full(len(review), config.sentence_weight)])
+        nbsvm = evaluate.nbsvm(config.ngram_c, config.seed).fit(
+            features, np.concatenate([labels, labels[review]]),
+            logcountratio__sample_weight=sample_weight, logisticregression__sample_weight=sample_weight)
+        weights.append(evaluate.nbsvm_weights(nbsvm))
+    log.info("n-gram branch: %d n-grams, %d logit(s), fitted in %.0f s", tokenizer.vocabulary_size(), len(weights),
              time.perf_counter() - started)
-    return tokenizer, ngram_weights(*evaluate.nbsvm_weights(nbsvm))
+    return tokenizer, ngram_weights(np.stack([kernel for kernel, _ in weights], axis=1),
+                                    np.array([bias for _, bias in weights]))
 
 
 def fit_output_layer(logits: np.ndarray, ids: np.ndarray, labels: np.ndarray, calibrate: bool) -> keras.layers.Dense:
@@ -198,17 +214,17 @@ class Fitted:
 
 def branch_logits(parts: dict, ids: np.ndarray, texts: pd.Series) -> np.ndarray:
     """Each branch's logit for the reviews (token ids for the BiLSTM, texts for the n-gram branch)."""
-    columns = [parts["classifier"].predict(ids, batch_size=PREDICT_BATCH, verbose=0)[:, 0]]
+    columns = [parts["classifier"].predict(ids, batch_size=PREDICT_BATCH, verbose=0)]
     if "ngram" in parts:
         columns.append(ngram_logits(parts["ngram"], texts))
-    return np.stack(columns, axis=1)
+    return np.concatenate(columns, axis=1)
 
 
 def validation_figures(logits: dict[str, np.ndarray], ids: dict[str, np.ndarray], labels: np.ndarray,
                        output: keras.layers.Dense) -> dict:
     """Accuracy and calibration error on the validation part's reviews and on their last sentences: each
     branch alone, the plain sum of the logits, and the output layer as shipped."""
-    branches = ("bilstm", "ngram")[: logits["reviews"].shape[1]]
+    branches = BRANCH_LOGITS[: logits["reviews"].shape[1]]
     probabilities = {
         **{name: lambda part, i=i: expit(logits[part][:, i]) for i, name in enumerate(branches)},
         "sum": lambda part: expit(logits[part].sum(axis=1)),
@@ -235,7 +251,7 @@ def prepare_data(config: TrainConfig, splits: Splits, tokenizer: keras.layers.Te
     corpus = data.train_ids if unlabeled_ids is None else np.concatenate([data.train_ids, unlabeled_ids])
     ngram = fit_ngram_branch(splits.train["text"], data.train_labels, config) if distill else None
     if distill:
-        teacher = expit(ngram_logits(ngram, unlabeled.texts)).astype("float32")
+        teacher = expit(ngram_logits(ngram, unlabeled.texts)[:, 0]).astype("float32")  # learned from whole reviews
         data = replace(data, train_ids=np.concatenate([data.train_ids, unlabeled_ids]),
                        train_labels=np.concatenate([data.train_labels.astype("float32"), teacher]))
         log.info("distillation: %d unlabeled reviews labelled by the n-gram model", len(teacher))

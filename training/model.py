@@ -141,11 +141,12 @@ def build_classifier(vocab_size: int, config: TrainConfig) -> keras.Model:
     return keras.Model(ids, logit, name=CLASSIFIER_LAYER)
 
 
-def ngram_weights(kernel: np.ndarray, bias: float) -> layers.Dense:
-    """The n-gram branch's linear layer, holding weights fitted outside Keras (one per n-gram)."""
-    dense = layers.Dense(1, name=NGRAM_WEIGHTS_LAYER)
+def ngram_weights(kernel: np.ndarray, bias: np.ndarray) -> layers.Dense:
+    """The n-gram branch's linear layer, holding weights fitted outside Keras: one row per n-gram, one column and
+    one bias per logit."""
+    dense = layers.Dense(kernel.shape[1], name=NGRAM_WEIGHTS_LAYER)
     dense.build((None, len(kernel)))
-    dense.set_weights([np.asarray(kernel, "float32").reshape(-1, 1), np.array([bias], "float32")])
+    dense.set_weights([np.asarray(kernel, "float32"), np.asarray(bias, "float32")])
     return dense
 
 

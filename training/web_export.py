@@ -141,8 +141,8 @@ def _ngram_branch(model, weights: _Weights) -> tuple[dict, list[str]] | None:
         raise ExportError(f"{NGRAM_TOKENIZER_LAYER}: only {STANDARDIZE}, whitespace split and multi_hot are supported")
     vocabulary = layer.get_vocabulary()  # index 0: any n-gram not in it (multi_hot's out-of-vocabulary slot)
     dense = model.get_layer(NGRAM_WEIGHTS_LAYER)
-    if dense.get_weights()[0].shape != (len(vocabulary), 1):
-        raise ExportError(f"{NGRAM_WEIGHTS_LAYER} does not have one weight per n-gram of {NGRAM_TOKENIZER_LAYER}")
+    if len(dense.get_weights()[0]) != len(vocabulary):
+        raise ExportError(f"{NGRAM_WEIGHTS_LAYER} does not have one row of weights per n-gram of {NGRAM_TOKENIZER_LAYER}")
     # In alphabetical order (the out-of-vocabulary slot first), n-grams that share their start lie side by side,
     # which gzip packs far better than frequency order; the page looks them up by text, not by Keras' ids.
     order = [0, *sorted(range(1, len(vocabulary)), key=vocabulary.__getitem__)]
@@ -160,9 +160,9 @@ def build(folder: Path) -> tuple[dict, dict, bytes]:
     ngram = _ngram_branch(model, weights)
     ngram, ngrams = ngram if ngram else (None, [])
     output = _dense(model.get_layer(OUTPUT_LAYER), weights)
-    branches = 1 + (ngram is not None)
-    if output["kernel"]["shape"][0] != 2 * branches + 1:
-        raise ExportError(f"{OUTPUT_LAYER} must read the output features: one logit per branch, each times "
+    logits = 1 + (ngram["weights"]["kernel"]["shape"][1] if ngram else 0)
+    if output["kernel"]["shape"][0] != 2 * logits + 1:
+        raise ExportError(f"{OUTPUT_LAYER} must read the output features: each branch's logits, each times "
                           "log(1 + words read), and log(1 + words read)")
     manifest = {"format": FORMAT, "labels": labels, "tokenizer": tokenizer, "classifier": classifier,
                 "ngram": ngram, "output": output}

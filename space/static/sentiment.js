@@ -221,8 +221,14 @@ class NgramBranch {
     this.oov = spec.oov_index;
     this.ids = new Map();
     grams.forEach((gram, id) => id !== this.oov && this.ids.set(gram, id));
-    this.kernel = tensor(spec.weights.kernel);
-    this.bias = tensor(spec.weights.bias)[0];
+    this.kernel = tensor(spec.weights.kernel);  // one row per n-gram, one column per logit
+    this.bias = Array.from(tensor(spec.weights.bias));
+    this.columns = this.bias.length;
+  }
+
+  // Each logit with the weights of n-gram `id` added (sign 1) or taken away (-1).
+  shift(logits, id, sign) {
+    return logits.map((x, j) => x + sign * this.kernel[id * this.columns + j]);
   }
 
   id(tokens, start, width) {
@@ -241,15 +247,15 @@ class NgramBranch {
     return counts;
   }
 
-  logit(counts) {
+  logits(counts) {
     let sum = this.bias;
-    for (const id of counts.keys()) sum += this.kernel[id];
+    for (const id of counts.keys()) sum = this.shift(sum, id, 1);
     return sum;
   }
 
-  // The logit once token i is left out: n-grams through it go, n-grams across the gap come; only a count that
+  // The logits once token i is left out: n-grams through it go, n-grams across the gap come; only a count that
   // drops to or rises from zero changes the (multi-hot) sum.
-  logitWithout(tokens, counts, logit, i) {
+  logitsWithout(tokens, counts, logits, i) {
     const change = new Map();
     const add = (id, n) => change.set(id, (change.get(id) ?? 0) + n);
     const reach = Math.max(...this.widths) - 1;
@@ -265,9 +271,9 @@ class NgramBranch {
     }
     for (const [id, n] of change) {
       const before = counts.get(id) ?? 0;
-      if ((before > 0) !== (before + n > 0)) logit += before > 0 ? -this.kernel[id] : this.kernel[id];
+      if ((before > 0) !== (before + n > 0)) logits = this.shift(logits, id, before > 0 ? -1 : 1);
     }
-    return logit;
+    return logits;
   }
 }
 
@@ -376,7 +382,7 @@ export class Model {
 
   // The output layer reads the branches' logits, each times r, and r = log(1 + the number of words read).
   combine(bilstm, ngram, read) {
-    const logits = this.ngram ? [bilstm, ngram] : [bilstm];
+    const logits = [bilstm, ...ngram];
     const r = Math.log1p(read);
     return sigmoid([...logits, ...logits.map((x) => x * r), r]
       .reduce((sum, x, i) => sum + x * this.output.kernel[i], this.output.bias));
@@ -401,7 +407,7 @@ export class Model {
   probability(text) {
     const review = this.read(text);
     const ids = this.sequence(review.words, this.window);
-    const ngram = this.ngram ? this.ngram.logit(this.ngram.counts(review.tokens)) : 0;
+    const ngram = this.ngram ? this.ngram.logits(this.ngram.counts(review.tokens)) : [];
     return this.combine(this.bilstmLogit(ids, this.window), ngram, Math.min(review.words.length, this.window));
   }
 
@@ -435,7 +441,7 @@ export class Model {
       this.backward.run(bp, shown.length - 1, -1, -1, bwd.h, bwd.c, bwd.max);
     }
     const counts = this.ngram ? this.ngram.counts(review.tokens) : null;
-    const ngram = this.ngram ? this.ngram.logit(counts) : 0;
+    const ngram = this.ngram ? this.ngram.logits(counts) : [];
     const probability = this.combine(this.headLogit(fwd, bwd, shown.length < S), ngram, Math.min(L, S));
     const effects = new Float64Array(rows);
     let since = performance.now();
@@ -445,7 +451,7 @@ export class Model {
       const b = i < last ? copy(suffix[i + 1]) : state(u);
       this.backward.run(bp, i - 1, -1, -1, b.h, b.c, b.max);
       const without = this.combine(this.headLogit(f, b, this.mask && last < S),
-                                   this.ngram ? this.ngram.logitWithout(review.tokens, counts, ngram, i) : 0,
+                                   this.ngram ? this.ngram.logitsWithout(review.tokens, counts, ngram, i) : [],
                                    Math.min(L - 1, S));
       effects[i] = probability - without;
       if (performance.now() - since > YIELD_MS) {
