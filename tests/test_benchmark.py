@@ -51,11 +51,14 @@ def test_ablation_adds_each_ingredient_in_turn() -> None:
     from training.config import PRESETS
 
     rows = benchmark.configs(ablation=True)
-    assert list(rows) == ["tutorial", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default"]
+    assert list(rows) == ["tutorial", "bilstm-random", "bilstm-ppmi", "bilstm", "default-summed", "default-reviews",
+                          "default"]
     assert not rows["bilstm-random"].pretrain_embeddings and not rows["bilstm-random"].distill
     assert rows["bilstm-ppmi"].pretrain_embeddings and not rows["bilstm-ppmi"].distill
     assert rows["bilstm"] == PRESETS["bilstm"] and PRESETS["bilstm"].distill
-    assert not rows["default-summed"].calibrate and rows["default"] == PRESETS["default"]
+    assert not rows["default-summed"].calibrate and not rows["default-summed"].sentence_weight
+    assert rows["default-reviews"].calibrate and not rows["default-reviews"].sentence_weight
+    assert rows["default"] == PRESETS["default"] and PRESETS["default"].sentence_weight
     assert list(benchmark.configs(ablation=False)) == ["tutorial", "bilstm", "default"]
 
 

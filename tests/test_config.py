@@ -24,6 +24,8 @@ REFUSED = [
     ({"patience": -1}, "--patience and --max-rows must not be negative"),
     ({"max_rows": -1}, "--patience and --max-rows must not be negative"),
     ({"bucket_by_length": True, "mask_padding": False}, "--bucket-by-length needs --mask-padding"),
+    ({"sentence_weight": -0.1}, "--sentence-weight must not be negative"),
+    ({"sentence_weight": 0.3, "ngram_branch": False}, "it needs --ngram-branch (0 without)"),
 ]
 
 

@@ -52,6 +52,31 @@ def test_ngram_branch_holds_the_nbsvm_of_its_features(splits) -> None:
     assert accuracy > 0.65
 
 
+def test_the_second_logit_also_learns_from_the_sentences(splits) -> None:
+    """The second column is NBSVM on the reviews and, with `sentence_weight`, the sentences of each review that has
+    more than one, labelled as their review; without it, the branch has one logit."""
+    config = replace(PRESETS["default"], ngram_vocab_size=3000, sentence_weight=0.3)
+    texts, labels = splits.train["text"], splits.train["label"].to_numpy()
+    tokenizer, dense = fit_ngram_branch(texts, labels, config)
+    sentences = [(part, label) for text, label in zip(texts, labels)
+                 for part in (evaluate.sentences(text) if len(evaluate.sentences(text)) > 1 else [])]
+    rows = pd.Series([*texts, *(part for part, _ in sentences)])
+    row_labels = np.array([*labels, *(label for _, label in sentences)])
+    weights = np.array([1.0] * len(texts) + [config.sentence_weight] * len(sentences))
+    features = ngram_features(tokenizer, rows).toarray()
+    # The log-count ratio with each row counted by its weight, then the weighted logistic regression.
+    p = 1 + features[row_labels == 1].T @ weights[row_labels == 1]
+    q = 1 + features[row_labels == 0].T @ weights[row_labels == 0]
+    ratio = np.log(p / p.sum()) - np.log(q / q.sum())
+    regression = LogisticRegression(C=config.ngram_c, solver="liblinear", random_state=config.seed).fit(
+        features * ratio, row_labels, sample_weight=weights)
+    test = splits.test["text"].iloc[:20]
+    expected = (ngram_features(tokenizer, test).toarray() * ratio) @ regression.coef_[0] + regression.intercept_[0]
+    np.testing.assert_allclose(dense(tokenizer(tf.constant(test.tolist()))).numpy()[:, 1], expected, rtol=1e-4, atol=1e-4)
+    assert len(sentences) > len(texts)
+    assert fit_ngram_branch(texts, labels, replace(config, sentence_weight=0.0))[1].units == 1
+
+
 def ids_of_length(lengths: np.ndarray, window: int = 400) -> np.ndarray:
     """Token ids (all 2) of rows with `lengths` words, padded to `window`."""
     return (np.arange(window)[None, :] < lengths[:, None]) * 2

@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from training import model_folder
 from training.data import SAMPLE_CSV, Splits, load_splits, sha256_of
-from training.evaluate import last_sentences
+from training.evaluate import NEGATION, last_sentences
 from training.train import OPEN_PORT_WARNING
 
 TRICKY_TEXTS = [
@@ -117,13 +117,24 @@ def test_accuracy_by_length_and_on_one_sentence(tiny_model: Path) -> None:
     assert sum(g["examples"] for g in by_length) == metrics["examples"]
     for group, inside in zip(by_length, groups):
         assert group["accuracy"] == (pytest.approx(right[inside].mean()) if inside.any() else None)
-    sentences = correct(last_sentences(test["text"].tolist()))
+    last = last_sentences(test["text"].tolist())
+    sentences = correct(last)
     assert metrics["one_sentence"]["accuracy"] == pytest.approx(sentences.mean())
+    negated = np.array([bool(NEGATION.search(sentence)) for sentence in last])
+    assert metrics["negation_sentence"]["examples"] == negated.sum() > 0
+    assert metrics["negation_sentence"]["accuracy"] == pytest.approx(sentences[negated].mean())
+
+
+def test_negation_words() -> None:
+    found = [bool(NEGATION.search(text)) for text in ("Not bad at all.", "I didn't like it", "Never boring.",
+                                                       "Nothing happens.", "Notable and knotty.", "Nobody's fool.")]
+    assert found == [True, True, True, True, False, False]
 
 
 def test_last_sentence_has_enough_words() -> None:
-    assert last_sentences(["Great film. I loved every minute of it! 10/10", "Too short.", "One. Two three four five?"]) == [
-        "I loved every minute of it!", "Too short.", "Two three four five?"]
+    assert last_sentences(["Great film. I loved every minute of it! 10/10", "Too short.", "One. Two three four five?",
+                           "A fine film here.<br /><br />I loved every minute of it."]) == [
+        "I loved every minute of it!", "Too short.", "Two three four five?", "I loved every minute of it."]
 
 
 def test_compute_is_recorded(tiny_model: Path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REAL_WINDOW
 
@@ -15,6 +16,7 @@ import inference  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from review_text import clean  # noqa: E402
+from training.data import SAMPLE_CSV  # noqa: E402
 
 TOLERANCE = 1e-5
 # And one longer than the Space's character cut.
@@ -67,3 +69,10 @@ def test_awkward_texts_match_keras_on_the_text_the_space_reads(served) -> None:
     predictor, model, _ = served
     cleaned = [clean(text) for text in AWKWARD]
     np.testing.assert_allclose(predictor.probabilities(AWKWARD), keras_scores(model, cleaned), atol=TOLERANCE)
+
+
+def test_real_reviews_with_line_breaks_match_keras_on_the_raw_text(served) -> None:
+    """The model reads raw text: the IMDB dump's `<br />` reaches Keras and the Space alike, untouched."""
+    predictor, model, _ = served
+    reviews = [text for text in pd.read_csv(SAMPLE_CSV)["review"] if "<br />" in text][:40]
+    np.testing.assert_allclose(predictor.probabilities(reviews), keras_scores(model, reviews), atol=TOLERANCE)

@@ -240,7 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("artifacts/benchmark"), help="where the folders and results go")
     parser.add_argument("--ablation", action="store_true",
                         help="also train the steps between the presets: random embedding, PPMI word vectors, then the "
-                        "default's steps: the n-gram branch with summed logits")
+                        "default's steps: the n-gram branch with summed logits, the fitted output layer")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
     parser.add_argument("--update-readme", action="store_true",
                         help="write the table into training/README.md and its headline rows into README.md")
