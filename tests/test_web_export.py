@@ -53,14 +53,18 @@ def test_export_holds_the_models_settings_vocabularies_and_weights(web_model: Pa
     ngrams = model.get_layer("ngram_tokenizer").get_vocabulary()
     assert vocabulary["ngrams"] == ngrams[:1] + sorted(ngrams[1:])
     assert len(vocabulary["ngrams"]) == training["ngram_vocab_size"]
-    kernel = dict(zip(ngrams, model.get_layer("ngram_weights").get_weights()[0][:, 0].astype("float16")))
-    exported = tensor(web_model, manifest["ngram"]["weights"]["kernel"])[:, 0]
-    assert exported.dtype == np.float16 and np.array_equal(exported, [kernel[gram] for gram in vocabulary["ngrams"]])
+    # Every logit's column: the one learned from reviews, the one also learned from sentences.
+    kernel = dict(zip(ngrams, model.get_layer("ngram_weights").get_weights()[0].astype("float16")))
+    exported = tensor(web_model, manifest["ngram"]["weights"]["kernel"])
+    assert exported.dtype == np.float16 and exported.shape == (len(ngrams), 2)
+    assert np.array_equal(exported, [kernel[gram] for gram in vocabulary["ngrams"]])
     assert manifest["tokenizer"]["sequence_length"] == training["sequence_length"]
     embedding, bilstm = manifest["classifier"][:2]
     assert bilstm["forward"]["units"] == training["lstm_units"]
     classifier = model.get_layer("bilstm_classifier")
-    assert np.array_equal(tensor(web_model, embedding["embeddings"]), classifier.get_layer("embedding").get_weights()[0])
+    vectors = tensor(web_model, embedding["embeddings"])
+    assert vectors.dtype == np.float16
+    assert np.array_equal(vectors, classifier.get_layer("embedding").get_weights()[0].astype("float16"))
     backward = classifier.get_layer("bilstm").backward_layer.get_weights()
     assert np.array_equal(tensor(web_model, bilstm["backward"]["recurrent_kernel"]), backward[1])
     for name, facts in manifest["files"].items():
