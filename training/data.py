@@ -35,7 +35,6 @@ COLUMN_LAYOUTS = ((TEXT_COLUMN, LABEL_COLUMN), ("text", "label"))
 # Index i is the name of class i; the model outputs P(class 1).
 LABELS = ("negative", "positive")
 LABEL_ALIASES = {"negative": 0, "neg": 0, "0": 0, "positive": 1, "pos": 1, "1": 1}
-# The IMDB dump keeps the site's HTML line breaks; they are layout, not words.
 MIN_ROWS = 20
 HUB_DATASETS = "hf://datasets/"
 # A Hub dataset in the layout of stanfordnlp/imdb: one parquet file per split (label 0/1, -1 in unsupervised).
