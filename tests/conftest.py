@@ -51,7 +51,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # A test that uses one of these (a trained model, a browser) is marked slow; so is any test marked so by hand (it
 # trains, starts the Space or runs a program end to end). `python -m pytest -m "not slow"` leaves them out.
-SLOW_FIXTURES = {"tiny_model", "tutorial_model", "window_model", "web_model", "browser"}
+SLOW_FIXTURES = {"tiny_model", "tutorial_model", "window_model", "web_model", "quick_benchmark", "browser"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -140,6 +140,13 @@ def hub_env(hub: FakeHub, home: Path, token: str | None = None) -> dict[str, str
     if token != "":
         env["HF_TOKEN"] = hub.token if token is None else token
     return env
+
+
+@pytest.fixture(scope="session")
+def quick_benchmark(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`python -m training.benchmark --quick`, run once: its folder (a model of each preset, the table) and output."""
+    out = tmp_path_factory.mktemp("benchmark")
+    return out, run_module("training.benchmark", "--quick", "--out", str(out))
 
 
 @pytest.fixture(scope="session")

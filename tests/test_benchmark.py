@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,8 @@ from training import benchmark, model_folder
 from training import benchmark_tables as tables
 
 
-@pytest.mark.slow
-def test_quick_benchmark_prints_and_writes_the_table(tmp_path: Path) -> None:
-    result = run_module("training.benchmark", "--quick", "--out", str(tmp_path))
+def test_quick_benchmark_prints_and_writes_the_table(quick_benchmark: tuple[Path, subprocess.CompletedProcess]) -> None:
+    tmp_path, result = quick_benchmark
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / benchmark.RESULTS_JSON).read_text())
     models = [row["model"] for row in results["rows"]]

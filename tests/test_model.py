@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_FLAGS, run_module
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
 
@@ -137,11 +136,10 @@ def test_calibration_error_of_known_cases() -> None:
 
 
 @pytest.mark.slow
-def test_a_model_without_the_ngram_branch_serves_the_same(tmp_path: Path) -> None:
-    """The `bilstm` preset: one logit, no n-gram layers; the Space still equals plain Keras."""
-    out = tmp_path / "bilstm"
-    result = run_module("training.train", "--preset", "bilstm", "--out", str(out), *TINY_FLAGS)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_a_model_without_the_ngram_branch_serves_the_same(quick_benchmark: tuple[Path, object]) -> None:
+    """The `bilstm` preset (as the quick benchmark trained it): one logit, no n-gram layers; the Space still equals
+    plain Keras."""
+    out = quick_benchmark[0] / "bilstm"
     model = keras.saving.load_model(out, safe_mode=True)
     assert {layer.name for layer in model.layers}.isdisjoint({inference.NGRAM_TOKENIZER_LAYER,
                                                                inference.NGRAM_WEIGHTS_LAYER})
