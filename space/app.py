@@ -12,18 +12,16 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
-
 import lean_memory
 
 # Two malloc arenas and freed memory handed back to the system, before Gradio and TensorFlow start their
 # threads: see lean_memory.py.
 lean_memory.tame()
 
-# TensorFlow runs the ops of every model call in one pool of threads, by default one per core: a big CSV's
-# chunks, each one long op, would take them all and a one-line API call would wait behind them. With more
-# threads than calls can run at once (the API's, the CSV's chunks, Classify), each kind's op runs beside the
-# others' and the cores are shared.
+# TensorFlow runs the ops of every model call in one pool of threads, by default one per core: long ops (a CSV's
+# chunk, a long review's highlights) would take them all and a one-line API call would wait behind them. With more
+# threads than calls can run at once (the API's, the CSV's, Classify), each kind's op runs beside the others' and
+# the cores are shared.
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
@@ -81,9 +79,6 @@ QUEUE_POLL_S = 0.02
 BODY_CAP = 1024 * 1024
 FILE_BODY_CAP = 8 * 1024 * 1024
 FILE_ROUTES = ("/gradio_api/upload", "/gradio_api/mcp")
-# A CSV's reviews go to the model this many at a time: the model's worker threads take the calls in turn, so an
-# API batch waits for one slice of a big CSV, not for all of it.
-CSV_SLICE = 64
 # Gradio keeps a session state for every caller, and each API call without a session (curl, scripts)
 # is a new caller: at Gradio's default capacity of 10,000, memory grows with every call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
@@ -209,8 +204,12 @@ def probabilities_or_none(reviews: list[str | None]) -> list[float | None]:
 API_GATE = limits.BatchGate(probabilities_or_none, running=2, waiting=128, max_batch=32)
 
 
-async def probability_or_none(review: object) -> float | None:
-    """P(positive) of one API call's review, None for a blank one; a clear error for anything but text."""
+async def probability(review: str | None) -> float | None:
+    """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
+
+    Args:
+        review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
+    """
     if problem := not_text(review):  # the queue-less route skips the validator
         raise gr.Error(problem)
     if PREDICTOR is None:
@@ -224,17 +223,8 @@ async def predict(review: str | None) -> dict[str, float] | None:
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    p = await probability_or_none(review)
+    p = await probability(review)
     return None if p is None else confidences(p)
-
-
-async def probability(review: str | None) -> float | None:
-    """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
-
-    Args:
-        review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
-    """
-    return await probability_or_none(review)
 
 
 def described(does: str, returns: str) -> str:
@@ -245,12 +235,6 @@ def described(does: str, returns: str) -> str:
             "reviews (IMDB), so other languages and other kinds of text get unreliable answers.")
 
 
-def in_slices(reviews: list[str | None]) -> np.ndarray:
-    """P(positive) of each review (NaN for a blank one), scored CSV_SLICE at a time."""
-    return np.concatenate([PREDICTOR.probabilities_or_nan(reviews[start : start + CSV_SLICE])
-                           for start in range(0, len(reviews), CSV_SLICE)] or [np.empty(0)])
-
-
 def scored_csv(upload: str | None) -> tuple[str | None, str]:
     """The scored CSV of an upload and a message with the counts, or None and what is wrong."""
     if PREDICTOR is None:
@@ -258,7 +242,8 @@ def scored_csv(upload: str | None) -> tuple[str | None, str]:
     if upload is None:
         return None, f"Upload a CSV file with a `{review_csv.TEXT_COLUMN}` column first."
     try:
-        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, in_slices, PREDICTOR.labels)
+        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.probabilities_or_nan,
+                                               PREDICTOR.labels)
     except review_csv.CsvError as problem:
         return None, str(problem)
     message = f"Scored {scored.rows - scored.blank:,} review(s)."
