@@ -30,6 +30,7 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
+from gradio.utils import get_upload_folder  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 import inference  # noqa: E402
@@ -90,9 +91,11 @@ POSITIVE_SHADES = ("#92c5de", "#2166ac")
 NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
 FAINT = 0.1
-# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`); a timer
-# removes them after an hour (review_csv.OUTPUT_TTL_SECONDS).
-OUTPUT_ROOT = review_csv.output_root()
+# Scored CSVs are written into Gradio's cache, from where Gradio serves a file as it is (no copy). Gradio deletes
+# the files of its cache that it served or received (scored CSVs, uploads) once they are DELETE_AFTER_S old,
+# looking every DELETE_EVERY_S, so that none is kept for over an hour.
+OUTPUT_ROOT = Path(get_upload_folder())
+DELETE_AFTER_S, DELETE_EVERY_S = 3000, 600
 
 
 def load() -> tuple[inference.Predictor | None, str]:
@@ -345,7 +348,7 @@ def api_endpoints(labels: tuple[str, str]) -> None:
 def build() -> gr.Blocks:
     """The page and its named API endpoints."""
     labels = PREDICTOR.labels if PREDICTOR else NO_MODEL_LABELS
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as page:
+    with gr.Blocks(title=TITLE, delete_cache=(DELETE_EVERY_S, DELETE_AFTER_S)) as page:
         gr.Markdown(f"# {TITLE}\nPaste an English movie review; the model gives the probability that it is "
                     f"**{labels[1]}** and shows which words pushed it up or down.")
         if PROBLEM:
