@@ -12,18 +12,16 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
-
 import lean_memory
 
 # Two malloc arenas and freed memory handed back to the system, before Gradio and TensorFlow start their
 # threads: see lean_memory.py.
 lean_memory.tame()
 
-# TensorFlow runs the ops of every model call in one pool of threads, by default one per core: a big CSV's
-# chunks, each one long op, would take them all and a one-line API call would wait behind them. With more
-# threads than calls can run at once (the API's, the CSV's chunks, Classify), each kind's op runs beside the
-# others' and the cores are shared.
+# TensorFlow runs the ops of every model call in one pool of threads, by default one per core: long ops (a CSV's
+# chunk, a long review's highlights) would take them all and a one-line API call would wait behind them. With more
+# threads than calls can run at once (the API's, the CSV's, Classify), each kind's op runs beside the others' and
+# the cores are shared.
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
 
 # Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
@@ -32,6 +30,7 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
+from gradio.utils import get_upload_folder  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 import inference  # noqa: E402
@@ -81,9 +80,6 @@ QUEUE_POLL_S = 0.02
 BODY_CAP = 1024 * 1024
 FILE_BODY_CAP = 8 * 1024 * 1024
 FILE_ROUTES = ("/gradio_api/upload", "/gradio_api/mcp")
-# A CSV's reviews go to the model this many at a time: the model's worker threads take the calls in turn, so an
-# API batch waits for one slice of a big CSV, not for all of it.
-CSV_SLICE = 64
 # Gradio keeps a session state for every caller, and each API call without a session (curl, scripts)
 # is a new caller: at Gradio's default capacity of 10,000, memory grows with every call. The page
 # keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
@@ -95,9 +91,11 @@ POSITIVE_SHADES = ("#92c5de", "#2166ac")
 NEGATIVE_SHADES = ("#fdb863", "#e66101")
 STRONG = 0.5
 FAINT = 0.1
-# Scored CSVs wait here until Gradio copies them into its own cache (cleared by `delete_cache`); a timer
-# removes them after an hour (review_csv.OUTPUT_TTL_SECONDS).
-OUTPUT_ROOT = review_csv.output_root()
+# Scored CSVs are written into Gradio's cache, from where Gradio serves a file as it is (no copy). Gradio deletes
+# the files of its cache that it served or received (scored CSVs, uploads) once they are DELETE_AFTER_S old,
+# looking every DELETE_EVERY_S, so that none is kept for over an hour.
+OUTPUT_ROOT = Path(get_upload_folder())
+DELETE_AFTER_S, DELETE_EVERY_S = 3000, 600
 
 
 def load() -> tuple[inference.Predictor | None, str]:
@@ -209,8 +207,12 @@ def probabilities_or_none(reviews: list[str | None]) -> list[float | None]:
 API_GATE = limits.BatchGate(probabilities_or_none, running=2, waiting=128, max_batch=32)
 
 
-async def probability_or_none(review: object) -> float | None:
-    """P(positive) of one API call's review, None for a blank one; a clear error for anything but text."""
+async def probability(review: str | None) -> float | None:
+    """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
+
+    Args:
+        review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
+    """
     if problem := not_text(review):  # the queue-less route skips the validator
         raise gr.Error(problem)
     if PREDICTOR is None:
@@ -224,17 +226,8 @@ async def predict(review: str | None) -> dict[str, float] | None:
     Args:
         review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
     """
-    p = await probability_or_none(review)
+    p = await probability(review)
     return None if p is None else confidences(p)
-
-
-async def probability(review: str | None) -> float | None:
-    """The probability that an English movie review is positive, from 0 to 1, or null for an empty text.
-
-    Args:
-        review: the text of an English movie review (plain text; HTML line breaks such as <br /> are fine)
-    """
-    return await probability_or_none(review)
 
 
 def described(does: str, returns: str) -> str:
@@ -245,12 +238,6 @@ def described(does: str, returns: str) -> str:
             "reviews (IMDB), so other languages and other kinds of text get unreliable answers.")
 
 
-def in_slices(reviews: list[str | None]) -> np.ndarray:
-    """P(positive) of each review (NaN for a blank one), scored CSV_SLICE at a time."""
-    return np.concatenate([PREDICTOR.probabilities_or_nan(reviews[start : start + CSV_SLICE])
-                           for start in range(0, len(reviews), CSV_SLICE)] or [np.empty(0)])
-
-
 def scored_csv(upload: str | None) -> tuple[str | None, str]:
     """The scored CSV of an upload and a message with the counts, or None and what is wrong."""
     if PREDICTOR is None:
@@ -258,7 +245,8 @@ def scored_csv(upload: str | None) -> tuple[str | None, str]:
     if upload is None:
         return None, f"Upload a CSV file with a `{review_csv.TEXT_COLUMN}` column first."
     try:
-        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, in_slices, PREDICTOR.labels)
+        path, scored = review_csv.score_upload(Path(upload), OUTPUT_ROOT, PREDICTOR.probabilities_or_nan,
+                                               PREDICTOR.labels)
     except review_csv.CsvError as problem:
         return None, str(problem)
     message = f"Scored {scored.rows - scored.blank:,} review(s)."
@@ -360,7 +348,7 @@ def api_endpoints(labels: tuple[str, str]) -> None:
 def build() -> gr.Blocks:
     """The page and its named API endpoints."""
     labels = PREDICTOR.labels if PREDICTOR else NO_MODEL_LABELS
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as page:
+    with gr.Blocks(title=TITLE, delete_cache=(DELETE_EVERY_S, DELETE_AFTER_S)) as page:
         gr.Markdown(f"# {TITLE}\nPaste an English movie review; the model gives the probability that it is "
                     f"**{labels[1]}** and shows which words pushed it up or down.")
         if PROBLEM:

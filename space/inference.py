@@ -14,7 +14,6 @@ import os
 import threading
 import unicodedata
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,8 +98,6 @@ class Predictor:
         # and output layer), so that the Space restates neither.
         logits = [model.get_layer(name).output for name in (CLASSIFIER_LAYER, NGRAM_WEIGHTS_LAYER) if name in names]
         self._head = keras.Model([*logits, tokenizer_layer.output], model.output)
-        # Each operation runs on one thread (see above), so the chunks of a batch are scored on every core at once.
-        self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="score")
         # Concrete functions: called directly, they skip tf.function's argument matching, a large part of a one-liner.
         strings = tf.TensorSpec([None], tf.string)
         # The highlights tokenize a review's words alone: compiled too, as the layer is slow called eagerly.
@@ -112,17 +109,15 @@ class Predictor:
         # A one-liner's program now; each window's single-review shape (a review as long as the window before it
         # picks it) in the background, one at a time, so that the Space answers its first calls while they compile
         # on one core (a long review that comes first compiles its own window) and the compilers' memory never
-        # adds up. `compiled` is set once they all are.
+        # adds up.
         self.probabilities(["warm up"])
-        self.compiled = threading.Event()
         threading.Thread(target=self._compile_windows, args=(oov_id,), name="compile-windows", daemon=True).start()
 
     def _compile_windows(self, oov_id: int) -> None:
-        """Compile the single-review program of every window, then set `compiled`."""
+        """Compile the single-review program of every window."""
         for length in (0, *self.windows[:-1]):
             ids = [oov_id] * length + [self.pad_id] * (self.window_size - length)
             self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
-        self.compiled.set()
 
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """P(positive) of each row (its token ids and its text), and the window the BiLSTM read: the shortest
@@ -143,24 +138,16 @@ class Predictor:
         return self._head([*logits, ids])[:, 0], window
 
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """`score` (one of the compiled calls) over `rows` and `texts` of about `lengths` words: sorted by length,
-        cut where the window changes and into chunks of at most MAX_BATCH, each padded to a compiled batch size,
-        scored side by side. (Each call picks its window from its token ids: `lengths` only guides the cuts.)"""
-        if len(texts) == 1:  # a single review (the page, most API calls): nothing to sort or pad
-            return score(tf.constant(rows), tf.constant(texts))[0].numpy()
+        """`score` (one of the compiled calls) over `rows` and `texts` of about `lengths` words: in length order, in
+        chunks of at most MAX_BATCH, each padded to a compiled batch size. (Each call picks its window from its token
+        ids: `lengths` only groups reviews of a length together.)"""
         order = np.argsort(lengths, kind="stable")
-        windows = np.searchsorted(self.windows, lengths[order], side="right")
-        parts = np.split(order, np.flatnonzero(np.diff(windows)) + 1)  # one per window
-        chunks = [part[start : start + MAX_BATCH] for part in parts for start in range(0, len(part), MAX_BATCH)]
-
-        def run(chunk: np.ndarray) -> np.ndarray:
-            size = _batch_size(len(chunk))
-            return score(_padded(rows[chunk], size, self.pad_id), _padded(texts[chunk], size, self.pad_id)
-                         )[0].numpy()[: len(chunk)]
-
         out = np.zeros(len(texts), dtype=np.float32)
-        for chunk, probabilities in zip(chunks, self._pool.map(run, chunks)):
-            out[chunk] = probabilities
+        for start in range(0, len(order), MAX_BATCH):
+            chunk = order[start : start + MAX_BATCH]
+            size = _batch_size(len(chunk))
+            out[chunk] = score(_padded(rows[chunk], size, self.pad_id), _padded(texts[chunk], size, self.pad_id)
+                               )[0].numpy()[: len(chunk)]
         return out
 
     def window(self, text: str) -> Window:

@@ -4,13 +4,9 @@ formula guard."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import csv
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +30,6 @@ OUTPUT_NAME = "scored_reviews.csv"
 PREVIEW_ROWS = 20
 HISTOGRAM_BINS = 10
 NOT_SCORED = "(empty: not scored)"
-# Scored files are removed after OUTPUT_TTL_SECONDS, checked every PRUNE_EVERY_SECONDS.
-OUTPUT_TTL_SECONDS = 3600
-PRUNE_EVERY_SECONDS = 300
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection), also after leading
 # whitespace or line breaks, which some spreadsheets skip; a leading tab or carriage return is guarded too.
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -132,7 +125,7 @@ def score_file(
 def score_upload(
     path: Path, root: Path, probabilities_or_nan: Callable[[Sequence[str]], np.ndarray], labels: Sequence[str]
 ) -> tuple[Path, Scored]:
-    """The CSV tab: score an upload into a fresh folder under `root` (see `output_root`); CsvError if it
+    """The CSV tab: score an upload into a fresh folder under `root` (Gradio's cache: see app.py); CsvError if it
     is over MAX_BYTES or MAX_ROWS, or unreadable (see `frames`). Read as one chunk of at most MAX_ROWS + 1
     rows, so a file with too many rows is refused before any is scored."""
     if path.stat().st_size > MAX_BYTES:
@@ -161,29 +154,6 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         return value
 
     return frame.map(safe).rename(columns=safe)
-
-
-def prune(root: Path, ttl: float) -> None:
-    """Remove the folders under `root` that are older than `ttl` seconds."""
-    for old in root.iterdir():
-        if time.time() - old.stat().st_mtime > ttl:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def output_root(ttl: float = OUTPUT_TTL_SECONDS, every: float = PRUNE_EVERY_SECONDS) -> Path:
-    """A new folder for scored CSVs: a timer removes what is older than `ttl` seconds every `every`
-    seconds, whether or not more files are scored, and the folder goes when the process exits."""
-    root = Path(tempfile.mkdtemp(prefix="space-scored-csv-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-
-    def prune_forever() -> None:
-        while True:
-            time.sleep(every)
-            with contextlib.suppress(FileNotFoundError):  # the folder is removed at exit
-                prune(root, ttl)
-
-    threading.Thread(target=prune_forever, name="prune-scored-csv", daemon=True).start()
-    return root
 
 
 def summary(path: Path, labels: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

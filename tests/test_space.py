@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
-from conftest import run_python
 
 import gradio as gr  # noqa: E402  (after space_support set the telemetry variables)
+from gradio import route_utils  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -578,27 +578,16 @@ def test_a_column_bomb_is_refused_before_pandas_parses_it(app, tmp_path: Path, m
     assert path is None and message.startswith(expected)
 
 
-def test_scored_files_are_removed_on_a_timer_and_their_folder_at_exit(tmp_path: Path) -> None:
-    """Without another CSV being scored: the copies go after the time to live, the folder with the process."""
-    code = """
-import time
-from pathlib import Path
-import numpy as np
-import review_csv
-root = review_csv.output_root(ttl=0.5, every=0.1)
-path, _ = review_csv.score_upload(Path(IN_CSV), root, lambda texts: np.full(len(texts), 0.9), ("no", "yes"))
-written = path.is_file()
-deadline = time.monotonic() + 30
-while path.exists() and time.monotonic() < deadline:
-    time.sleep(0.05)
-print(root, written, path.exists(), root.is_dir())
-"""
-    (tmp_path / "in.csv").write_text("review\nA fine film.\n")
-    result = run_python(code.replace("IN_CSV", repr(str(tmp_path / "in.csv"))), cwd=space_support.SPACE_DIR)
-    assert result.returncode == 0, result.stderr[-2000:]
-    root, written, kept, root_there = result.stdout.split()
-    assert (written, kept, root_there) == ("True", "False", "True")
-    assert not Path(root).exists()
+def test_scored_files_are_served_from_gradios_cache_and_deleted_on_its_schedule(app, tmp_path: Path) -> None:
+    """A scored CSV is written into Gradio's cache: Gradio serves it as it is (no copy left behind) and its
+    `delete_cache` schedule removes it. Fails if a Gradio upgrade copies such files or stops deleting them."""
+    path, _ = app.scored_csv(write_csv(tmp_path / "in.csv", pd.DataFrame({"review": ["A fine film."]})))
+    scored = next(block for block in app.demo.blocks.values() if getattr(block, "elem_id", None) == "scored")
+    assert Path(scored.move_resource_to_block_cache(path)).samefile(path)
+    assert app.demo.delete_cache == (app.DELETE_EVERY_S, app.DELETE_AFTER_S)
+    assert app.DELETE_AFTER_S + app.DELETE_EVERY_S <= 3600  # the card says: deleted within an hour
+    route_utils.delete_files_created_by_app(app.demo, None)
+    assert not Path(path).exists()
 
 
 def test_csv_limits(app, tmp_path: Path, monkeypatch) -> None:

@@ -64,16 +64,6 @@ def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:
     assert len(curve.split(", ")) >= 2 and all(50 < int(mib) < 16_000 for mib in curve.split(", "))
 
 
-def test_the_rate_in_this_process_is_measured_first_and_the_servers_given_as_a_ratio(app_url: str,
-                                                                                      tiny_model: Path) -> None:
-    result = run_load(app_url, "--clients", "2", "--duration", "2", "--in-process", str(tiny_model))
-    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
-    reference = float(re.search(r"^in this process: ([0-9.]+) texts per second", result.stdout, re.MULTILINE).group(1))
-    ratio = float(re.search(r"^requests per second: [0-9.]+ \(([0-9.]+)x the rate in this process\)$", result.stdout,
-                            re.MULTILINE).group(1))
-    assert reference > 0 and ratio == pytest.approx(figures(result.stdout)["requests per second"] / reference, abs=0.01)
-
-
 def test_memory_at_the_end_is_compared_with_memory_after_two_minutes() -> None:
     from tools import loadtest
 

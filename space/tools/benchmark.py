@@ -1,13 +1,11 @@
-"""Measure the Space against its speed and memory budgets and print the figures (not a test).
+"""Measure the Space's start against a bare Gradio app that imports TensorFlow, and print the figures (not a test).
 
-    cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark [--rounds 200]
-    cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark --startup 3
+    cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark [--startup 3]
 
-Uses only the Space's own requirements. It starts `app.py` as a server on 127.0.0.1 for the HTTP,
-start-up and memory figures, and loads the model in this process for the in-process ones. With `--startup N`
-it only starts the Space and a bare Gradio app that imports TensorFlow N times each, in turn, and prints the
-time to the first answer and the memory peak of each, and their ratio. With `--timing-worker` it only times
-the serving path for `training.benchmark`, which has its own table.
+Uses only the Space's own requirements. It starts the Space (`app.py`) and the bare app N times each, in turn, on
+127.0.0.1, and prints the time to the first answer and the memory peak of each, their ratio, and the size of the
+folder's `web/`. Throughput, latency, idle CPU and memory under load are the load test's (tools/loadtest.py).
+With `--timing-worker` it only times the serving path for `training.benchmark`, which has its own table.
 """
 
 from __future__ import annotations
@@ -19,49 +17,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from examples import REAL_REVIEWS
-
 SPACE_DIR = Path(__file__).resolve().parent.parent
 
-REVIEW_WORDS = 230  # about the mean length of an IMDB review
-HIGHLIGHT_WORDS = 400
-HUGE_TEXT_BYTES = 1_000_000
+STARTUP_ROUNDS = 3
 STARTUP_TIMEOUT_S = 120
-BUDGETS_MS = {"single": 3, "http": 30, "highlights": 150, "startup": 15_000}
 MEMORY_BUDGET_MB = 1024
 STARTUP_BUDGET_RATIO = 1.3  # the Space's time to its first answer, against the bare app's
 # The baseline for the start-up: what any Gradio app that serves a TensorFlow model pays before its model.
 BARE_APP = ("import gradio as gr, tensorflow as tf\n"
             "gr.Interface(lambda text: 0.5, 'text', 'number', api_name='probability').launch()")
-
-
-def words(n: int) -> str:
-    """A review of `n` words made from the real example reviews."""
-    pool = " ".join(REAL_REVIEWS).split()
-    return " ".join(pool[i % len(pool)] for i in range(n))
-
-
-def timings_ms(call: Callable[[], object], rounds: int) -> np.ndarray:
-    """Milliseconds per call, after two warm-up calls."""
-    call(), call()
-    out = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call()
-        out.append((time.perf_counter() - start) * 1000)
-    return np.array(out)
-
-
-def report(name: str, ms: np.ndarray, budget: float | None = None) -> None:
-    p50, p95 = np.percentile(ms, [50, 95])
-    verdict = "" if budget is None else f"  (budget p50 < {budget} ms: {'ok' if p50 < budget else 'OVER'})"
-    print(f"{name:<46} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   n={len(ms)}{verdict}")
 
 
 def free_port() -> int:
@@ -74,24 +43,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
     """Current and peak resident memory of a Linux process, in MiB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def in_process(rounds: int) -> None:
-    import inference  # after the server's figures: see main
-
-    start = time.perf_counter()
-    predictor = inference.load_from_environment()
-    print(f"model load + warm-up in this process: {time.perf_counter() - start:.1f} s")
-    review, short = words(REVIEW_WORDS), "Not bad at all."
-    report(f"single review ({REVIEW_WORDS} words), in-process", timings_ms(lambda: predictor.probabilities([review]), rounds), BUDGETS_MS["single"])
-    report("single one-line review, in-process", timings_ms(lambda: predictor.probabilities([short]), rounds), BUDGETS_MS["single"])
-    long_review = words(HIGHLIGHT_WORDS)
-    report(f"highlights, {HIGHLIGHT_WORDS}-word review (one batched call)", timings_ms(lambda: predictor.explain(long_review), max(5, rounds // 10)), BUDGETS_MS["highlights"])
-    huge = ("a " * (HUGE_TEXT_BYTES // 2))[:HUGE_TEXT_BYTES]
-    report("1 MB text, in-process", timings_ms(lambda: predictor.probabilities([huge]), max(5, rounds // 10)))
-    batch = [review] * 256
-    ms = timings_ms(lambda: predictor.probabilities(batch), 5)
-    print(f"{'batch of 256 reviews, in-process':<46} {256 / np.median(ms) * 1000:8.0f} reviews/s")
 
 
 def timing_worker() -> None:
@@ -109,58 +60,23 @@ def timing_worker() -> None:
         print(json.dumps({"ms": (time.perf_counter() - start) * 1000}), file=answers, flush=True)
 
 
-def call_api(client: httpx.Client, endpoint: str, review: str) -> object:
-    """Gradio's documented HTTP call, as `curl` makes it: POST the input, then read the result stream."""
-    event = client.post(f"/gradio_api/call/{endpoint}", json={"data": [review]}).json()["event_id"]
-    with client.stream("GET", f"/gradio_api/call/{endpoint}/{event}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                return json.loads(line[5:])
-    raise RuntimeError("the result stream ended without data")
-
-
-def start_server(port: int, argv: list[str] | None = None) -> tuple[subprocess.Popen, httpx.Client, float]:
-    """`python app.py` (or `python argv`) on 127.0.0.1:`port`, the client once it answered, and the seconds that
-    took."""
+def start_server(port: int, argv: list[str] | None = None) -> tuple[subprocess.Popen, float]:
+    """`python app.py` (or `python argv`) on 127.0.0.1:`port`, once it answered, and the seconds that took."""
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
            "HF_HUB_DISABLE_TELEMETRY": "1"}
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, *(argv or [str(SPACE_DIR / "app.py")])], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    while True:
-        try:
-            call_api(client, "probability", "A fine film.")
-            return server, client, time.perf_counter() - started
-        except httpx.TransportError:  # the port opens once the model is loaded
-            if server.poll() is not None or time.perf_counter() - started > STARTUP_TIMEOUT_S:
-                server.kill()
-                raise SystemExit("the app did not start; run it alone to see why") from None
-            time.sleep(0.05)
-
-
-def over_http(rounds: int) -> None:
-    from gradio_client import Client
-
-    port = free_port()
-    server, client, startup_s = start_server(port)
-    try:
-        verdict = "ok" if startup_s * 1000 < BUDGETS_MS["startup"] else "OVER"
-        print(f"{'start-up to first answer (python app.py)':<46} {startup_s:8.2f} s  (budget < 15 s: {verdict})")
-        review = words(REVIEW_WORDS)
-        report("HTTP round trip /probability (curl's way)", timings_ms(lambda: call_api(client, "probability", review), rounds), BUDGETS_MS["http"])
-        report("HTTP round trip /predict (curl's way)", timings_ms(lambda: call_api(client, "predict", review), rounds), BUDGETS_MS["http"])
-        huge = ("a " * (HUGE_TEXT_BYTES // 2))[:HUGE_TEXT_BYTES]
-        report("HTTP round trip /probability, 1 MB text", timings_ms(lambda: call_api(client, "probability", huge), 5))
-        gradio_client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        report("gradio_client.predict /probability", timings_ms(lambda: gradio_client.predict(review, api_name="/probability"), max(5, rounds // 4)))
-        now, peak = rss_mb(server.pid)
-        verdict = "ok" if peak < MEMORY_BUDGET_MB else "OVER"
-        print(f"{'resident memory of the server':<46} now {now:6.0f} MiB, peak {peak:6.0f} MiB  (budget < 1 GiB: {verdict})")
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=30)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        while True:
+            try:
+                client.post("/gradio_api/run/probability", json={"data": ["A fine film."]}).raise_for_status()
+                return server, time.perf_counter() - started
+            except httpx.TransportError:  # the port opens once the model is loaded
+                if server.poll() is not None or time.perf_counter() - started > STARTUP_TIMEOUT_S:
+                    server.kill()
+                    raise SystemExit("the app did not start; run it alone to see why") from None
+                time.sleep(0.05)
 
 
 def startup(rounds: int) -> None:
@@ -169,9 +85,8 @@ def startup(rounds: int) -> None:
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in apps}
     for _ in range(rounds):
         for name, argv in apps.items():
-            server, client, seconds = start_server(free_port(), argv)
+            server, seconds = start_server(free_port(), argv)
             figures[name].append((seconds, rss_mb(server.pid)[1]))
-            client.close()
             server.terminate()
             server.wait(timeout=30)
     for name, runs in figures.items():
@@ -197,9 +112,8 @@ def web_size() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200, help="calls per latency figure")
-    parser.add_argument("--startup", type=int, metavar="N",
-                        help="only start the Space and a bare Gradio app N times each and compare their start-up")
+    parser.add_argument("--startup", type=int, default=STARTUP_ROUNDS, metavar="N",
+                        help="start the Space and the bare app N times each (default %(default)s)")
     parser.add_argument("--timing-worker", action="store_true",
                         help="only time the serving path on texts sent as JSON lines (see training.benchmark)")
     args = parser.parse_args()
@@ -208,14 +122,8 @@ def main() -> None:
         return
     print(f"CPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
     web_size()
-    if args.startup:
-        startup(args.startup)
-        print(f"load average after: {os.getloadavg()[0]:.2f}")
-        return
-    # The server first: once this process has imported TensorFlow, the libraries' pages are shared, and the
-    # kernel keeps shared pages resident in the server too (see lean_memory.py).
-    over_http(args.rounds)
-    in_process(args.rounds)
+    startup(args.startup)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ queue). Not gradio_client: its own bookkeeping would load a shared machine's cor
 
 It prints the machine, its load average and each server's CPU at rest; per run the rate, latencies, the
 server's CPU per request and memory (Linux's /proc, the process on the URL's port). `--baseline URL` loads
-another server in turns with this one and gives the ratio of rates; `--in-process MODEL` scores the mix in
-this process first, one text per call, and gives the server's rate as a ratio to that.
+another server in turns with this one and gives the ratio of rates.
 
 Bounded (`--duration`, `--max-requests`, REQUEST_TIMEOUT_S a request); only a server on this machine can be
 targeted. Latency is that of every request, failed or not; exits 1 if any failed.
@@ -68,7 +67,6 @@ RSS_EVERY_S = 10.0
 MEMORY_BASELINE_S = 120.0
 MEMORY_GROWTH_MAX = 1.1
 MEMORY_BUDGET_MIB = 1024
-IN_PROCESS_S = 10.0
 IDLE_S = 10.0
 # --csv-flood: the upload is the bundled sample's reviews this many times over, sent by this many threads.
 FLOOD_COPIES = 20
@@ -237,20 +235,6 @@ def memory_report(samples: list[float]) -> str:
     return "\n".join(lines)
 
 
-def in_process_rate(model: str, corpus: dict[str, list[str]]) -> float:
-    """Texts per second that `model` scores in this process, one call per text of the load's mix."""
-    import inference  # only here: TensorFlow takes seconds to start and the load test does not need it
-    import model_folder
-
-    predictor = inference.load_predictor(model_folder.locate(model))
-    chooser = random.Random(SEED)
-    calls, started = 0, time.perf_counter()
-    while time.perf_counter() - started < IN_PROCESS_S:
-        predictor.probabilities_or_nan([pick(chooser, corpus)])
-        calls += 1
-    return calls / (time.perf_counter() - started)
-
-
 def percentile(sorted_ms: list[float], q: float) -> float:
     """The nearest-rank percentile `q` (0-100) of sorted values; nan if there are none."""
     if not sorted_ms:
@@ -308,15 +292,14 @@ def run_load(url: str, route: str, clients: int, duration: float, max_requests: 
     return results, samples
 
 
-def report(results: Results, reference: float | None) -> float:
+def report(results: Results) -> float:
     """Print one server's figures; its requests per second."""
     latencies = sorted(results.latencies_ms)
     errors = sum(results.errors.values())
     rps = len(latencies) / results.seconds
     p50, p95, p99 = (percentile(latencies, q) for q in (50, 95, 99))
     print(f"requests: {len(latencies)} in {results.seconds:.1f} s")
-    ratio = "" if reference is None else f" ({rps / reference:.2f}x the rate in this process)"
-    print(f"requests per second: {rps:.1f}{ratio}")
+    print(f"requests per second: {rps:.1f}")
     print(f"latency p50: {p50:.1f} ms")
     print(f"latency p95: {p95:.1f} ms")
     print(f"latency p99: {p99:.1f} ms")
@@ -342,15 +325,10 @@ def main() -> int:
                         "run goes first to it, then to --url, and the rates are compared")
     parser.add_argument("--rounds", type=int, default=1, help="runs per server and number of clients, taking "
                         "turns with the baseline's (a shared machine's load changes); their figures are pooled")
-    parser.add_argument("--baseline-route", choices=ROUTES, help="the route the baseline is called by (default: "
-                        "--route's)")
     parser.add_argument("--warm-up", type=float, default=DEFAULT_WARM_UP_S, help="seconds of load on each server "
                         "before the runs, not counted (the model compiles a program per new shape; default %(default)s)")
-    parser.add_argument("--texts", choices=MIX, help="only texts of this kind (default: the mix)")
     parser.add_argument("--csv-flood", type=int, default=0, metavar="JOBS", help="meanwhile another caller sends "
                         "this many CSV jobs (one upload, then the jobs through the queue); how they ended is printed")
-    parser.add_argument("--in-process", metavar="MODEL", help="the server's model (folder or Hub repo id): first "
-                        "measure its rate in this process, and give the server's as a ratio to it")
     args = parser.parse_args()
     url = local_url(args.url)
     baseline = local_url(args.baseline) if args.baseline else None
@@ -359,18 +337,12 @@ def main() -> int:
         parser.error(f"need 1-{MAX_CLIENTS} clients, 0-{MAX_DURATION_S:.0f} seconds and at least one request")
 
     corpus = texts()
-    if args.texts:
-        corpus = {kind: corpus[args.texts] for kind in corpus}
     print(machine())
-    reference = in_process_rate(args.in_process, corpus) if args.in_process else None
-    if reference is not None:
-        print(f"in this process: {reference:.1f} texts per second, one call per text")
-    routes = {url: args.route, baseline: args.baseline_route or args.route}
     for target in filter(None, (baseline, url)):
         if (pid := listening_pid(urlsplit(target).port or 80)) is not None:
             print(f"idle CPU of {target}: {idle_cpu(pid):.1f}% of a core over {IDLE_S:g} s (target < {TARGET_IDLE_CPU:g}%)")
         if args.warm_up:  # uncounted
-            run_load(target, routes[target], max(args.clients), args.warm_up, args.max_requests, corpus)
+            run_load(target, args.route, max(args.clients), args.warm_up, args.max_requests, corpus)
     failed = False
     for clients in args.clients:
         pooled, memory, loads = {}, {}, []
@@ -379,16 +351,16 @@ def main() -> int:
                 loads.append(os.getloadavg()[0])
                 with ThreadPoolExecutor(1) as flooder:
                     flood = flooder.submit(flood_csv, target, args.csv_flood, corpus) if args.csv_flood else None
-                    pooled[target], memory[target] = run_load(target, routes[target], clients, args.duration,
+                    pooled[target], memory[target] = run_load(target, args.route, clients, args.duration,
                                                               args.max_requests, corpus, pooled.get(target))
                     if flood:
                         print(f"CSV flood of {target}: {args.csv_flood} jobs: " +
                               ", ".join(f"{why} {n}" for why, n in sorted(flood.result().items())))
         rates = {}
         for target in filter(None, (baseline, url)):
-            print(f"\n{clients} clients, {args.rounds} x {args.duration:g} s against {target}, route {routes[target]} "
+            print(f"\n{clients} clients, {args.rounds} x {args.duration:g} s against {target}, route {args.route} "
                   f"(load average {min(loads):.2f}-{max(loads):.2f})")
-            rates[target] = report(pooled[target], reference)
+            rates[target] = report(pooled[target])
             print(memory_report(memory[target]) if memory[target] else "server memory: no process of ours on the port")
             failed |= bool(pooled[target].errors)
         if baseline:

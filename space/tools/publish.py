@@ -56,10 +56,10 @@ def static_files(folder: Path) -> list[str]:
     return [CARD, *(name for pattern in PAGE_FILES for name in files_in(folder, pattern))]
 
 
-def stage(folder: Path, model_repo: str) -> None:
-    """Copy the Space's files into `folder`, with the card's `models:` naming the served model."""
-    for name in space_files(SPACE_DIR):
-        shutil.copy2(SPACE_DIR / name, folder / name)
+def stage(folder: Path, model_repo: str, source: Path, names: list[str]) -> None:
+    """Copy the files `names` of `source` into `folder`, with the card's `models:` naming the served model."""
+    for name in names:
+        shutil.copy2(source / name, folder / name)
     card = SpaceCard.load(folder / CARD)
     card.data.models = [model_repo]
     card.save(folder / CARD)
@@ -82,7 +82,7 @@ def publish(space_id: str, model_repo: str, model_revision: str | None = None, p
     url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
     pin = (model_revision is None and kept_pin(api, space_id, model_repo)) or head
     with tempfile.TemporaryDirectory() as folder:
-        stage(Path(folder), model_repo)
+        stage(Path(folder), model_repo, SPACE_DIR, space_files(SPACE_DIR))
         commit = api.upload_folder(
             repo_id=space_id, repo_type="space", folder_path=folder, commit_message="Publish the Space"
         )
@@ -95,14 +95,10 @@ def publish(space_id: str, model_repo: str, model_revision: str | None = None, p
 
 def stage_static(folder: Path, model_repo: str, revision: str, hub_url: str) -> None:
     """Copy the files of static/ into `folder`, with a config.json naming the model at `revision`."""
-    for name in static_files(STATIC_DIR):
-        shutil.copy2(STATIC_DIR / name, folder / name)
+    stage(folder, model_repo, STATIC_DIR, static_files(STATIC_DIR))
     config = {"hub_url": hub_url.rstrip("/"), "model_repo": model_repo, "revision": revision,
               "max_text_chars": MAX_TEXT_CHARS, "examples": EXAMPLES}
     (folder / STATIC_CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
-    card = SpaceCard.load(folder / CARD)
-    card.data.models = [model_repo]
-    card.save(folder / CARD)
 
 
 def pinned_revision(api: HfApi, model_repo: str, revision: str | None) -> str:
