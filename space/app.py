@@ -95,7 +95,8 @@ FAINT = 0.1
 # the files of its cache that it served or received (scored CSVs, uploads) once they are DELETE_AFTER_S old,
 # looking every DELETE_EVERY_S, so that none is kept for over an hour.
 OUTPUT_ROOT = Path(get_upload_folder())
-DELETE_AFTER_S, DELETE_EVERY_S = 3000, 600
+DELETE_AFTER_S = 3000
+DELETE_EVERY_S = 600
 
 
 def load() -> tuple[inference.Predictor | None, str]:
