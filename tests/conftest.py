@@ -150,6 +150,15 @@ def quick_benchmark(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sub
 
 
 @pytest.fixture(scope="session")
+def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python space/app.py` serving the session's tiny model: one server for every test that calls it over HTTP."""
+    from space_support import running_app
+
+    with running_app(tiny_model, tmp_path_factory.mktemp("app") / "app.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def web_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's tiny model folder with its web/ export (training.web_export)."""
     folder = tmp_path_factory.mktemp("static") / "model"

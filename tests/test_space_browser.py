@@ -16,19 +16,12 @@ from pathlib import Path
 import pytest
 
 from conftest import BROWSER_TIMEOUT_MS, CHROMIUM, serving
-from space_support import running_app
 
 TESTS_DIR = Path(__file__).resolve().parent
 REVIEW = 'A moving film <script>window.pwned = 1</script><img src=x onerror="window.pwned = 1"> with great acting.'
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_app(tiny_model, tmp_path_factory.mktemp("browser-app") / "app.log") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

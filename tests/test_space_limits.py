@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
-from space_support import queued_call, running_app
+from space_support import queued_call
 
 import gradio as gr  # noqa: E402
 from gradio import queueing  # noqa: E402
@@ -114,12 +114,6 @@ def test_the_queue_rests_while_it_is_free() -> None:
 
 
 # The Space itself: a server with the tiny model.
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_app(tiny_model, tmp_path_factory.mktemp("limits-app") / "app.log") as url:
-        yield url
 
 
 def direct_call(client: httpx.Client, endpoint: str, value: object) -> httpx.Response:

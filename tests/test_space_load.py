@@ -11,14 +11,12 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
-from space_support import SPACE_DIR, clean_env, queued_call, running_app
+from space_support import SPACE_DIR, clean_env, queued_call
 
 FIGURES = ("requests per second", "latency p50", "latency p95", "latency p99", "errors")
 RUN_TIMEOUT_S = 120
@@ -40,12 +38,6 @@ def requests_made(output: str) -> tuple[int, float]:
     """How many requests the run made, and in how many seconds."""
     count, seconds = re.search(r"^requests: (\d+) in ([0-9.]+) s$", output, re.MULTILINE).groups()
     return int(count), float(seconds)
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_app(tiny_model, tmp_path_factory.mktemp("load-app") / "app.log") as url:
-        yield url
 
 
 def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,8 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Tool
 
-from space_support import running_app
 
 REVIEW = "A moving, beautifully acted film."
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_app(tiny_model, tmp_path_factory.mktemp("mcp-app") / "app.log") as url:
-        yield url
 
 
 async def tools_and_calls(url: str, calls: list[tuple[str, dict]]) -> tuple[list[Tool], list[CallToolResult]]:
