@@ -379,7 +379,7 @@ def test_early_stopping_keeps_the_best_validation_weights(tmp_path: Path) -> Non
     out = tmp_path / "model"
     epochs, patience = 8, 1
     result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--epochs", str(epochs),
-                        "--patience", str(patience), "--learning-rate", "0.05")
+                        "--patience", str(patience), "--learning-rate", "0.02")
     assert result.returncode == 0, result.stderr[-2000:]
     history = pd.read_csv(out / model_folder.HISTORY)
     best = int(history["val_loss"].idxmin())
