@@ -162,6 +162,14 @@ def ngram_logits(ngram: NgramBranch, texts: pd.Series) -> np.ndarray:
     return ngram_features(ngram[0], texts) @ kernel + bias
 
 
+def sentence_rows(texts: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The sentences of every review that has more than one (a review of one sentence is already there whole), and
+    the position of each one's review in `texts`."""
+    split = [parts if len(parts) > 1 else [] for parts in map(evaluate.sentences, texts)]
+    return (pd.Series(list(itertools.chain.from_iterable(split)), dtype=object),
+            np.repeat(np.arange(len(split)), [len(parts) for parts in split]))
+
+
 def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) -> NgramBranch:
     """The n-gram tokenizer and the Dense layer holding NBSVM weights fitted on the training part: the first logit
     learned from whole reviews, the second (with `sentence_weight`) also from their sentences."""
@@ -170,10 +178,8 @@ def fit_ngram_branch(texts: pd.Series, labels: np.ndarray, config: TrainConfig) 
     features = ngram_features(tokenizer, texts)
     weights = [evaluate.nbsvm_weights(evaluate.nbsvm(config.ngram_c, config.seed).fit(features, labels))]
     if config.sentence_weight:
-        # Sentences of reviews that have more than one (a review of one sentence is already there whole).
-        split = [parts if len(parts) > 1 else [] for parts in map(evaluate.sentences, texts)]
-        review = np.repeat(np.arange(len(split)), [len(parts) for parts in split])
-        features = sparse.vstack([features, ngram_features(tokenizer, pd.Series(list(itertools.chain.from_iterable(split))))]).tocsr()
+        sentences, review = sentence_rows(texts)
+        features = sparse.vstack([features, ngram_features(tokenizer, sentences)]).tocsr()
         sample_weight = np.concatenate([np.ones(len(labels)), np.full(len(review), config.sentence_weight)])
         nbsvm = evaluate.nbsvm(config.ngram_c, config.seed).fit(
             features, np.concatenate([labels, labels[review]]),
