@@ -507,7 +507,7 @@ def lfs_batch(hub: FakeHub, repo: str, objects: list[dict], token: str | None) -
 def test_lfs_storage_takes_only_the_announced_object_and_commits_need_it(hub: FakeHub) -> None:
     hub.publish(REPO, {"README.md": b"# Demo\n"}, repo_type="model")
     hub.publish("someone/other", {"README.md": b"# Other\n"}, repo_type="model")
-    data = os.urandom(1000)
+    data = b"\0" + os.urandom(999)  # binary as git sees it: a NUL byte among the first bytes
     obj = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}
     pointer = {"key": "lfsFile", "value": {"path": "data.bin", "algo": "sha256", **obj}}
     assert [lfs_batch(hub, repo, [obj], token)[0] for repo, token in
