@@ -128,8 +128,15 @@ def test_failed_pushes_say_why_and_leave_the_folder_alone(tiny_model: Path, hub:
     (older / model_folder.TRAINING_CONFIG).write_text(json.dumps(config))
     old_layout = push(older, hub_env(hub, tmp_path / "home"))
     assert old_layout.returncode == 2 and "train it again" in old_layout.stderr
+    no_widget = tmp_path / "no-widget"  # made before the widget's answers were stored at training time
+    shutil.copytree(tiny_model, no_widget)
+    metrics = json.loads((no_widget / model_folder.METRICS).read_text())
+    del metrics["widget"]
+    (no_widget / model_folder.METRICS).write_text(json.dumps(metrics))
+    old_metrics = push(no_widget, hub_env(hub, tmp_path / "home"))
+    assert old_metrics.returncode == 2 and "train it again" in old_metrics.stderr
 
-    for result in (no_token, unreachable, missing, old_layout):
+    for result in (no_token, unreachable, missing, old_layout, old_metrics):
         assert "Traceback" not in result.stderr
     assert fingerprint(folder) == before
     assert REPO_ID not in str(hub.requests)

@@ -21,7 +21,7 @@ DATASET_ID = "stanfordnlp/imdb"
 DATASET_NAME = "IMDB movie reviews (Maas et al., 2011)"
 TUTORIAL_ACCURACY = 0.86  # what the original tutorial reports for the network of the `tutorial` preset
 TAGS = ["keras", "tensorflow", "text-classification", "sentiment-analysis", "lstm", "bidirectional-lstm", "imdb"]
-# The card's examples: the Hub's widget shows them with the answers this model gave when the card was rendered.
+# The card's examples: the Hub's widget shows them with the answers this model gave when it was trained.
 EXAMPLES = ("A moving, beautifully acted film.", "Two hours I will never get back.", "Not bad at all.")
 
 
@@ -47,19 +47,20 @@ def evaluation_dataset(config: dict) -> dict:
             "dataset_revision": file.get("commit")}
 
 
-def example_probabilities(folder: Path) -> list[float]:
-    """P(positive) of each of EXAMPLES, computed by the folder's model (loaded in safe mode)."""
-    from training.quiet_tf import keras, tf
+def example_probabilities(model) -> dict[str, float]:
+    """P(positive) of each of EXAMPLES by `model`: stored in metrics.json when the model is trained, so that
+    rendering the card at every push needs no TensorFlow."""
+    from training.quiet_tf import tf
 
-    model = keras.saving.load_model(folder, safe_mode=True)
-    return [round(p, 4) for p in model.predict(tf.constant(EXAMPLES), verbose=0)[:, 0].tolist()]
+    probabilities = model.predict(tf.constant(EXAMPLES), verbose=0)[:, 0].tolist()
+    return {text: round(p, 4) for text, p in zip(EXAMPLES, probabilities)}
 
 
-def widget(probabilities: list[float], labels: list[str]) -> list[dict]:
-    """EXAMPLES with the model's answers in the Hub's widget format: the Hub runs no Keras text model itself,
+def widget(examples: dict[str, float], labels: list[str]) -> list[dict]:
+    """The examples with the model's answers in the Hub's widget format: the Hub runs no Keras text model itself,
     so a card shows static outputs. The likelier label comes first, as in a live widget."""
-    answers = ([{"label": labels[1], "score": p}, {"label": labels[0], "score": round(1 - p, 4)}] for p in probabilities)
-    return [{"text": text, "output": sorted(answer, key=lambda a: -a["score"])} for text, answer in zip(EXAMPLES, answers)]
+    answers = ([{"label": labels[1], "score": p}, {"label": labels[0], "score": round(1 - p, 4)}] for p in examples.values())
+    return [{"text": text, "output": sorted(answer, key=lambda a: -a["score"])} for text, answer in zip(examples, answers)]
 
 
 def card_data(metrics: dict, evaluation: dict, examples: list[dict]) -> ModelCardData:
@@ -95,14 +96,13 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
     metrics = json.loads((folder / model_folder.METRICS).read_text(encoding="utf-8"))
     config = json.loads((folder / model_folder.TRAINING_CONFIG).read_text(encoding="utf-8"))
     tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
-    if "files" not in config["data"] or "compute" not in metrics:
+    if "files" not in config["data"] or "widget" not in metrics:
         raise model_folder.FolderError(f"{folder} was made by an older training.train, without the records of its data "
-                                    "files and machine that the card shows; train it again")
+                                       "files or the widget's answers that the card shows; train it again")
     benchmark = folder / model_folder.BENCHMARK
     evaluation = evaluation_dataset(config)
-    probabilities = example_probabilities(folder)
     return ModelCard.from_template(
-        card_data(metrics, evaluation, widget(probabilities, config["labels"])),
+        card_data(metrics, evaluation, widget(metrics["widget"], config["labels"])),
         template_path=str(TEMPLATE),
         repo_id=repo_id or PLACEHOLDER_REPO,
         space_id=space_id,
@@ -113,8 +113,8 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         data=config["data"],
         rows=config["data"]["rows"],
         evaluation=evaluation,
-        examples=EXAMPLES,
-        example_probabilities=probabilities,
+        examples=list(metrics["widget"]),
+        example_probabilities=list(metrics["widget"].values()),
         min_sentence_words=MIN_SENTENCE_WORDS,
         size_mb=folder_bytes(folder) / 1e6,
         tutorial_accuracy=TUTORIAL_ACCURACY,

@@ -329,6 +329,7 @@ def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig
             "distilled_reviews": fitted.distilled,
         },
         "compute": hardware(),
+        "widget": card.example_probabilities(fitted.model),
         "model": {
             "parameters": int(fitted.model.count_params()),
             "vocabulary": fitted.tokenizer.vocabulary_size(),
