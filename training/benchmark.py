@@ -37,7 +37,6 @@ from training import model_folder
 from training.benchmark_tables import headline, markdown, update_readmes
 from training.config import PRESETS, ConfigError, TrainConfig, validate
 from training.data import SAMPLE_CSV, load_splits, read_unlabeled
-from training.evaluate import last_sentences
 
 SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
 TIMING_WORKER = ("-m", "tools.benchmark", "--timing-worker")  # run in SPACE_DIR
@@ -46,7 +45,7 @@ SINGLE_CALLS = 200  # single-review latency samples per model
 BATCH_SIZE = 256
 BATCH_REPEATS = 3
 THROUGHPUT_REVIEWS = 2_560  # real test reviews per throughput pass
-QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000}
+QUICK = {"max_rows": 600, "epochs": 1, "ngram_vocab_size": 20_000, "sequence_length": 64}
 QUICK_SINGLE_CALLS = 20  # a smoke test's figures mean nothing: time a few calls only
 SPACE = " (Space)"  # a model's timer name through the Space's serving path
 Timer = Callable[[list[str]], float]  # scores the texts, returns the milliseconds that took
@@ -136,6 +135,8 @@ def space_timer(folder: Path) -> Iterator[Timer]:
 def speeds(timers: dict[str, Timer], texts: list[str], single_calls: int) -> dict[str, dict[str, float]]:
     """Single-review latency (real reviews and one-liners) and batch throughput of every model, measured
     in turns (one call of each model, then the next text) so that the machine's load falls on all alike."""
+    from training.evaluate import last_sentences
+
     one_liners = last_sentences(texts)
     for timer in timers.values():
         timer(texts[:BATCH_SIZE])  # warm-up: compiled shapes, caches
