@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hub_server import FakeHub
 
 from training.config import PRESETS
@@ -94,31 +96,43 @@ def free_port() -> int:
             return port
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """`name`, a folder that `build(path)` makes, made once per test run: under pytest-xdist by the first worker
+    that needs it while the others wait for it, then read by all of them."""
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # the workers' common folder
+    out, done = root / "built" / name, root / "built" / f"{name}.done"
+    out.parent.mkdir(exist_ok=True)
+    with FileLock(root / "built" / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a failed attempt left
+            build(out)
+            done.touch()
+    return out
+
+
+def train(out: Path, *flags: str) -> None:
+    """`training.train` of the tiny configuration (TINY_FLAGS, then `flags`) into `out`."""
+    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete model folder trained on the bundled sample with a tiny configuration."""
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    result = run_module("training.train", "--out", str(out), *TINY_FLAGS)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return built_once(tmp_path_factory, "tiny", train)
 
 
 @pytest.fixture(scope="session")
 def tutorial_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder of the `tutorial` preset (no padding mask, no n-gram branch), tiny as above."""
-    out = tmp_path_factory.mktemp("models") / "tutorial"
-    result = run_module("training.train", "--out", str(out), "--preset", "tutorial", *TINY_FLAGS)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return built_once(tmp_path_factory, "tutorial", lambda out: train(out, "--preset", "tutorial"))
 
 
 @pytest.fixture(scope="session")
 def window_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny as above but with the default preset's window (REAL_WINDOW tokens), so the Space picks every window."""
-    out = tmp_path_factory.mktemp("models") / "window"
-    result = run_module("training.train", "--out", str(out), *TINY_FLAGS, "--sequence-length", str(REAL_WINDOW))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return built_once(tmp_path_factory, "window", lambda out: train(out, "--sequence-length", str(REAL_WINDOW)))
 
 
 @pytest.fixture
@@ -145,8 +159,13 @@ def hub_env(hub: FakeHub, home: Path, token: str | None = None) -> dict[str, str
 @pytest.fixture(scope="session")
 def quick_benchmark(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """`python -m training.benchmark --quick`, run once: its folder (a model of each preset, the table) and output."""
-    out = tmp_path_factory.mktemp("benchmark")
-    return out, run_module("training.benchmark", "--quick", "--out", str(out))
+    def run(out: Path) -> None:
+        result = run_module("training.benchmark", "--quick", "--out", str(out / "bench"))
+        (out / "result.json").write_text(json.dumps([result.returncode, result.stdout, result.stderr]))
+
+    out = built_once(tmp_path_factory, "benchmark", run)
+    returncode, stdout, stderr = json.loads((out / "result.json").read_text())
+    return out / "bench", subprocess.CompletedProcess("training.benchmark", returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")
@@ -161,12 +180,13 @@ def app_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="session")
 def web_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's tiny model folder with its web/ export (training.web_export)."""
-    folder = tmp_path_factory.mktemp("static") / "model"
-    shutil.copytree(tiny_model, folder)
-    result = run_module("training.web_export", "--model-dir", str(folder))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "wrote" in result.stdout
-    return folder
+    def export(folder: Path) -> None:
+        shutil.copytree(tiny_model, folder)
+        result = run_module("training.web_export", "--model-dir", str(folder))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "wrote" in result.stdout
+
+    return built_once(tmp_path_factory, "web", export)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -186,6 +187,17 @@ def test_made_up_token_never_reaches_output_or_files(tiny_model: Path, hub: Fake
     assert token not in result.stdout + result.stderr
     for path in [*folder.rglob("*"), *(tmp_path / "home").rglob("*")]:
         assert not path.is_file() or token.encode() not in path.read_bytes()
+
+
+def test_rendering_the_card_needs_no_tensorflow(tiny_model: Path, tmp_path: Path) -> None:
+    """Every push renders the card: it reads the widget's answers from metrics.json instead of loading the model,
+    so a push (or a refused one) does not pay for TensorFlow's start."""
+    code = (f"import sys; from pathlib import Path; from training.card import render_card\n"
+            f"text = str(render_card(Path({str(tiny_model)!r}), repo_id='someone/else'))\n"
+            "print('tensorflow' in sys.modules, 'Not bad at all.' in text)")
+    result = run_python(code, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_card_metadata_and_figures_come_from_the_folder(tiny_model: Path, tmp_path: Path) -> None:
