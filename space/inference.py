@@ -95,8 +95,11 @@ class Predictor:
         if self.has_ngram_branch:
             self._ngrams, self._ngram_weights = model.get_layer(NGRAM_TOKENIZER_LAYER), model.get_layer(NGRAM_WEIGHTS_LAYER)
         # The model's own graph from the branches' logits and the token ids to P(positive) (its output features
-        # and output layer), so that the Space restates neither.
-        logits = [model.get_layer(name).output for name in (CLASSIFIER_LAYER, NGRAM_WEIGHTS_LAYER) if name in names]
+        # and output layer), so that the Space restates neither. Each logit is the branch's output where this model
+        # calls it (Operation.output): a nested model's own `.output` is its inner graph's tensor, and a head cut
+        # there would run the whole BiLSTM again, in plain Keras over the full window, on every call.
+        logits = [keras.Operation.output.fget(model.get_layer(name))
+                  for name in (CLASSIFIER_LAYER, NGRAM_WEIGHTS_LAYER) if name in names]
         self._head = keras.Model([*logits, tokenizer_layer.output], model.output)
         # Concrete functions: called directly, they skip tf.function's argument matching, a large part of a one-liner.
         strings = tf.TensorSpec([None], tf.string)

@@ -22,7 +22,8 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from training.config import PRESETS, TrainConfig  # noqa: E402
 from training.data import SAMPLE_CSV, load_splits  # noqa: E402
 from training.fit import fit_ngram_branch, fit_output_layer, ngram_features  # noqa: E402
-from training.model import build_classifier, end_to_end, make_tokenizer, output_features, output_layer  # noqa: E402
+from training.model import (OUTPUT_LAYER, build_classifier, end_to_end, make_tokenizer, output_features,  # noqa: E402
+                            output_layer)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,15 @@ def test_a_model_without_the_ngram_branch_serves_the_same(quick_benchmark: tuple
     assert not predictor.has_ngram_branch
     texts = ["A wonderful, moving film.", "Boring. " * 60, "meh"]
     np.testing.assert_allclose(predictor.probabilities(texts), model(tf.constant(texts)).numpy()[:, 0], atol=1e-5)
+
+
+def test_the_head_the_space_borrows_starts_at_the_logits(tiny_model: Path, quick_benchmark: tuple[Path, object]) -> None:
+    """The Space runs the BiLSTM in its own compiled loop, through the window it picked, and borrows only the model's
+    head: if the head were cut at a nested model's own `.output` (its inner graph's tensor), every call would also
+    run the whole classifier again, in plain Keras over the full window, and give the same scores, only slower."""
+    for folder in (tiny_model, quick_benchmark[0] / "bilstm"):
+        head = inference.load_predictor(folder)._head
+        assert [layer.name for layer in head.layers if layer.weights] == [OUTPUT_LAYER]
 
 
 def test_a_model_that_reads_its_padding_is_scored_on_its_full_window(tutorial_model: Path) -> None:
