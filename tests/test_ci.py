@@ -11,7 +11,7 @@ import pytest
 from conftest import FAIL_ON_SKIP, REPO
 
 CI = REPO / ".ci" / "run"
-README_TEST_COMMAND = "pip install -r requirements.txt -r tests/requirements.txt && python -m pytest"
+README_TEST_COMMAND = "pip install -r requirements.txt -r tests/requirements.txt && python -m pytest -n 2"
 # Stand-ins for the commands CI runs: each logs how it was called and exits with the status the test asks for.
 STUB = """#!/usr/bin/env bash
 echo "$(basename "$0") $* {variable}=${variable}" >> "$STUB_LOG"
@@ -40,7 +40,7 @@ def test_ci_runs_the_readme_test_command(tmp_path: Path) -> None:
     status, calls = run_ci(tmp_path)
     assert status == 0
     assert calls[-2:] == [f"pip {README_TEST_COMMAND.split(' && ')[0][4:]} {FAIL_ON_SKIP}=1",
-                          f"python -m pytest {FAIL_ON_SKIP}=1"]
+                          f"python -m pytest -n 2 {FAIL_ON_SKIP}=1"]
 
 
 @pytest.mark.parametrize("failing", [{"pip": 1}, {"python": 1}, {"python": 5}, {"apt_get": 100}],
