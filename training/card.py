@@ -1,18 +1,22 @@
 """Render the top-level `model_card.md` template into a model folder's `README.md`.
 
-Every figure on the card is read from the folder's own files or computed by its model, so the card
-cannot disagree with the weights it describes.
+Every figure on the card is read from the folder's own files, written when its model was trained, so the
+card cannot disagree with the weights it describes.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from training import model_folder
 from training.model_folder import CALIBRATION_BINS, MIN_SENTENCE_WORDS, THRESHOLD
+
+if TYPE_CHECKING:
+    import keras
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_card.md"
 PLACEHOLDER_REPO = "OWNER/NAME"
@@ -47,7 +51,7 @@ def evaluation_dataset(config: dict) -> dict:
             "dataset_revision": file.get("commit")}
 
 
-def example_probabilities(model) -> dict[str, float]:
+def example_probabilities(model: keras.Model) -> dict[str, float]:
     """P(positive) of each of EXAMPLES by `model`: stored in metrics.json when the model is trained, so that
     rendering the card at every push needs no TensorFlow."""
     from training.quiet_tf import tf
