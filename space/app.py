@@ -63,10 +63,13 @@ ALL_INTERFACES = "0.0.0.0"
 # in tools/README.md.
 CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
 CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
-# Gradio's queue hands the gate at most this many CSV events at once (a few past its line, which get "busy"):
-# each event costs the server's one event loop some work before the gate sees it, and a flood of them all at
-# once slowed every other call.
-CSV_DISPATCH = 8
+# Gradio's queue hands the gate no more CSV events than it has room for, and at most CSV_LINE more wait in the
+# queue; past that a CSV job is refused at the door (limits.QueueDoor), before it costs the server's one event
+# loop a session and an event: a flood of them slowed every other call.
+CSV_LINE = 8
+# Single API calls first: a long batch (a CSV, a review's highlights) waits for them between its chunks, up to
+# this long a chunk, so that it always moves on.
+API_FIRST_S = 0.05
 QUEUE_MAX_SIZE = 256
 # While it is free, Gradio's queue looks for new events every 1 ms and for progress every 10 ms: over a
 # thousand wake-ups a second, several % of a core on a Space nobody calls. The API does not use the queue,
@@ -206,6 +209,8 @@ def probabilities_or_none(reviews: list[str | None]) -> list[float | None]:
 
 # The API's calls that wait while the model is busy are scored together, up to 32 a model call.
 API_GATE = limits.BatchGate(probabilities_or_none, running=2, waiting=128, max_batch=32)
+if PREDICTOR:
+    PREDICTOR.between_chunks = lambda: API_GATE.idle.wait(API_FIRST_S)
 
 
 async def probability(review: str | None) -> float | None:
@@ -321,7 +326,7 @@ def csv_tab(labels: tuple[str, str]) -> None:
                             f"the scored CSV ({added} first, then every column of the upload; an upload that "
                             f"already has a column of one of those names is refused) and a message with the counts")
     score_button.click(score_csv, upload, [scored, message], api_name="score_csv", api_description=description,
-                       concurrency_limit=CSV_DISPATCH).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
+                       concurrency_limit=CSV_GATE.capacity).then(csv_summary, scored, [preview, counts, histogram], api_visibility="private")
 
 
 def api_endpoints(labels: tuple[str, str]) -> None:
@@ -386,4 +391,5 @@ if __name__ == "__main__":
     log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
     demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
-                mcp_server=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap)]})
+                mcp_server=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap),
+                                            Middleware(limits.QueueDoor, page=demo, lines={"score_csv": CSV_LINE})]})

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +71,8 @@ class Predictor:
 
     def __init__(self, model: keras.Model, labels: Sequence[str], tokenizer: dict) -> None:
         self.labels = tuple(labels)
+        # Called between the chunks of a long batch (a CSV, a review's highlights): the app lets other calls go first.
+        self.between_chunks: Callable[[], object] = lambda: None
         self.window_size = int(tokenizer["sequence_length"])
         self.reader = WindowReader(tokenizer["split"], tokenizer["strip_regex"], self.window_size)
         self.pad_id, oov_id = tokenizer.get("pad_id"), tokenizer.get("oov_id")
@@ -142,11 +144,13 @@ class Predictor:
 
     def _scores(self, score, rows: np.ndarray, texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`score` (one of the compiled calls) over `rows` and `texts` of about `lengths` words: in length order, in
-        chunks of at most MAX_BATCH, each padded to a compiled batch size. (Each call picks its window from its token
-        ids: `lengths` only groups reviews of a length together.)"""
+        chunks of at most MAX_BATCH, each padded to a compiled batch size, each after `self.between_chunks()`.
+        (Each call picks its window from its token ids: `lengths` only groups reviews of a length together.)"""
         order = np.argsort(lengths, kind="stable")
         out = np.zeros(len(texts), dtype=np.float32)
         for start in range(0, len(order), MAX_BATCH):
+            if start:
+                self.between_chunks()
             chunk = order[start : start + MAX_BATCH]
             size = _batch_size(len(chunk))
             out[chunk] = score(_padded(rows[chunk], size, self.pad_id), _padded(texts[chunk], size, self.pad_id)

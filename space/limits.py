@@ -9,6 +9,9 @@ that a call is refused at once, so a crowd of one kind never takes another kind'
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -35,6 +38,7 @@ class Gate:
     def __init__(self, running: int, waiting: int, per_session: int | None = None) -> None:
         self.limiter = anyio.CapacityLimiter(running)
         self.waiting = waiting
+        self.capacity = running + waiting  # the calls it holds at once
         self.per_session = per_session
         self.sessions: Counter[str] = Counter()  # only touched on the event loop: no lock
 
@@ -64,12 +68,15 @@ class BatchGate:
         self.pending: list[tuple[object, asyncio.Future]] = []  # only touched on the event loop: no lock
         self.busy = 0
         self.drains: set[asyncio.Task] = set()  # held, or the event loop may drop a running drain
+        self.idle = threading.Event()  # set while no call runs or waits: other work can wait for it
+        self.idle.set()
 
     async def run(self, item: object) -> Result:
         """fn([item, ...])'s answer for `item`."""
         if len(self.pending) >= self.waiting:
             raise gr.Error(BUSY, print_exception=False)
         answer = asyncio.get_running_loop().create_future()
+        self.idle.clear()
         self.pending.append((item, answer))
         if self.busy < self.running:
             self.busy += 1
@@ -93,6 +100,8 @@ class BatchGate:
                         answer.set_result(result)
         finally:
             self.busy -= 1
+            if not self.busy and not self.pending:
+                self.idle.set()
 
 
 class BodyCap:
@@ -133,6 +142,66 @@ class BodyCap:
 
 async def too_large(cap: int, scope: Scope, receive: Receive, send: Send) -> None:
     await JSONResponse({"detail": TOO_LARGE.format(cap=cap)}, status_code=413)(scope, receive, send)
+
+
+class QueueDoor:
+    """ASGI middleware: a call that would join a full line of Gradio's queue gets HTTP 503 (BUSY) at the door,
+    before Gradio builds its session and its event (each costs the one event loop milliseconds), so a flood of
+    one kind costs the server a JSON parse a call. `lines`: the most events of each API name that may wait."""
+
+    JOIN = re.compile(r"/gradio_api/(?:queue/join|call/(?:v2/)?(?P<api_name>[^/]+))/?$")
+
+    def __init__(self, app: ASGIApp, page: gr.Blocks, lines: dict[str, int]) -> None:
+        self.app, self.page, self.lines = app, page, lines
+        self.by_index = {index: fn for index, fn in page.fns.items() if fn.api_name in lines}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        join = scope["type"] == "http" and scope["method"] == "POST" and self.JOIN.search(scope["path"])
+        if not join or not self.by_index:
+            return await self.app(scope, receive, send)
+        if join["api_name"] is not None:
+            fn = next((fn for fn in self.by_index.values() if fn.api_name == join["api_name"]), None)
+        else:  # the page and the Python client name the event by its index, in the body
+            body, receive = await read_body(receive)
+            fn = self.by_index.get(fn_index(body))
+        if fn is not None and self.waiting(fn) >= self.lines[fn.api_name]:
+            return await JSONResponse({"detail": BUSY}, status_code=503)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def waiting(self, fn: object) -> int:
+        """Events of `fn`'s concurrency group waiting in Gradio's queue (attributes of gradio.queueing, not public)."""
+        line = self.page._queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
+        return len(line.queue) if line else 0
+
+
+async def read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body (BodyCap bounds it), and a `receive` that hands it on to the app as one message."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"", receive
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body, sent = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
+
+
+def fn_index(body: bytes) -> int | None:
+    """The `fn_index` of a JSON body to /gradio_api/queue/join, or None (Gradio answers a malformed one)."""
+    try:
+        index = json.loads(body).get("fn_index")
+    except (ValueError, AttributeError):
+        return None
+    return index if isinstance(index, int) else None
 
 
 class UploadedFile(gr.File):

@@ -98,7 +98,11 @@ def test_a_batch_of_many_chunks_gives_each_review_its_own_score(predictor, model
     """A batch is scored in chunks, in length order: every score must go back to its own review."""
     lengths = np.random.default_rng(0).integers(1, window + 5, 3 * inference.MAX_BATCH + 7)
     texts = [words(int(n)) + f" review {i}" for i, n in enumerate(lengths)]
-    np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+    pauses = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predictor, "between_chunks", lambda: pauses.append(1))
+        np.testing.assert_allclose(predictor.probabilities(texts), reference(model, texts), atol=1e-5)
+    assert len(pauses) == 3  # between the 4 chunks: other calls may go first there (see app.py)
 
 
 def padded_ids(lengths: list[int], window: int, vocabulary: int) -> tf.Tensor:

@@ -9,12 +9,12 @@ import inspect
 import json
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.responses import JSONResponse
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
 from space_support import queued_call
@@ -99,6 +99,68 @@ def test_a_batch_gate_scores_waiting_calls_together_and_a_failure_reaches_only_i
     assert all(isinstance(result, ValueError) for result in results[1:4])
 
 
+def test_a_batch_gate_is_idle_only_while_no_call_runs_or_waits() -> None:
+    release, idle_while = threading.Event(), []
+
+    def score(items: list) -> list:
+        idle_while.append(gate.idle.is_set())
+        release.wait(TIMEOUT_S)
+        return items
+
+    async def scenario() -> list:
+        call = asyncio.ensure_future(gate.run("a"))
+        await until(lambda: idle_while)
+        release.set()
+        return await call
+
+    gate = limits.BatchGate(score, running=1, waiting=5, max_batch=3)
+    assert gate.idle.is_set()
+    assert asyncio.run(scenario()) == "a" and idle_while == [False] and gate.idle.is_set()
+
+
+def door_client(lines_waiting: int) -> tuple[httpx.AsyncClient, list[bytes], int]:
+    """A client of QueueDoor (a line of 2 for `score_csv`) in front of an app that records the bodies it gets,
+    with `lines_waiting` events of `score_csv` in a real Gradio queue; and that event's index."""
+    with gr.Blocks() as page:
+        button, box = gr.Button(), gr.Textbox()
+        button.click(lambda: "", None, box, api_name="score_csv")
+        box.submit(lambda text: text, box, box, api_name="other")
+    page.queue()
+    csv_fn = next(fn for fn in page.fns.values() if fn.api_name == "score_csv")
+    page._queue.create_event_queue_for_fn(csv_fn)
+    page._queue.event_queue_per_concurrency_id[csv_fn.concurrency_id].queue.extend([object()] * lines_waiting)
+    received: list[bytes] = []
+
+    async def app(scope, receive, send) -> None:
+        received.append((await receive())["body"])
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    door = limits.QueueDoor(app, page=page, lines={"score_csv": 2})
+    return httpx.AsyncClient(transport=httpx.ASGITransport(door), base_url="http://door"), received, csv_fn._id
+
+
+@pytest.mark.parametrize("waiting, refused", [(1, False), (2, True)])
+def test_a_call_that_would_join_a_full_line_is_refused_at_the_door(waiting: int, refused: bool) -> None:
+    async def scenario() -> tuple[list[int], list[bytes], bytes]:
+        client, received, csv_index = door_client(waiting)
+        other = json.dumps({"fn_index": csv_index + 1, "data": ["x"]}).encode()
+        async with client:
+            statuses = [(await client.post(path, content=body)).status_code for path, body in (
+                ("/gradio_api/queue/join", json.dumps({"fn_index": csv_index, "data": []}).encode()),
+                ("/gradio_api/call/score_csv", b'{"data": []}'),
+                ("/gradio_api/call/v2/score_csv/", b'{"data": []}'),
+                ("/gradio_api/queue/join", other),
+                ("/gradio_api/call/other", b'{"data": ["x"]}'),
+                ("/gradio_api/queue/join", b"not JSON"),
+            )]
+        return statuses, received, other
+
+    statuses, received, other = asyncio.run(scenario())
+    assert statuses[:3] == [503 if refused else 200] * 3 and statuses[3:] == [200] * 3
+    # What passes the door reaches the app whole, the body it read too.
+    assert received[-3:] == [other, b'{"data": ["x"]}', b"not JSON"]
+
+
 def test_the_queue_rests_while_it_is_free() -> None:
     """The setting is not public: this fails when a Gradio upgrade renames or stops using it."""
     with gr.Blocks() as page:
@@ -171,22 +233,20 @@ def test_the_direct_route_reaches_only_the_bounded_and_validated_api(app_url: st
 
 @pytest.mark.slow
 def test_a_flood_of_csv_jobs_gets_busy_answers_and_never_delays_the_api(app_url: str, tmp_path: Path) -> None:
-    upload = tmp_path / "reviews.csv"
-    upload.write_text("review\n" + "".join(f'"A fine film, {n} stars, the plot thin."\n' for n in range(2000)))
+    upload = tmp_path / "reviews.csv"  # a second or so of scoring a job: the line fills while the jobs are sent
+    upload.write_text("review\n" + "".join(f'"A fine film, {n} stars, the plot thin."\n' for n in range(10_000)))
     with httpx.Client(base_url=app_url, timeout=TIMEOUT_S) as client:
         with upload.open("rb") as handle:
             path = client.post("/gradio_api/upload", files={"files": handle}).json()[0]
         file = {"path": path, "meta": {"_type": "gradio.FileData"}}
-
-        def csv_job(_: int) -> tuple[int, str, object]:
-            with httpx.Client(base_url=app_url, timeout=TIMEOUT_S) as own:
-                return queued_call(own, "score_csv", file)
-
-        with ThreadPoolExecutor(30) as pool:
-            flood = pool.map(csv_job, range(30))
-            one_liners = [direct_call(client, "probability", f"Not bad, {n} stars.") for n in range(20)]
-            jobs = list(flood)
+        posted = [client.post("/gradio_api/call/score_csv", json={"data": [file]}) for _ in range(30)]
+        one_liners = [direct_call(client, "probability", f"Not bad, {n} stars.") for n in range(20)]
+        ended = [client.get(f"/gradio_api/call/score_csv/{job.json()['event_id']}").text.splitlines()[-3:]
+                 for job in posted if job.status_code == 200]
     assert all(answer.status_code == 200 and 0 <= answer.json()["data"][0] <= 1 for answer in one_liners)
-    busy = [data for _, event, data in jobs if event == "error"]
-    assert busy and all(data["error"] == limits.BUSY for data in busy)
-    assert all(status == 200 for status, _, _ in jobs)  # refused by the CSV tab's gate, not by a full queue
+    # Past the CSV tab's line, refused at the door with "busy", before joining Gradio's queue (never "queue full").
+    at_the_door = [job for job in posted if job.status_code != 200]
+    assert at_the_door and all((job.status_code, job.json()) == (503, {"detail": limits.BUSY}) for job in at_the_door)
+    # Those let in are scored, or refused by the gate with "busy" too.
+    assert ended and all(event == "event: complete" or (event == "event: error" and limits.BUSY in data)
+                         for event, data, _ in ended)
