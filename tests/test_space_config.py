@@ -7,6 +7,7 @@ import importlib.metadata
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO
 from packaging.requirements import Requirement
@@ -17,6 +18,8 @@ from space_support import SPACE_DIR
 
 CARD = SPACE_DIR / "README.md"
 REQUIREMENTS = (REPO / "requirements.txt", SPACE_DIR / "requirements.txt")
+# A release's CPU build: the same library without the GPU kernels.
+CPU_BUILDS = {"tensorflow-cpu": "tensorflow"}
 EMBED_SCRIPT = re.compile(r"gradio\.s3-us-west-2\.amazonaws\.com/([^/\"]+)/gradio\.js")
 
 
@@ -29,9 +32,19 @@ def pins(path: Path) -> list[Requirement]:
     return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
 
 
+def distribution(name: str) -> importlib.metadata.Distribution:
+    """The installed distribution `name`; for a CPU build that is not installed, the full build's (the tests run it)."""
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        if name not in CPU_BUILDS:
+            raise
+        return importlib.metadata.distribution(CPU_BUILDS[name])
+
+
 def requires_python(name: str, version: str) -> SpecifierSet:
     """The Requires-Python of the installed distribution `name`, which must be `version`."""
-    dist = importlib.metadata.distribution(name)
+    dist = distribution(name)
     assert dist.version == version, f"{name} {dist.version} is installed, not {version}: install the requirements"
     return SpecifierSet(dist.metadata["Requires-Python"] or "")
 
@@ -45,13 +58,24 @@ def test_header_python_can_install_every_requirement() -> None:
         assert pin.operator == "==", f"{requirement} is not pinned"
         assert requires_python(requirement.name, pin.version).contains(python), requirement
         # What an extra (gradio[mcp]) pulls in must install too: checked at the installed versions.
-        dist = importlib.metadata.distribution(requirement.name)
+        dist = distribution(requirement.name)
         for extra in requirement.extras:
             for needed in map(Requirement, dist.requires or []):
                 if needed.marker and needed.marker.evaluate({"extra": extra}):
                     installed = importlib.metadata.version(needed.name)
                     assert needed.specifier.contains(installed), f"{needed} but {installed} is installed"
                     assert requires_python(needed.name, installed).contains(python), needed
+
+
+@pytest.mark.parametrize("platform, machine", [("linux", "x86_64"), ("linux", "aarch64"), ("darwin", "arm64"),
+                                               ("win32", "AMD64")])
+def test_every_platform_gets_one_tensorflow_of_the_projects_version(platform: str, machine: str) -> None:
+    (project,) = [r for r in pins(REPO / "requirements.txt") if r.name == "tensorflow"]
+    where = {"sys_platform": platform, "platform_machine": machine}
+    (chosen,) = [r for r in pins(SPACE_DIR / "requirements.txt")
+                 if r.name.startswith("tensorflow") and (r.marker is None or r.marker.evaluate(where))]
+    assert chosen.specifier == project.specifier
+    assert chosen.name == ("tensorflow-cpu" if (platform, machine) == ("linux", "x86_64") else "tensorflow")
 
 
 def test_one_gradio_version_everywhere() -> None:
