@@ -103,23 +103,22 @@ class Predictor:
         logits = [keras.Operation.output.fget(model.get_layer(name))
                   for name in (CLASSIFIER_LAYER, NGRAM_WEIGHTS_LAYER) if name in names]
         self._head = keras.Model([*logits, tokenizer_layer.output], model.output)
-        # Concrete functions: called directly, they skip tf.function's argument matching, a large part of a one-liner.
         strings = tf.TensorSpec([None], tf.string)
-        # The highlights tokenize a review's words alone: compiled too, as the layer is slow called eagerly.
-        self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings])
+        # The API's call is a concrete function: called directly, it skips tf.function's argument matching, a large
+        # part of a one-liner. The highlights' calls (a few per click) are traced when first used.
         self._score_texts = tf.function(lambda read, texts: self._score(tokenizer_layer(read), texts),
                                         input_signature=[strings, strings]).get_concrete_function()
-        self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings]
-                                      ).get_concrete_function()
-        # A one-liner's program now; each window's single-review shape (a review as long as the window before it
-        # picks it) in the background, one at a time, so that the Space answers its first calls while they compile
-        # on one core (a long review that comes first compiles its own window) and the compilers' memory never
-        # adds up.
-        self.probabilities(["warm up"])
-        threading.Thread(target=self._compile_windows, args=(oov_id,), name="compile-windows", daemon=True).start()
+        self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings])
+        # The highlights tokenize a review's words alone: compiled too, as the layer is slow called eagerly.
+        self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings])
+        # The programs compile in the background, one at a time, while the server starts and answers (a call that
+        # comes first waits for its own program, or compiles it), and the compilers' memory never adds up: a
+        # one-liner's first, then each window's single-review shape (a review as long as the window before it).
+        threading.Thread(target=self._compile, args=(oov_id,), name="compile", daemon=True).start()
 
-    def _compile_windows(self, oov_id: int) -> None:
-        """Compile the single-review program of every window."""
+    def _compile(self, oov_id: int) -> None:
+        """Compile a one-liner's program and the single-review program of every window."""
+        self.probabilities(["warm up"])
         for length in (0, *self.windows[:-1]):
             ids = [oov_id] * length + [self.pad_id] * (self.window_size - length)
             self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
