@@ -14,19 +14,11 @@ from pathlib import Path
 
 import lean_memory
 
-# Two malloc arenas and freed memory handed back to the system, before Gradio and TensorFlow start their
-# threads: see lean_memory.py.
-lean_memory.tame()
-
-# TensorFlow runs the ops of every model call in one pool of threads, by default one per core: long ops (a CSV's
-# chunk, a long review's highlights) would take them all and a one-line API call would wait behind them. With more
-# threads than calls can run at once (the API's, the CSV's, Classify), each kind's op runs beside the others' and
-# the cores are shared.
+# Each setting here is explained under "Serving more traffic" and "Memory" in tools/README.md.
+lean_memory.tame()  # before Gradio and TensorFlow start their threads
+# More threads than calls run at once: a CSV's long op never holds up a one-line API call's.
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
-
-# Gradio rebuilds its monitoring summary (a pandas table of the last 10,000 events) after every
-# event by default, a large share of the server's CPU under load. The summary only feeds the
-# monitoring dashboard, so refresh it every 1,000 events.
+# Gradio's monitoring summary, rebuilt after every event by default, costs much of the CPU under load.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr  # noqa: E402  (reads the setting above)
@@ -55,37 +47,18 @@ MORE = " [...]"
 JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 LOCALHOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
-# Each kind of work has its own bound (limits.Gate): calls running at once, calls waiting, and for the CSV
-# tab files per session; past them a call is refused at once with "busy, try again". The API's calls are
-# short, and Gradio's queue costs more per call than the model: /predict and /probability are queue-less
-# events (one POST to /gradio_api/run/NAME), bounded by their gate instead. Past QUEUE_MAX_SIZE events in
-# Gradio's queue (the page, /gradio_api/call/...) a call gets HTTP 503 at once. See "Serving more traffic"
-# in tools/README.md.
+# Each kind of work has its own bound: past it, a call is refused at once with "busy, try again".
 CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
 CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
-# Gradio's queue hands the gate no more CSV events than it has room for, and at most CSV_LINE more wait in the
-# queue; past that a CSV job is refused at the door (limits.QueueDoor), before it costs the server's one event
-# loop a session and an event: a flood of them slowed every other call.
-CSV_LINE = 8
-# Single API calls first: a long batch (a CSV, a review's highlights) waits for them between its chunks, up to
-# this long a chunk, so that it always moves on.
-API_FIRST_S = 0.05
+CSV_LINE = 8  # CSV jobs waiting in Gradio's queue; past them, refused at the door (limits.QueueDoor)
+API_FIRST_S = 0.05  # a long batch waits this long at most, between chunks, for the API's calls to go first
 QUEUE_MAX_SIZE = 256
-# While it is free, Gradio's queue looks for new events every 1 ms and for progress every 10 ms: over a
-# thousand wake-ups a second, several % of a core on a Space nobody calls. The API does not use the queue,
-# so the page's events can wait this long to start. Not a public setting of Gradio: limits.rest() sets it,
-# and tests/test_space_limits.py fails if an upgrade moves it.
-QUEUE_POLL_S = 0.02
-# Request bodies: an API call is one review (20,000 characters, about 240 kB even if every character is
-# escaped in JSON; 1 MiB leaves room for longer texts, cut at MAX_TEXT_CHARS); a CSV comes as an upload (5 MB
-# and the form) or, through MCP, as a base64 data URI (5 MB is 6.7 MB). Anything over its cap gets HTTP 413
-# before it is parsed.
+QUEUE_POLL_S = 0.02  # Gradio's queue polls every 1 ms while free: an idle Space would not rest
+# Request bodies: one review is at most about 240 kB of JSON; a 5 MB CSV in base64 (MCP) is 6.7 MB.
 BODY_CAP = 1024 * 1024
 FILE_BODY_CAP = 8 * 1024 * 1024
 FILE_ROUTES = ("/gradio_api/upload", "/gradio_api/mcp")
-# Gradio keeps a session state for every caller, and each API call without a session (curl, scripts)
-# is a new caller: at Gradio's default capacity of 10,000, memory grows with every call. The page
-# keeps nothing between events (no gr.State, no component updates), so a few hundred are plenty.
+# Each API call without a session is a new Gradio session, and the page keeps nothing between events.
 STATE_CAPACITY = 256
 # Word highlights: a diverging pair that colour-blind readers tell apart too (ColorBrewer's RdBu blues and
 # PuOr oranges): blue pushed towards the positive label, orange towards the negative one. A word's effect

@@ -50,21 +50,10 @@ def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:
     assert seconds >= 5
     assert found["requests per second"] == pytest.approx(requests / seconds, rel=0.02, abs=0.1)
     assert re.search(r"^target \(.*\): (met|missed)$", result.stdout, re.MULTILINE)
-    # The server's memory: sampled at the start and at the end at least, in MiB, plausible for a Python process.
-    curve = re.search(r"^server memory, MiB, every 10 s \(the last at the end\): ([0-9, ]+)$", result.stdout,
-                      re.MULTILINE).group(1)
-    assert len(curve.split(", ")) >= 2 and all(50 < int(mib) < 16_000 for mib in curve.split(", "))
-
-
-def test_memory_at_the_end_is_compared_with_memory_after_two_minutes() -> None:
-    from tools import loadtest
-
-    warm = [700.0] * 12  # the samples before the 2-minute mark
-    assert loadtest.memory_report(warm).count("\n") == 0  # too short a run to compare
-    assert loadtest.memory_report([*warm, 900.0, 950.0, 989.0]).endswith("1.10x that after 120 s (target <= 1.1x, "
-                                                                          "under 1024 MiB): met")
-    assert loadtest.memory_report([*warm, 900.0, 995.0]).endswith(": missed")  # 1.11x
-    assert loadtest.memory_report([*warm, 1000.0, 1030.0]).endswith(": missed")  # over 1 GiB
+    # The server's memory at the end and its peak, in MiB, plausible for a Python process that loaded a model.
+    now, peak = map(int, re.search(r"^server memory at the end: (\d+) MiB, peak (\d+) MiB", result.stdout,
+                                   re.MULTILINE).groups())
+    assert 50 < now <= peak < 16_000
 
 
 def test_request_count_is_bounded(app_url: str) -> None:

@@ -22,7 +22,6 @@ from sklearn.metrics import roc_auc_score
 from training import model_folder
 from training.data import SAMPLE_CSV, Splits, load_splits, sha256_of
 from training.evaluate import NEGATION, last_sentences
-from training.train import OPEN_PORT_WARNING
 
 TRICKY_TEXTS = [
     "",
@@ -443,86 +442,6 @@ sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r
     model_folder.check_folder(out)
     recorded = json.loads((out / model_folder.TRAINING_CONFIG).read_text())["distribute"]
     assert recorded == {"strategy": "mirrored", "replicas": 2}
-
-
-@pytest.mark.slow
-def test_multiworker_training_on_two_local_workers(tmp_path: Path) -> None:
-    """Two CPU workers on 127.0.0.1 train one model together; the chief writes a folder that loads."""
-    out = tmp_path / "model"
-    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "training.train", "--out", str(out), "--distribute", "multiworker",
-             *TINY_FLAGS, "--epochs", "2"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
-        )
-        for i in range(2)
-    ]
-    outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
-        assert worker.returncode == 0, stderr[-3000:]
-    assert "model folder:" in outputs[0][0] and "the chief writes the model folder" in outputs[1][0]
-    assert all(OPEN_PORT_WARNING in stderr for _, stderr in outputs)
-    model_folder.check_folder(out)
-    assert json.loads((out / model_folder.TRAINING_CONFIG).read_text())["distribute"] == {
-        "strategy": "multiworker", "replicas": 2}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-    loaded = run_python(f"import keras, tensorflow as tf; m = keras.saving.load_model({str(out)!r}); "
-                        "print(m.predict(tf.constant(['a fine film', '']), verbose=0).shape)", cwd=tmp_path)
-    assert loaded.returncode == 0 and "(2, 1)" in loaded.stdout, loaded.stderr[-2000:]
-
-
-CLUSTERS = {
-    "workers": {"worker": ["a:1", "b:1", "c:1"]},
-    "chief and workers": {"chief": ["a:1"], "worker": ["b:1", "c:1"]},
-    "chief alone": {"chief": ["a:1"]},
-}
-
-
-@pytest.mark.parametrize("cluster", CLUSTERS.values(), ids=CLUSTERS)
-def test_exactly_one_task_of_a_cluster_writes(cluster: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The `chief` task if the cluster has one, else worker 0: never two writers of --out."""
-    from types import SimpleNamespace
-
-    import tensorflow as tf
-
-    from training.distribute import is_chief
-
-    chiefs = []
-    for task_type, addresses in cluster.items():
-        for index in range(len(addresses)):
-            monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}}))
-            strategy = SimpleNamespace(cluster_resolver=tf.distribute.cluster_resolver.TFConfigClusterResolver())
-            if is_chief(strategy):
-                chiefs.append((task_type, index))
-    assert chiefs == [("chief", 0) if "chief" in cluster else ("worker", 0)]
-    assert is_chief(tf.distribute.get_strategy())  # no cluster: this process writes
-
-
-LISTENERS = """
-import json, os, sys
-os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": ["127.0.0.1:" + sys.argv[1]]},
-                                      "task": {"type": "worker", "index": 0}})
-import tensorflow as tf
-tf.distribute.MultiWorkerMirroredStrategy()
-port = "%04X" % int(sys.argv[1])
-lines = [line.split() for name in ("/proc/net/tcp", "/proc/net/tcp6") for line in open(name).readlines()[1:]]
-print(json.dumps([local.split(":")[0] for _, local, _, state, *_ in lines if local.endswith(":" + port) and state == "0A"]))
-"""
-
-
-@pytest.mark.slow
-def test_the_multiworker_server_listens_on_every_interface_as_the_readme_says(tmp_path: Path) -> None:
-    """TensorFlow binds its gRPC server to all interfaces even when TF_CONFIG names 127.0.0.1;
-    training/README.md and the run's log say so. If this starts failing, TensorFlow changed and the README should too."""
-    result = subprocess.run([sys.executable, "-c", LISTENERS, str(free_port())], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    addresses = json.loads(result.stdout.strip().splitlines()[-1])
-    assert addresses and all(set(address) == {"0"} for address in addresses)  # 0.0.0.0 or [::], never 127.0.0.1
-    readme = (REPO / "training" / "README.md").read_text()
-    assert "every network interface" in " ".join(readme.split()) and "firewall" in readme
 
 
 def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from sklearn.linear_model import LogisticRegression
 from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
-from training.distribute import fit_multiworker, is_chief, make_strategy
 from training.evaluate import PREDICT_BATCH
 from training.model import (EMBEDDING_LAYER, LOSS, TOKENIZE_CHUNK, accuracy, build_classifier, end_to_end,
                             make_ngram_tokenizer, make_tokenizer, ngram_weights, output_features, output_layer,
@@ -40,6 +39,14 @@ BUCKET_WIDTH = 50  # tokens; batches hold reviews whose lengths differ by less t
 OUTPUT_LAYER_C = 1e4
 # The logits the output layer reads, in order (the validation figures name them so).
 BRANCH_LOGITS = ("bilstm", "ngram", "ngram_sentences")
+
+
+def make_strategy(distribute: str) -> tf.distribute.Strategy:
+    """`none`: the default device; `mirrored`: data-parallel over every local GPU (or every CPU device)."""
+    if distribute == "none":
+        return tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
 def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
@@ -267,11 +274,9 @@ def prepare_data(config: TrainConfig, splits: Splits, tokenizer: keras.layers.Te
 def fit_model(
     config: TrainConfig, splits: Splits, out: Path, unlabeled: Unlabeled | None = None, resume: bool = False,
     distribute: str = "none",
-) -> Fitted | None:
-    """Tokenizer, BiLSTM, n-gram branch and output layer, fitted on the training and validation parts.
-    None on a multi-worker cluster's non-chief workers."""
+) -> Fitted:
+    """Tokenizer, BiLSTM, n-gram branch and output layer, fitted on the training and validation parts."""
     started = time.perf_counter()
-    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
     strategy = make_strategy(distribute)
     log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
              len(tf.config.list_physical_devices("GPU")))
@@ -281,18 +286,11 @@ def fit_model(
     data, corpus, ngram = prepare_data(config, splits, tokenizer, unlabeled)
     with strategy.scope():
         classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
-    if distribute == "multiworker":
-        history, epoch_seconds = fit_multiworker(classifier, (data.train_ids, data.train_labels),
-                                                 (data.val_ids, data.val_labels), config, strategy)
-    else:
-        history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
+    history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
     # A copy without the training state (optimizer, loss, our accuracy metric), which the saved model must not
-    # carry to load in safe mode, and outside any cluster: what follows runs on the chief alone.
+    # carry to load in safe mode, and outside the strategy's scope.
     trained, classifier = classifier, build_classifier(tokenizer.vocabulary_size(), config)
     classifier.set_weights(trained.get_weights())
-    if not is_chief(strategy):
-        return None  # the chief alone goes on and writes the model folder
-
     if config.ngram_branch and ngram is None:
         ngram = fit_ngram_branch(splits.train["text"], splits.train["label"].to_numpy(), config)
     parts = {"classifier": classifier, **({"ngram": ngram} if config.ngram_branch else {})}
@@ -348,16 +346,13 @@ def fit_and_save(
     resume: bool = False,
     distribute: str = "none",
     baselines: dict | None = None,
-) -> dict | None:
-    """Fit, score the test part once, train the baselines (unless given) and write the folder `out`.
-    Returns the metrics, or None on a multi-worker cluster's non-chief workers, which write nothing.
+) -> dict:
+    """Fit, score the test part once, train the baselines (unless given) and write the folder `out`; the metrics.
 
     `unlabeled` texts feed the embedding's pre-training and the distillation; with `resume`, an interrupted run with the
     same settings goes on from its last completed epoch.
     """
     fitted = fit_model(config, splits, out, unlabeled, resume, distribute)
-    if fitted is None:
-        return None
     baselines = baselines if baselines is not None else evaluate.baseline_figures(evaluate.train_baselines(splits, config), splits.test)
     test, curves = evaluate.test_figures(fitted.model, splits.test)  # the only time the test part is scored
     metrics = run_metrics(fitted, test, baselines, config)

@@ -21,9 +21,6 @@ from training.push import add_push_flags, push
 log = logging.getLogger("training")
 
 DEFAULT_OUT = Path("artifacts/model")
-# TensorFlow's gRPC server binds 0.0.0.0 whatever address TF_CONFIG names (see training/README.md).
-OPEN_PORT_WARNING = ("multiworker: TensorFlow listens on this task's TF_CONFIG port on every network interface, "
-                     "without authentication; run only on a private network, or firewall the port to the cluster")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,10 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same settings from its last completed epoch")
-    parser.add_argument("--distribute", choices=("none", "mirrored", "multiworker"), default="none",
-                        help="mirrored: data-parallel over every local GPU (MirroredStrategy); multiworker: over "
-                        "the machines listed in TF_CONFIG, each running this same command (MultiWorkerMirroredStrategy; "
-                        "the chief task, or worker 0 if there is none, writes --out)")
+    parser.add_argument("--distribute", choices=("none", "mirrored"), default="none",
+                        help="mirrored: data-parallel over every local GPU (MirroredStrategy)")
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
                         help="optional unlabeled reviews, without labels, for the pre-training of the word vectors "
                         "and, with --distill, for the BiLSTM to learn from as the n-gram model labels them: a file "
@@ -71,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         unlabeled = read_unlabeled(args.unlabeled, args.data_revision) if args.unlabeled else None
         settings = {"hyperparameters": config.to_dict(), "data": splits.source,
                     "unlabeled": unlabeled.source if unlabeled else None}
-        if args.distribute == "multiworker" and args.resume:
-            raise ConfigError("--resume is not available with --distribute multiworker")
-        if args.distribute != "multiworker":  # workers sharing a disk must not share the resume state
-            model_folder.prepare_training_state(args.out, settings, args.resume)
+        model_folder.prepare_training_state(args.out, settings, args.resume)
     except (ConfigError, DataError, model_folder.FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -82,16 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: TensorFlow takes seconds to start and its start-up messages would bury an input error.
     from training.fit import fit_and_save
 
-    if args.distribute == "multiworker":
-        log.warning(OPEN_PORT_WARNING)
     try:
         metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
     except model_folder.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if metrics is None:
-        print("worker finished; the chief writes the model folder")
-        return 0
     test, baselines, run = metrics["test"], metrics["baselines"], metrics["training"]
     print(f"model folder: {args.out}")
     print(f"test accuracy: {test['accuracy']:.4f}; baselines: "

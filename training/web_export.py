@@ -24,7 +24,7 @@ import numpy as np
 from training import model_folder
 from training.quiet_tf import keras
 from training.model import CLASSIFIER_LAYER, NGRAM_TOKENIZER_LAYER, NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, \
-    STANDARDIZE, STRIP_PUNCTUATION_REGEX, TOKENIZER_LAYER
+    STANDARDIZE, TOKENIZER_LAYER
 
 WEB_DIR = "web"
 MANIFEST = "model.json"
@@ -39,8 +39,6 @@ NGRAM_DTYPE = EMBEDDING_DTYPE = "float16"
 # The word tokenizer's settings that the page's tokenizer reproduces (tokenizer.json's keys).
 TOKENIZER_KEYS = ("lowercase", "strip_regex", "split", "sequence_length", "padding",
                   "truncation", "pad_id", "oov_id")
-SUPPORTED = {"lowercase": "ascii", "split": "whitespace", "padding": "post", "truncation": "post"}
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
 # Layers that do nothing at inference (dropout) or only compute the padding mask.
 PASS_THROUGH = ("InputLayer", "SpatialDropout1D", "Dropout", "NotEqual")
 
@@ -68,21 +66,15 @@ class _Weights:
 
 def _dense(layer, weights: _Weights, rows: list[int] | None = None, dtype: str = "float32") -> dict:
     """A Dense layer's settings and weights; with `rows`, only those rows of its kernel, in that order."""
-    config = layer.get_config()
-    if config["activation"] not in ACTIVATIONS or not config["use_bias"]:
-        raise ExportError(f"layer {layer.name}: activation {config['activation']!r} or no bias is not supported")
     kernel, bias = layer.get_weights()
-    return {"type": "dense", "name": layer.name, "activation": config["activation"],
+    return {"type": "dense", "name": layer.name, "activation": layer.get_config()["activation"],
             "kernel": weights.add(kernel if rows is None else kernel[rows], dtype), "bias": weights.add(bias)}
 
 
 def _lstm(layer, weights: _Weights) -> dict:
     """One direction of the Bidirectional layer: Keras' gate order i, f, c, o in kernel, recurrent kernel, bias."""
-    config = layer.get_config()
-    if (config["activation"], config["recurrent_activation"], config["use_bias"]) != ("tanh", "sigmoid", True):
-        raise ExportError(f"layer {layer.name}: only tanh/sigmoid LSTMs with a bias are supported")
     kernel, recurrent, bias = layer.get_weights()
-    return {"units": config["units"], "kernel": weights.add(kernel), "recurrent_kernel": weights.add(recurrent),
+    return {"units": layer.units, "kernel": weights.add(kernel), "recurrent_kernel": weights.add(recurrent),
             "bias": weights.add(bias)}
 
 
@@ -97,8 +89,6 @@ def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
             out.append({"type": "embedding", "name": layer.name, "mask_zero": bool(layer.get_config()["mask_zero"]),
                         "embeddings": weights.add(layer.get_weights()[0], EMBEDDING_DTYPE)})
         elif kind == "Bidirectional":
-            if layer.get_config()["merge_mode"] != "concat":
-                raise ExportError(f"layer {layer.name}: only merge_mode='concat' is supported")
             out.append({"type": "bilstm", "name": layer.name,
                         "return_sequences": bool(layer.forward_layer.return_sequences),
                         "forward": _lstm(layer.forward_layer, weights),
@@ -109,9 +99,6 @@ def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
             out.append(_dense(layer, weights))
         else:
             raise ExportError(f"layer {layer.name} ({kind}) of {CLASSIFIER_LAYER} has no browser version")
-    kinds = [layer["type"] for layer in out]
-    if kinds[:2] != ["embedding", "bilstm"] or set(kinds[2:]) - {"global_max_pool", "dense"}:
-        raise ExportError(f"{CLASSIFIER_LAYER} must be embedding -> bilstm -> [max pool] -> dense layers, not {kinds}")
     return out
 
 
@@ -119,9 +106,6 @@ def _tokenizer_settings(folder: Path, model) -> tuple[dict, list[str]]:
     """tokenizer.json's settings and vocabulary, checked against the model's own tokenizer."""
     tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
     settings = {key: tokenizer[key] for key in TOKENIZER_KEYS}
-    unsupported = {key: settings[key] for key, value in SUPPORTED.items() if settings[key] != value}
-    if unsupported or settings["strip_regex"] != STRIP_PUNCTUATION_REGEX:
-        raise ExportError(f"tokenizer.json asks for rules the page does not implement: {unsupported or 'strip_regex'}")
     layer = model.get_layer(TOKENIZER_LAYER)
     config = layer.get_config()
     if (config["standardize"], config["output_sequence_length"]) != (STANDARDIZE, settings["sequence_length"]) \
@@ -138,12 +122,8 @@ def _ngram_branch(model, weights: _Weights) -> tuple[dict, list[str]] | None:
     config = layer.get_config()
     ngrams = config["ngrams"]
     widths = list(range(1, ngrams + 1)) if isinstance(ngrams, int) else list(ngrams)
-    if (config["standardize"], config["split"], config["output_mode"]) != (STANDARDIZE, "whitespace", "multi_hot"):
-        raise ExportError(f"{NGRAM_TOKENIZER_LAYER}: only {STANDARDIZE}, whitespace split and multi_hot are supported")
     vocabulary = layer.get_vocabulary()  # index 0: any n-gram not in it (multi_hot's out-of-vocabulary slot)
     dense = model.get_layer(NGRAM_WEIGHTS_LAYER)
-    if len(dense.get_weights()[0]) != len(vocabulary):
-        raise ExportError(f"{NGRAM_WEIGHTS_LAYER} does not have one row of weights per n-gram of {NGRAM_TOKENIZER_LAYER}")
     # In alphabetical order (the out-of-vocabulary slot first), n-grams that share their start lie side by side,
     # which gzip packs far better than frequency order; the page looks them up by text, not by Keras' ids.
     order = [0, *sorted(range(1, len(vocabulary)), key=vocabulary.__getitem__)]
@@ -161,10 +141,6 @@ def build(folder: Path) -> tuple[dict, dict, bytes]:
     ngram = _ngram_branch(model, weights)
     ngram, ngrams = ngram if ngram else (None, [])
     output = _dense(model.get_layer(OUTPUT_LAYER), weights)
-    logits = 1 + (ngram["weights"]["kernel"]["shape"][1] if ngram else 0)
-    if output["kernel"]["shape"][0] != 2 * logits + 1:
-        raise ExportError(f"{OUTPUT_LAYER} must read the output features: each branch's logits, each times "
-                          "log(1 + words read), and log(1 + words read)")
     manifest = {"format": FORMAT, "labels": labels, "tokenizer": tokenizer, "classifier": classifier,
                 "ngram": ngram, "output": output}
     return manifest, {"words": words, "ngrams": ngrams}, b"".join(weights.parts)

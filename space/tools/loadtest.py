@@ -5,11 +5,10 @@
 
 Each client is a thread with its own keep-alive connection that calls `/probability` and `/predict` in turn,
 one request at a time, with one-liners, real IMDB reviews and 20,000-word texts, as the card documents for
-any HTTP client: one POST to `/gradio_api/run/<api_name>` (`--route call`: Gradio's two steps through its
-queue). Not gradio_client: its own bookkeeping would load a shared machine's cores with the client.
+any HTTP client: one POST to `/gradio_api/run/<api_name>`. Not gradio_client: its own bookkeeping would load a shared machine's cores with the client.
 
 It prints the machine, its load average and each server's CPU at rest; per run the rate, latencies, the
-server's CPU per request and memory (Linux's /proc, the process on the URL's port). `--baseline URL` loads
+server's CPU per request and memory at the end (Linux's /proc, the process on the URL's port). `--baseline URL` loads
 another server in turns with this one and gives the ratio of rates.
 
 Bounded (`--duration`, `--max-requests`, REQUEST_TIMEOUT_S a request); only a server on this machine can be
@@ -62,12 +61,7 @@ SEED = 6
 # The latency tail: p99 at most this many times p50; an idle server under this share of a core (percent).
 TARGET_TAIL = 3.0
 TARGET_IDLE_CPU = 3.0
-# The server's memory is sampled this often; at the end it should be at most MEMORY_GROWTH_MAX times what
-# it was after MEMORY_BASELINE_S (once warm), and under MEMORY_BUDGET_MIB (issue 13).
-RSS_EVERY_S = 10.0
-MEMORY_BASELINE_S = 120.0
-MEMORY_GROWTH_MAX = 1.1
-MEMORY_BUDGET_MIB = 1024
+MEMORY_BUDGET_MIB = 1024  # the server's memory after a run
 IDLE_S = 10.0
 # --csv-flood: the upload is the bundled sample's reviews this many times over, sent by this many threads.
 FLOOD_COPIES = 20
@@ -178,10 +172,7 @@ def pick(chooser: random.Random, corpus: dict[str, list[str]]) -> str:
     return chooser.choice(corpus[chooser.choices(list(MIX), list(MIX.values()))[0]])
 
 
-ROUTES = {"run": call_run, "call": call_queued}
-
-
-def client_loop(url: str, route: str, number: int, corpus: dict[str, list[str]], deadline: float,
+def client_loop(url: str, number: int, corpus: dict[str, list[str]], deadline: float,
                 tickets: itertools.count, max_requests: int, results: Results) -> None:
     """One client: requests back to back until the deadline or the request budget is spent."""
     chooser = random.Random(SEED + number)
@@ -192,7 +183,7 @@ def client_loop(url: str, route: str, number: int, corpus: dict[str, list[str]],
             text = pick(chooser, corpus)
             started = time.perf_counter()
             try:
-                why = ROUTES[route](client, next(endpoints), text)
+                why = call_run(client, next(endpoints), text)
             except (httpx.HTTPError, ValueError, KeyError) as error:  # transport, timeout, bad JSON
                 why = type(error).__name__
             results.add((time.perf_counter() - started) * 1000, why)
@@ -213,27 +204,13 @@ def listening_pid(port: int) -> int | None:
     return None
 
 
-def sample_memory(pid: int, until: threading.Event, samples: list[float]) -> None:
-    """Append the server's memory every RSS_EVERY_S seconds, and once more when `until` is set."""
-    with contextlib.suppress(FileNotFoundError):  # the server stopped: its failed calls say so
-        while True:
-            samples.append(rss_mb(pid)[0])
-            if until.wait(RSS_EVERY_S):
-                samples.append(rss_mb(pid)[0])
-                return
-
-
-def memory_report(samples: list[float]) -> str:
-    """The memory curve, and the end against the memory after MEMORY_BASELINE_S when the run was that long."""
-    lines = [f"server memory, MiB, every {RSS_EVERY_S:g} s (the last at the end): "
-             + ", ".join(f"{mib:.0f}" for mib in samples)]
-    baseline = int(MEMORY_BASELINE_S // RSS_EVERY_S)
-    if len(samples) > baseline + 1:
-        growth = samples[-1] / samples[baseline]
-        ok = growth <= MEMORY_GROWTH_MAX and samples[-1] < MEMORY_BUDGET_MIB
-        lines.append(f"memory at the end: {growth:.2f}x that after {MEMORY_BASELINE_S:g} s (target <= "
-                     f"{MEMORY_GROWTH_MAX}x, under {MEMORY_BUDGET_MIB} MiB): {'met' if ok else 'missed'}")
-    return "\n".join(lines)
+def memory_report(pid: int | None) -> str:
+    """The server's memory now and its peak, against MEMORY_BUDGET_MIB."""
+    if pid is None:
+        return "server memory: no process of ours on the port"
+    now, peak = rss_mb(pid)
+    return (f"server memory at the end: {now:.0f} MiB, peak {peak:.0f} MiB (target under {MEMORY_BUDGET_MIB} MiB: "
+            f"{'met' if now < MEMORY_BUDGET_MIB else 'missed'})")
 
 
 def cpu_s(pid: int | None) -> float:
@@ -259,20 +236,16 @@ def machine() -> str:
             f"load average {os.getloadavg()[0]:.2f} (other work slows every figure)")
 
 
-def run_load(url: str, route: str, clients: int, duration: float, max_requests: int,
-             corpus: dict[str, list[str]], results: Results | None = None) -> tuple[Results, list[float]]:
-    """Every client's requests added to `results` (new ones by default), and the server's memory sampled
-    meanwhile (no samples if no process of this machine listens on the URL's port)."""
+def run_load(url: str, clients: int, duration: float, max_requests: int, corpus: dict[str, list[str]],
+             results: Results | None = None) -> Results:
+    """Every client's requests added to `results` (new ones by default), with the server's CPU time meanwhile."""
     results = results or Results()
-    tickets, samples, done = itertools.count(), [], threading.Event()
+    tickets = itertools.count()
     pid = listening_pid(urlsplit(url).port or 80)
     cpu_before = cpu_s(pid)
-    sampler = threading.Thread(target=sample_memory, args=(pid, done, samples), daemon=True)
-    if pid is not None:
-        sampler.start()
     started = time.monotonic()
     threads = [threading.Thread(target=client_loop, daemon=True,
-                                args=(url, route, n, corpus, started + duration, tickets, max_requests, results))
+                                args=(url, n, corpus, started + duration, tickets, max_requests, results))
                for n in range(clients)]
     for thread in threads:
         thread.start()
@@ -280,10 +253,7 @@ def run_load(url: str, route: str, clients: int, duration: float, max_requests: 
         thread.join()
     results.seconds += time.monotonic() - started
     results.server_cpu_s = (0 if math.isnan(results.server_cpu_s) else results.server_cpu_s) + cpu_s(pid) - cpu_before
-    done.set()
-    if pid is not None:
-        sampler.join()
-    return results, samples
+    return results
 
 
 def report(results: Results) -> float:
@@ -313,8 +283,6 @@ def main() -> int:
                         "one run per number (default: %(default)s)")
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, help="seconds of load per run")
     parser.add_argument("--max-requests", type=int, default=DEFAULT_MAX_REQUESTS, help="stop a run after this many")
-    parser.add_argument("--route", choices=ROUTES, default="run", help="run: one POST to /gradio_api/run/NAME "
-                        "(default); call: Gradio's queue, POST /gradio_api/call/NAME then GET the result")
     parser.add_argument("--baseline", metavar="URL", help="another running Space (say, the last release): each "
                         "run goes first to it, then to --url, and the rates are compared")
     parser.add_argument("--rounds", type=int, default=1, help="runs per server and number of clients, taking "
@@ -336,26 +304,26 @@ def main() -> int:
         if (pid := listening_pid(urlsplit(target).port or 80)) is not None:
             print(f"idle CPU of {target}: {idle_cpu(pid):.1f}% of a core over {IDLE_S:g} s (target < {TARGET_IDLE_CPU:g}%)")
         if args.warm_up:  # uncounted
-            run_load(target, args.route, max(args.clients), args.warm_up, args.max_requests, corpus)
+            run_load(target, max(args.clients), args.warm_up, args.max_requests, corpus)
     failed = False
     for clients in args.clients:
-        pooled, memory, loads = {}, {}, []
+        pooled, loads = {}, []
         for _ in range(args.rounds):
             for target in filter(None, (baseline, url)):
                 loads.append(os.getloadavg()[0])
                 with ThreadPoolExecutor(1) as flooder:
                     flood = flooder.submit(flood_csv, target, args.csv_flood, corpus) if args.csv_flood else None
-                    pooled[target], memory[target] = run_load(target, args.route, clients, args.duration,
-                                                              args.max_requests, corpus, pooled.get(target))
+                    pooled[target] = run_load(target, clients, args.duration, args.max_requests, corpus,
+                                              pooled.get(target))
                     if flood:
                         print(f"CSV flood of {target}: {args.csv_flood} jobs: " +
                               ", ".join(f"{why} {n}" for why, n in sorted(flood.result().items())))
         rates = {}
         for target in filter(None, (baseline, url)):
-            print(f"\n{clients} clients, {args.rounds} x {args.duration:g} s against {target}, route {args.route} "
+            print(f"\n{clients} clients, {args.rounds} x {args.duration:g} s against {target} "
                   f"(load average {min(loads):.2f}-{max(loads):.2f})")
             rates[target] = report(pooled[target])
-            print(memory_report(memory[target]) if memory[target] else "server memory: no process of ours on the port")
+            print(memory_report(listening_pid(urlsplit(target).port or 80)))
             failed |= bool(pooled[target].errors)
         if baseline:
             print(f"{clients} clients: {rates[url] / rates[baseline]:.2f}x the baseline's rate")
