@@ -1,5 +1,5 @@
-"""What keeps one caller from taking the Space from the others: a bound per kind of work, a cap on request
-bodies, and file inputs that take uploads only.
+"""What keeps one caller from taking the Space from the others: a bound per kind of work, a door in front of
+Gradio's queue, a cap on request bodies, and file inputs that take uploads only.
 
 Each kind of work (the API, the page's Classify, the CSV tab) passes through its own `Gate`: a few calls run
 at once, each in a worker thread of its own kind, a bounded line waits without holding a thread, and past
@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import anyio
 import gradio as gr
+from gradio.block_function import BlockFunction
 from gradio_client import utils as client_utils
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -168,7 +169,7 @@ class QueueDoor:
             return await JSONResponse({"detail": BUSY}, status_code=503)(scope, receive, send)
         await self.app(scope, receive, send)
 
-    def waiting(self, fn: object) -> int:
+    def waiting(self, fn: BlockFunction) -> int:
         """Events of `fn`'s concurrency group waiting in Gradio's queue (attributes of gradio.queueing, not public)."""
         line = self.page._queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
         return len(line.queue) if line else 0
