@@ -50,7 +50,8 @@ ALL_INTERFACES = "0.0.0.0"
 # Each kind of work has its own bound: past it, a call is refused at once with "busy, try again".
 CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
 CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
-CSV_LINE = 8  # CSV jobs waiting in Gradio's queue; past them, refused at the door (limits.QueueDoor)
+# The page's kinds wait in Gradio's queue, at most this many each; past them, refused at the door (limits.QueueDoor).
+QUEUE_LINES = {"classify": 16, "score_csv": 8}
 API_FIRST_S = 0.05  # a long batch waits this long at most, between chunks, for the API's calls to go first
 QUEUE_MAX_SIZE = 256
 QUEUE_POLL_S = 0.02  # Gradio's queue polls every 1 ms while free: an idle Space would not rest
@@ -269,7 +270,8 @@ def review_tab(labels: tuple[str, str]) -> None:
             color_map=word_classes(labels), show_legend=True, show_inline_category=False, elem_id="highlights",
         )
         gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
-    button.click(classify_in_turn, review, [label, number, words, message], api_visibility="private", concurrency_limit=None)
+    button.click(classify_in_turn, review, [label, number, words, message], api_name="classify", api_visibility="private",
+                 concurrency_limit=CLASSIFY_GATE.capacity)
 
 
 def csv_tab(labels: tuple[str, str]) -> None:
@@ -365,4 +367,4 @@ if __name__ == "__main__":
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
     demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
                 mcp_server=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap),
-                                            Middleware(limits.QueueDoor, page=demo, lines={"score_csv": CSV_LINE})]})
+                                            Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES)]})

@@ -111,14 +111,14 @@ class Predictor:
         self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings])
         # The highlights tokenize a review's words alone: compiled too, as the layer is slow called eagerly.
         self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings])
-        # The programs compile in the background, one at a time, while the server starts and answers (a call that
-        # comes first waits for its own program, or compiles it), and the compilers' memory never adds up: a
-        # one-liner's first, then each window's single-review shape (a review as long as the window before it).
-        threading.Thread(target=self._compile, args=(oov_id,), name="compile", daemon=True).start()
-
-    def _compile(self, oov_id: int) -> None:
-        """Compile a one-liner's program and the single-review program of every window."""
+        # A one-liner's program now; each window's single-review shape (a review as long as the window before it)
+        # in the background, one at a time, so that the Space answers while they compile and the compilers' memory
+        # never adds up. Not a daemon: a process that exits meanwhile waits for it (TensorFlow aborts otherwise).
         self.probabilities(["warm up"])
+        threading.Thread(target=self._compile_windows, args=(oov_id,), name="compile-windows").start()
+
+    def _compile_windows(self, oov_id: int) -> None:
+        """Compile the single-review program of every window."""
         for length in (0, *self.windows[:-1]):
             ids = [oov_id] * length + [self.pad_id] * (self.window_size - length)
             self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
