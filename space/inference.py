@@ -105,7 +105,7 @@ class Predictor:
         self._head = keras.Model([*logits, tokenizer_layer.output], model.output)
         strings = tf.TensorSpec([None], tf.string)
         # The API's call is a concrete function: called directly, it skips tf.function's argument matching, a large
-        # part of a one-liner. The highlights' calls (a few per click) are traced when first used.
+        # part of a one-liner. The highlights' call (a few per click) is traced by the windows' thread below.
         self._score_texts = tf.function(lambda read, texts: self._score(tokenizer_layer(read), texts),
                                         input_signature=[strings, strings]).get_concrete_function()
         self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings])

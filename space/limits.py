@@ -39,9 +39,13 @@ class Gate:
     def __init__(self, running: int, waiting: int, per_session: int | None = None) -> None:
         self.limiter = anyio.CapacityLimiter(running)
         self.waiting = waiting
-        self.capacity = running + waiting  # the calls it holds at once
         self.per_session = per_session
         self.sessions: Counter[str] = Counter()  # only touched on the event loop: no lock
+
+    @property
+    def capacity(self) -> int:
+        """The calls it holds at once, running or waiting."""
+        return int(self.limiter.total_tokens) + self.waiting
 
     async def run(self, fn: Callable[..., Result], *args: object, session: str | None = None) -> Result:
         """`fn(*args)` in a worker thread once the gate lets it in."""
@@ -154,18 +158,18 @@ class QueueDoor:
 
     def __init__(self, app: ASGIApp, page: gr.Blocks, lines: dict[str, int]) -> None:
         self.app, self.page, self.lines = app, page, lines
-        self.by_index = {index: fn for index, fn in page.fns.items() if fn.api_name in lines}
+        self.by_name = {fn.api_name: fn for fn in page.fns.values() if fn.api_name in lines}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         join = scope["type"] == "http" and scope["method"] == "POST" and self.JOIN.search(scope["path"])
-        if not join or not self.by_index:
+        if not join or not self.by_name:
             return await self.app(scope, receive, send)
         if join["api_name"] is not None:
-            fn = next((fn for fn in self.by_index.values() if fn.api_name == join["api_name"]), None)
+            fn = self.by_name.get(join["api_name"])
         else:  # the page and the Python client name the event by its index, in the body
             body, receive = await read_body(receive)
-            fn = self.by_index.get(fn_index(body))
-        if fn is not None and self.waiting(fn) >= self.lines[fn.api_name]:
+            fn = self.page.fns.get(fn_index(body))
+        if fn is not None and fn.api_name in self.lines and self.waiting(fn) >= self.lines[fn.api_name]:
             return await JSONResponse({"detail": BUSY}, status_code=503)(scope, receive, send)
         await self.app(scope, receive, send)
 
