@@ -113,9 +113,36 @@ def test_a_killed_benchmarks_state_is_not_resumed(tmp_path: Path) -> None:
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))  # one epoch done
     baselines = baseline_figures(train_baselines(splits, config), splits.test)
-    row, _ = benchmark.bench_preset("tutorial", config, splits, None, baselines, tmp_path)
+    row = benchmark.bench_preset("tutorial", config, splits, None, baselines, tmp_path, resume=False)
     assert len(row["epoch_seconds"]) == 2
     assert json.loads((tmp_path / "tutorial" / model_folder.METRICS).read_text())["training"]["epochs_run"] == 2
+
+
+def test_a_resumed_benchmark_trains_only_the_rows_left(tmp_path: Path) -> None:
+    """--resume keeps the rows a killed run finished; a row trained with other settings is trained again."""
+    from dataclasses import replace
+
+    presets = list(benchmark.configs(ablation=False).items())
+    trained, kill = [], [True]
+
+    def train(name: str, config) -> dict:
+        if name == "default" and kill:
+            raise KeyboardInterrupt(kill.pop())  # killed once, during the third row
+        trained.append(name)
+        return {"model": name}
+
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.trained_rows(presets, tmp_path, False, train)
+    assert trained == ["tutorial", "bilstm"]
+    rows = benchmark.trained_rows(presets, tmp_path, True, train)
+    assert trained == ["tutorial", "bilstm", "default"] and [row["model"] for row in rows.values()] == [
+        "tutorial", "bilstm", "default"]
+    changed = [(name, replace(config, epochs=config.epochs + 1) if name == "bilstm" else config)
+               for name, config in presets]
+    benchmark.trained_rows(changed, tmp_path, True, train)
+    assert trained[3:] == ["bilstm"]
+    benchmark.trained_rows(presets, tmp_path, False, train)  # without --resume every row is trained
+    assert trained[4:] == ["tutorial", "bilstm", "default"]
 
 
 @pytest.mark.slow

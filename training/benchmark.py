@@ -41,6 +41,7 @@ from training.data import SAMPLE_CSV, load_splits, read_unlabeled
 SPACE_DIR = Path(__file__).resolve().parent.parent / "space"
 TIMING_WORKER = ("-m", "tools.benchmark", "--timing-worker")  # run in SPACE_DIR
 RESULTS_JSON = "benchmark.json"
+ROWS_JSON = "rows.json"  # each trained row as it finishes, so that --resume goes on after the last
 SINGLE_CALLS = 200  # single-review latency samples per model
 BATCH_SIZE = 256
 BATCH_REPEATS = 3
@@ -180,13 +181,13 @@ def quality(figures: dict) -> dict:
             "negation_ece": figures["negation_sentence"]["ece"]}
 
 
-def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path) -> tuple[dict, object]:
-    """Train one preset into out/name; its row (without speeds) and its serving scorer."""
+def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: dict, out: Path, resume: bool) -> dict:
+    """Train one preset into out/name (with `resume`, from its last completed epoch); its row without speeds."""
     from training.fit import fit_and_save
 
     peak_rss_reset()
     started = time.perf_counter()
-    metrics = fit_and_save(config, splits, out / name, True, unlabeled, baselines=baselines)
+    metrics = fit_and_save(config, splits, out / name, True, unlabeled, resume, baselines=baselines)
     train_seconds = time.perf_counter() - started
     train_peak = peak_rss_mb()
     return {
@@ -197,7 +198,19 @@ def bench_preset(name: str, config: TrainConfig, splits, unlabeled, baselines: d
         "peak_rss_mb": train_peak,
         "parameters": metrics["model"]["parameters"],
         "folder_mb": sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file()) / 1e6,
-    }, folder_scorer(out / name)
+    }
+
+
+def trained_rows(presets: list[tuple[str, TrainConfig]], out: Path, resume: bool,
+                 train: Callable[[str, TrainConfig], dict]) -> dict[str, dict]:
+    """Each preset's row by `train`, in turn, each saved as it ends; with `resume`, the rows saved are kept."""
+    saved = out / ROWS_JSON
+    rows = json.loads(saved.read_text()) if resume and saved.is_file() else {}
+    for name, config in presets:
+        if rows.get(name, {}).get("config") != config.to_dict():
+            rows[name] = {**train(name, config), "config": config.to_dict()}
+            saved.write_text(json.dumps(rows, indent=2) + "\n")
+    return {name: rows[name] for name, _ in presets}
 
 
 def bench_baselines(splits, config: TrainConfig) -> tuple[list[dict], dict, dict]:
@@ -243,6 +256,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also train the steps between the presets: random embedding, PPMI word vectors, then the "
                         "default's steps: the n-gram branch with summed logits, the fitted output layer")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK} on the bundled sample")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with an interrupted run in --out: rows it finished are kept, not trained again")
     parser.add_argument("--update-readme", action="store_true",
                         help="write the table into training/README.md and its headline rows into README.md")
     return parser.parse_args(argv)
@@ -269,12 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
 
     baseline_rows, baselines, scorers = bench_baselines(splits, first)
-    rows, folders = [], {}
-    for name, config in presets.items():
+
+    def train(name: str, config: TrainConfig) -> dict:
         used = unlabeled if config.pretrain_embeddings or config.distill else None
-        row, scorer = bench_preset(name, config, splits, used, baselines, args.out)
-        rows.append(row)
-        scorers[row["model"]], folders[row["model"]] = scorer, args.out / name
+        return bench_preset(name, config, splits, used, baselines, args.out, args.resume)
+
+    rows = list(trained_rows(list(presets.items()), args.out, args.resume, train).values())
+    folders = {row["model"]: args.out / name for name, row in zip(presets, rows)}
+    scorers |= {model: folder_scorer(folder) for model, folder in folders.items()}
     rows += baseline_rows
     try:
         add_speeds(rows, scorers, folders, splits.test["text"].tolist(),

@@ -150,21 +150,21 @@ def call_queued(client: httpx.Client, endpoint: str, text: str) -> str | None:
 
 def flood_csv(url: str, jobs: int, corpus: dict[str, list[str]]) -> Counter:
     """Another caller floods the CSV tab: one upload, then `jobs` scoring calls through the queue, FLOOD_THREADS
-    at a time; how each ended."""
+    at a time; how each ended. The threads share one client: a client each costs more CPU than the server's
+    refusals, and on one machine the flooder would then measure itself."""
     rows = "".join(f'"{review.replace(chr(34), chr(34) * 2)}"\n' for review in corpus["review"] * FLOOD_COPIES)
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         path = client.post("/gradio_api/upload", files={"files": ("reviews.csv", "review\n" + rows)}).json()[0]
-    upload = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        upload = {"path": path, "meta": {"_type": "gradio.FileData"}}
 
-    def job(_: int) -> str:
-        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as own:
+        def job(_: int) -> str:
             try:
-                return call_queued(own, "score_csv", upload) or "scored"
+                return call_queued(client, "score_csv", upload) or "scored"
             except httpx.HTTPError as error:
                 return type(error).__name__
 
-    with ThreadPoolExecutor(FLOOD_THREADS) as pool:
-        return Counter(pool.map(job, range(jobs)))
+        with ThreadPoolExecutor(FLOOD_THREADS) as pool:
+            return Counter(pool.map(job, range(jobs)))
 
 
 def pick(chooser: random.Random, corpus: dict[str, list[str]]) -> str:
