@@ -62,6 +62,16 @@ def test_request_count_is_bounded(app_url: str) -> None:
     assert requests_made(result.stdout)[0] == 12
 
 
+def test_a_csv_flood_reports_how_each_job_ended(app_url: str) -> None:
+    """--csv-flood: every job is counted once, as scored or refused at the CSV tab's door, beside the run."""
+    result = run_load(app_url, "--clients", "1", "--duration", "3", "--warm-up", "0", "--csv-flood", "40")
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = re.search(r"^CSV flood of .*: 40 jobs: (.*)$", result.stdout, re.MULTILINE).group(1)
+    ended = {why: int(n) for why, n in re.findall(r"([^,]+) (\d+)(?:, |$)", counts)}
+    assert sum(ended.values()) == 40 and ended["scored"] > 0 and set(ended) <= {"scored", "POST HTTP 503"}
+    assert figures(result.stdout)["errors"] == 0
+
+
 def two_step_call(url: str, endpoint: str, text: str) -> tuple[str, object]:
     """The API call as the README documents it: the event the stream ends with and its data."""
     with httpx.Client(base_url=url, timeout=RUN_TIMEOUT_S) as client:
