@@ -45,8 +45,6 @@ TAIL_CHARS = 200
 MORE = " [...]"
 # What a caller sent instead of a string, in the API's terms (JSON).
 JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
-LOCALHOST = "127.0.0.1"
-ALL_INTERFACES = "0.0.0.0"
 # Each kind of work has its own bound: past it, a call is refused at once with "busy, try again".
 CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
 CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
@@ -76,16 +74,11 @@ DELETE_AFTER_S = 3000
 DELETE_EVERY_S = 600
 
 
-def load() -> tuple[inference.Predictor | None, str]:
-    """The model named by the environment, or None and what is missing."""
-    try:
-        return inference.load_from_environment(), ""
-    except inference.ModelUnavailable as problem:
-        log.warning("no model: %s", problem)
-        return None, str(problem)
-
-
-PREDICTOR, PROBLEM = load()
+try:  # the model named by the environment, or None and what is missing
+    PREDICTOR, PROBLEM = inference.load_from_environment(), ""
+except inference.ModelUnavailable as problem:
+    log.warning("no model: %s", problem)
+    PREDICTOR, PROBLEM = None, str(problem)
 
 
 def confidences(probability: float) -> dict[str, float]:
@@ -346,13 +339,6 @@ def build() -> gr.Blocks:
 demo = build()
 
 
-def server_name() -> str:
-    """127.0.0.1, unless on Spaces (SPACE_ID is set) or asked for with GRADIO_SERVER_NAME."""
-    if os.getenv("SPACE_ID"):
-        return ALL_INTERFACES
-    return os.getenv("GRADIO_SERVER_NAME") or LOCALHOST
-
-
 def body_cap(path: str) -> int:
     """The most bytes a request body to `path` may have."""
     return FILE_BODY_CAP if path.startswith(FILE_ROUTES) else BODY_CAP
@@ -365,6 +351,6 @@ if __name__ == "__main__":
     gc.freeze()
     log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
-    demo.launch(server_name=server_name(), max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
+    demo.launch(max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
                 mcp_server=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap),
                                             Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES)]})

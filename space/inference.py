@@ -52,11 +52,6 @@ def _padded(rows: np.ndarray, size: int, pad_id: int) -> tf.Tensor:
     return tf.constant(np.concatenate([rows, np.full((size - len(rows), *rows.shape[1:]), fill, dtype=rows.dtype)]))
 
 
-def _batch_size(n: int) -> int:
-    """The compiled batch size that holds `n` rows (at most MAX_BATCH)."""
-    return next(size for size in BATCHES if n <= size)
-
-
 @dataclass(frozen=True)
 class Explanation:
     """P(positive) of a review and, for each word the model reads, how much leaving it out lowers it."""
@@ -151,7 +146,7 @@ class Predictor:
             if start:
                 self.between_chunks()
             chunk = order[start : start + MAX_BATCH]
-            size = _batch_size(len(chunk))
+            size = next(size for size in BATCHES if len(chunk) <= size)  # the compiled batch size that holds it
             out[chunk] = score(_padded(rows[chunk], size, self.pad_id), _padded(texts[chunk], size, self.pad_id)
                                )[0].numpy()[: len(chunk)]
         return out

@@ -1,20 +1,5 @@
 """Keep the server's resident memory small on Linux: few glibc malloc arenas, freed memory handed back, and the
-pages of the shared libraries that only start-up read handed back too.
-
-    import lean_memory
-    lean_memory.tame()                  # first thing in app.py, before TensorFlow and Gradio start their threads
-    lean_memory.page_out_libraries()    # once the model is loaded and warm, before serving
-
-glibc gives each new thread its own malloc arena (up to 8 per core) and keeps what is freed in it for
-reuse, so after a load the Space's many threads (Gradio's workers, TensorFlow's pools) hold much freed
-memory. Two arenas, and `malloc_trim` every few seconds, keep the memory after load close to that at rest.
-
-Importing TensorFlow reads most of its libraries' pages (its registrations of every operation and kernel),
-and they stay resident, though serving then uses a small part of them. They are clean copies of the files, so the
-kernel may take them back at any time; `page_out_libraries` asks it to, and those needed return on first use
-from the page cache. The kernel takes only the pages no other process maps: with a second Python process that
-imported TensorFlow on the machine, the shared pages stay.
-"""
+pages of the shared libraries that only start-up read handed back too (why: "Memory" in tools/README.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
 """What keeps one caller from taking the Space from the others: a bound per kind of work, a door in front of
-Gradio's queue, a cap on request bodies, and file inputs that take uploads only.
-
-Each kind of work (the API, the page's Classify, the CSV tab) passes through its own `Gate`: a few calls run
-at once, each in a worker thread of its own kind, a bounded line waits without holding a thread, and past
-that a call is refused at once, so a crowd of one kind never takes another kind's place.
+Gradio's queue, a cap on request bodies, and file inputs that take uploads only (the settings and why:
+"Serving more traffic" in tools/README.md).
 """
 
 from __future__ import annotations

@@ -432,19 +432,6 @@ def test_clean_keeps_text_and_fixes_what_cannot_be_encoded() -> None:
     assert clean("\U0001f600 \x00") == "\U0001f600 \x00"
 
 
-@pytest.mark.parametrize(
-    ("space_id", "asked", "expected"),
-    [(None, None, "127.0.0.1"), ("owner/space", None, "0.0.0.0"), (None, "0.0.0.0", "0.0.0.0")],
-)
-def test_binds_localhost_unless_on_spaces_or_asked(app, monkeypatch, space_id, asked, expected) -> None:
-    for name, value in (("SPACE_ID", space_id), ("GRADIO_SERVER_NAME", asked)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    assert app.server_name() == expected
-
-
 # ---------------------------------------------------------------- the CSV tab
 
 

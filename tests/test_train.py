@@ -426,24 +426,6 @@ def test_free_port_never_returns_a_port_twice() -> None:
     assert len(set(ports)) == len(ports)
 
 
-@pytest.mark.slow
-def test_mirrored_strategy_over_two_cpu_replicas(tmp_path: Path) -> None:
-    """`--distribute mirrored` trains data-parallel; two logical CPUs stand in for two GPUs."""
-    out = tmp_path / "model"
-    code = f"""
-import sys, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from training.train import main
-sys.exit(main(["--out", {str(out)!r}, "--distribute", "mirrored", *{TINY_FLAGS!r}, "--epochs", "1"]))
-"""
-    result = run_python(code, cwd=REPO)  # the repository root, where `training` is found
-    assert result.returncode == 0, result.stderr[-3000:]
-    model_folder.check_folder(out)
-    recorded = json.loads((out / model_folder.TRAINING_CONFIG).read_text())["distribute"]
-    assert recorded == {"strategy": "mirrored", "replicas": 2}
-
-
 def test_a_folder_that_appears_meanwhile_is_never_replaced(tmp_path: Path) -> None:
     for appears in ("with files", "empty"):
         out = tmp_path / appears / "model"

@@ -1,16 +1,8 @@
 """Train the `tutorial`, `bilstm` and default presets and the two bag-of-n-grams baselines on one split,
-and compare them.
+and compare them (what it measures and how: "Benchmark" in training/README.md).
 
-    python -m training.benchmark --data reviews.csv.gz --unlabeled unlabeled.csv.gz --ablation --update-readme
-    python -m training.benchmark --quick          # the bundled sample, one epoch: a smoke test
-
-Prints one markdown table and writes it, with the raw figures as JSON, to --out; `--update-readme` writes it
-into training/README.md and its headline rows into README.md. Serving speeds are those of each saved model as
-Keras loads it (one compiled call on raw strings) and through the Space's serving path (the Space's timing
-worker, `python -m tools.benchmark --timing-worker` in space/, in its own process: the training side does not
-import the Space), taken after all training, every model in turn on the same texts, so that the machine's load
-falls on all alike; since machines differ, they are also given as ratios to the TF-IDF baseline, and training
-speed as a ratio to `tutorial`.
+Serving speeds are taken after all training, every model in turn on the same texts, as Keras loads each folder
+and through the Space's timing worker in its own process (the training side does not import the Space).
 """
 
 from __future__ import annotations

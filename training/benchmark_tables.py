@@ -58,11 +58,8 @@ def markdown(rows: list[dict], header: str) -> str:
     def epochs(row: dict) -> str:
         return "–" if row["epoch_seconds"] is None else " / ".join(f"{s:.0f}" for s in row["epoch_seconds"])
 
-    def median_epoch(row: dict) -> float | None:
-        return None if row["epoch_seconds"] is None else float(np.median(row["epoch_seconds"]))
-
     for row in rows:
-        row["median_epoch_s"] = median_epoch(row)
+        row["median_epoch_s"] = None if row["epoch_seconds"] is None else float(np.median(row["epoch_seconds"]))
     lines = [
         header,
         "One-sentence: the last sentence of each test review alone, labelled as its review; negation-sentence: "

@@ -29,11 +29,6 @@ TAGS = ["keras", "tensorflow", "text-classification", "sentiment-analysis", "lst
 EXAMPLES = ("A moving, beautifully acted film.", "Two hours I will never get back.", "Not bad at all.")
 
 
-def folder_bytes(folder: Path) -> int:
-    """Size on disk of everything a user downloads, the card itself excepted."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != model_folder.CARD)
-
-
 def evaluation_dataset(config: dict) -> dict:
     """What the test figures were measured on, as model-index fields: a Hub dataset's own test split, or a
     custom split of one file (then no split of any Hub dataset is claimed)."""
@@ -120,7 +115,8 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
         examples=list(metrics["widget"]),
         example_probabilities=list(metrics["widget"].values()),
         min_sentence_words=MIN_SENTENCE_WORDS,
-        size_mb=folder_bytes(folder) / 1e6,
+        # Everything a user downloads, the card itself excepted.
+        size_mb=sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != model_folder.CARD) / 1e6,
         tutorial_accuracy=TUTORIAL_ACCURACY,
         license=LICENSE,
         files=model_folder,

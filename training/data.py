@@ -1,19 +1,11 @@
-"""Read the labelled reviews, clean them, and split them reproducibly.
-
-The reviews come from a local file, from a file of a dataset repo on the Hugging Face Hub
-(`hf://datasets/OWNER/NAME/PATH`, read by pandas through huggingface_hub's file system), or from a Hub
-dataset's own train and test splits (`OWNER/NAME`, in the layout of stanfordnlp/imdb). Files are CSV
-(plain or gzip'd) or parquet, with a `review` and a `sentiment` column (the layout of the widely used
-"IMDB Dataset.csv") or a `text` and a `label` column (the layout of stanfordnlp/imdb).
-"""
+"""Read the labelled reviews (a local file, a file of a Hub dataset repo, or a Hub dataset's own splits; the
+layouts are in training/README.md), clean them, and split them reproducibly."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -94,11 +86,19 @@ def sha256_of(location: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-@contextmanager
-def hub_errors(what: str) -> Iterator[None]:
-    """Turn the Hub client's failures into one-line DataErrors about `what`."""
+def hub_file(repo: str, path: str, revision: str | None) -> DataFile:
+    """The file `path` of the Hub dataset `repo`, pinned to the commit that `revision` (default main) is now; the
+    Hub client's failures become one-line DataErrors."""
+    api, what = HfApi(), f"{HUB_DATASETS}{repo}/{path}"
     try:
-        yield
+        api.auth_check(repo, repo_type="dataset")  # a gated dataset's files would be refused later, outside this block
+        commit = api.dataset_info(repo, revision=revision).sha
+        found = api.get_paths_info(repo, [path], repo_type="dataset", revision=commit)
+        if not found or not isinstance(found[0], RepoFile):
+            raise DataError(f"{what}: no such file in the dataset at {revision or 'main'}")
+        location = f"{HUB_DATASETS}{repo}@{commit}/{path}"
+        # The Hub hashes LFS files (the big ones) itself; a small regular file is hashed by reading it.
+        sha256 = found[0].lfs.sha256 if found[0].lfs else sha256_of(location)
     except GatedRepoError:  # before RepositoryNotFoundError, its base class
         raise DataError(f"{what}: the dataset is gated: accept its conditions on its Hub page, then set HF_TOKEN "
                         "to a token of that account") from None
@@ -111,26 +111,12 @@ def hub_errors(what: str) -> Iterator[None]:
     except (httpx2.HTTPError, OSError) as err:
         raise DataError(f"{what}: cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                         "check the network or HF_ENDPOINT") from None
+    return DataFile(location, sha256, {"repo": repo, "revision": revision or "main", "commit": commit, "path": path})
 
 
 def one_line(err: Exception) -> str:
     """An error's whole message on one line, cut to MESSAGE_CHARS (its type's name if it has none)."""
     return " ".join(str(err).split())[:MESSAGE_CHARS] or type(err).__name__
-
-
-def hub_file(repo: str, path: str, revision: str | None) -> DataFile:
-    """The file `path` of the Hub dataset `repo`, pinned to the commit that `revision` (default main) is now."""
-    api = HfApi()
-    with hub_errors(f"{HUB_DATASETS}{repo}/{path}"):
-        api.auth_check(repo, repo_type="dataset")  # a gated dataset's files would be refused later, outside this block
-        commit = api.dataset_info(repo, revision=revision).sha
-        found = api.get_paths_info(repo, [path], repo_type="dataset", revision=commit)
-        if not found or not isinstance(found[0], RepoFile):
-            raise DataError(f"{HUB_DATASETS}{repo}/{path}: no such file in the dataset at {revision or 'main'}")
-        location = f"{HUB_DATASETS}{repo}@{commit}/{path}"
-        # The Hub hashes LFS files (the big ones) itself; a small regular file is hashed by reading it.
-        sha256 = found[0].lfs.sha256 if found[0].lfs else sha256_of(location)
-    return DataFile(location, sha256, {"repo": repo, "revision": revision or "main", "commit": commit, "path": path})
 
 
 def locate(spec: str, revision: str | None = None) -> DataFile:
@@ -240,13 +226,6 @@ def check_usable(data: pd.DataFrame, where: str) -> None:
         raise DataError(f"{where} needs reviews of both classes, at least 3 each; found {present}")
 
 
-def split(data: pd.DataFrame, test_size: float, val_size: float, seed: int) -> tuple[pd.DataFrame, ...]:
-    """Stratified train/validation/test parts; `val_size` is a fraction of what remains after the test part."""
-    rest, test = train_test_split(data, test_size=test_size, stratify=data["label"], random_state=seed)
-    train, val = train_test_split(rest, test_size=val_size, stratify=rest["label"], random_state=seed)
-    return train, val, test
-
-
 def load_splits(
     spec: str | Path, test_size: float, val_size: float, seed: int, max_rows: int = 0, revision: str | None = None
 ) -> Splits:
@@ -259,7 +238,9 @@ def load_splits(
     frame = read_reviews(file)
     data, counts = clean(frame.head(max_rows) if max_rows else frame)
     check_usable(data, str(spec))
-    train, val, test = split(data, test_size, val_size, seed)
+    # Stratified; `val_size` is a fraction of what remains after the test part.
+    rest, test = train_test_split(data, test_size=test_size, stratify=data["label"], random_state=seed)
+    train, val = train_test_split(rest, test_size=val_size, stratify=rest["label"], random_state=seed)
     counts.update(train=len(train), val=len(val), test=len(test))
     return Splits(train, val, test, counts, {"files": {"reviews": file.record()}, "official_splits": None})
 

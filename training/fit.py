@@ -41,14 +41,6 @@ OUTPUT_LAYER_C = 1e4
 BRANCH_LOGITS = ("bilstm", "ngram", "ngram_sentences")
 
 
-def make_strategy(distribute: str) -> tf.distribute.Strategy:
-    """`none`: the default device; `mirrored`: data-parallel over every local GPU (or every CPU device)."""
-    if distribute == "none":
-        return tf.distribute.get_strategy()
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([device.name for device in devices])
-
-
 def bucketed_batches(ids: np.ndarray, boundaries: list[int], batch_size: int) -> int:
     """How many batches `bucket_by_sequence_length` makes of `ids`, in any order: ceil(reviews / batch size) per bucket."""
     buckets = np.searchsorted(boundaries, np.count_nonzero(ids, axis=1), side="right")
@@ -221,7 +213,6 @@ class Fitted:
     epoch_seconds: list[float]
     validation: dict  # validation-part figures of each branch and of the output before and after fitting
     seconds: float
-    distribute: dict  # the strategy and its number of replicas
     distilled: int  # unlabeled reviews the BiLSTM learned from, labelled by the n-gram model
 
 
@@ -272,23 +263,19 @@ def prepare_data(config: TrainConfig, splits: Splits, tokenizer: keras.layers.Te
 
 
 def fit_model(
-    config: TrainConfig, splits: Splits, out: Path, unlabeled: Unlabeled | None = None, resume: bool = False,
-    distribute: str = "none",
+    config: TrainConfig, splits: Splits, out: Path, unlabeled: Unlabeled | None = None, resume: bool = False
 ) -> Fitted:
     """Tokenizer, BiLSTM, n-gram branch and output layer, fitted on the training and validation parts."""
     started = time.perf_counter()
-    strategy = make_strategy(distribute)
-    log.info("training on %d replica(s), %d GPU(s)", strategy.num_replicas_in_sync,
-             len(tf.config.list_physical_devices("GPU")))
+    log.info("training on %d GPU(s)", len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
     # The tokenizers see the training part only.
     tokenizer = make_tokenizer(splits.train["text"].tolist(), config.vocab_size, config.sequence_length)
     data, corpus, ngram = prepare_data(config, splits, tokenizer, unlabeled)
-    with strategy.scope():
-        classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
+    classifier = build_bilstm(config, tokenizer.vocabulary_size(), corpus)
     history, epoch_seconds = fit_keras(classifier, data, config, out, resume)
     # A copy without the training state (optimizer, loss, our accuracy metric), which the saved model must not
-    # carry to load in safe mode, and outside the strategy's scope.
+    # carry to load in safe mode.
     trained, classifier = classifier, build_classifier(tokenizer.vocabulary_size(), config)
     classifier.set_weights(trained.get_weights())
     if config.ngram_branch and ngram is None:
@@ -304,8 +291,7 @@ def fit_model(
                               np.tile(data.val_labels, 2), config.calibrate)
     model = end_to_end(tokenizer, classifier, output, *parts.get("ngram", ()))
     return Fitted(model, tokenizer, history, epoch_seconds, validation_figures(logits, ids, data.val_labels, output),
-                  time.perf_counter() - started, {"strategy": distribute, "replicas": strategy.num_replicas_in_sync},
-                  distilled=len(data.train_labels) - len(splits.train))
+                  time.perf_counter() - started, distilled=len(data.train_labels) - len(splits.train))
 
 
 def run_metrics(fitted: Fitted, test: dict, baselines: dict, config: TrainConfig) -> dict:
@@ -344,7 +330,6 @@ def fit_and_save(
     overwrite: bool = False,
     unlabeled: Unlabeled | None = None,
     resume: bool = False,
-    distribute: str = "none",
     baselines: dict | None = None,
 ) -> dict:
     """Fit, score the test part once, train the baselines (unless given) and write the folder `out`; the metrics.
@@ -352,17 +337,17 @@ def fit_and_save(
     `unlabeled` texts feed the embedding's pre-training and the distillation; with `resume`, an interrupted run with the
     same settings goes on from its last completed epoch.
     """
-    fitted = fit_model(config, splits, out, unlabeled, resume, distribute)
+    fitted = fit_model(config, splits, out, unlabeled, resume)
     baselines = baselines if baselines is not None else evaluate.baseline_figures(evaluate.train_baselines(splits, config), splits.test)
     test, curves = evaluate.test_figures(fitted.model, splits.test)  # the only time the test part is scored
     metrics = run_metrics(fitted, test, baselines, config)
     training_config = {"hyperparameters": config.to_dict(), "labels": list(LABELS), **provenance(splits, unlabeled),
-                       "distribute": fitted.distribute, "versions": library_versions()}
+                       "versions": library_versions()}
     with model_folder.staged_folder(out, overwrite) as folder:
         model_folder.write_folder(folder, fitted.model, tokenizer_json(fitted.tokenizer), fitted.history, metrics,
                                   training_config)
         evaluate.write_plots(folder, fitted.history, metrics["test"]["confusion_matrix"], curves)
         card.write_card(folder)
         model_folder.check_folder(folder)
-    model_folder.remove_training_state(out)
+    shutil.rmtree(model_folder.training_state(out), ignore_errors=True)  # the run finished
     return metrics

@@ -38,12 +38,10 @@ STANDARDIZE_RULES = {STANDARDIZE: {"lowercase": "ascii", "strip_regex": STRIP_PU
 SPLIT = "whitespace"
 PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
 FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
-NGRAM_COUNT_CHUNK = 4096  # reviews whose n-grams are listed at a time
 MAX_NGRAM_CHARS = 40  # longer n-grams (URLs, "blahblahblah...") are left out of the vocabulary: see storable_ngram
 TOKENIZE_CHUNK = 4096  # reviews tokenized at a time, to bound memory
-# The BiLSTM outputs a logit; Keras' fit and the multi-worker loop train with these.
+# The BiLSTM outputs a logit; Keras' fit trains with this.
 LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
-ACCURACY_THRESHOLD = 0.0  # a logit of 0 is P(positive) = 0.5
 
 
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:
@@ -68,8 +66,8 @@ def most_frequent_ngrams(texts: list[str], count: int, max_n: int) -> list[str]:
     """The `count` most frequent 1..max_n-grams of `texts`, standardized and split as the tokenizers do.
     (Four times faster than `TextVectorization.adapt`, which keeps every n-gram in a hash table as it goes.)"""
     grams = []
-    for i in range(0, len(texts), NGRAM_COUNT_CHUNK):
-        text = tf.strings.regex_replace(tf.strings.lower(texts[i : i + NGRAM_COUNT_CHUNK]), STRIP_PUNCTUATION_REGEX, "")
+    for i in range(0, len(texts), TOKENIZE_CHUNK):
+        text = tf.strings.regex_replace(tf.strings.lower(texts[i : i + TOKENIZE_CHUNK]), STRIP_PUNCTUATION_REGEX, "")
         grams.append(tf.strings.ngrams(tf.strings.split(text), ngram_width=tuple(range(1, max_n + 1)),
                                        separator=" ").flat_values)
     unique, _, counts = tf.unique_with_counts(tf.concat(grams, axis=0))
@@ -116,7 +114,7 @@ def tokenizer_json(tokenizer: layers.TextVectorization) -> dict:
 def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """1 where the logit is on the side of its label rounded to 0 or 1 (a distilled review's label is the
     teacher's probability), else 0."""
-    return keras.metrics.binary_accuracy(ops.round(labels), logits, threshold=ACCURACY_THRESHOLD)
+    return keras.metrics.binary_accuracy(ops.round(labels), logits, threshold=0.0)  # a logit of 0 is P = 0.5
 
 
 def build_classifier(vocab_size: int, config: TrainConfig) -> keras.Model:

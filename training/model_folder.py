@@ -56,7 +56,7 @@ def training_state(out: Path) -> Path:
     return out.parent / f".{out.name}.training"
 
 
-def prepare_training_state(out: Path, settings: dict, resume: bool) -> Path:
+def prepare_training_state(out: Path, settings: dict, resume: bool) -> None:
     """Create the state folder, or, with `resume`, reuse one whose run had exactly these settings."""
     state = training_state(out)
     recorded = state / "settings.json"
@@ -66,12 +66,6 @@ def prepare_training_state(out: Path, settings: dict, resume: bool) -> Path:
         raise FolderError(f"{state} holds a run with other settings or data; delete it to start over")
     state.mkdir(parents=True, exist_ok=True)
     recorded.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    return state
-
-
-def remove_training_state(out: Path) -> None:
-    """Remove the state folder of a run that finished."""
-    shutil.rmtree(training_state(out), ignore_errors=True)
 
 
 def check_destination(out: Path, overwrite: bool) -> None:

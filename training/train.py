@@ -40,8 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same settings from its last completed epoch")
-    parser.add_argument("--distribute", choices=("none", "mirrored"), default="none",
-                        help="mirrored: data-parallel over every local GPU (MirroredStrategy)")
     parser.add_argument("--unlabeled", metavar="FILE_OR_DATASET",
                         help="optional unlabeled reviews, without labels, for the pre-training of the word vectors "
                         "and, with --distill, for the BiLSTM to learn from as the n-gram model labels them: a file "
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.fit import fit_and_save
 
     try:
-        metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume, args.distribute)
+        metrics = fit_and_save(config, splits, args.out, args.overwrite, unlabeled, args.resume)
     except model_folder.FolderError as err:  # --out appeared during the run; the new folder was kept beside it
         print(f"error: {err}", file=sys.stderr)
         return 2

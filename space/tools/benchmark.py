@@ -1,11 +1,7 @@
-"""Measure the Space's start against a bare Gradio app that imports TensorFlow, and print the figures (not a test).
+"""Measure the Space's start against a bare Gradio app that imports TensorFlow, and print the figures.
 
-    cd space && MODEL_REPO=../artifacts/full python -m tools.benchmark [--startup 3]
-
-Uses only the Space's own requirements. It starts the Space (`app.py`) and the bare app N times each, in turn, on
-127.0.0.1, and prints the time to the first answer and the memory peak of each, their ratio, and the size of the
-folder's `web/`. Throughput, latency, idle CPU and memory under load are the load test's (tools/loadtest.py).
-With `--timing-worker` it only times the serving path for `training.benchmark`, which has its own table.
+Not a test; usage: "Benchmarks" in tools/README.md. With `--timing-worker` it only times the serving path for
+`training.benchmark`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Drive the running Space's API with concurrent clients and print its throughput, latency, CPU and errors.
 
-    MODEL_REPO=artifacts/full python space/app.py &          # the Space, on 127.0.0.1:7860
-    cd space && python -m tools.loadtest [--clients 1 50] [--duration 60] [--url http://127.0.0.1:7860]
-
-Each client is a thread with its own keep-alive connection that calls `/probability` and `/predict` in turn,
-one request at a time, with one-liners, real IMDB reviews and 20,000-word texts, as the card documents for
-any HTTP client: one POST to `/gradio_api/run/<api_name>`. Not gradio_client: its own bookkeeping would load a shared machine's cores with the client.
-
-It prints the machine, its load average and each server's CPU at rest; per run the rate, latencies, the
-server's CPU per request and memory at the end (Linux's /proc, the process on the URL's port). `--baseline URL` loads
-another server in turns with this one and gives the ratio of rates.
-
-Bounded (`--duration`, `--max-requests`, REQUEST_TIMEOUT_S a request); only a server on this machine can be
-targeted. Latency is that of every request, failed or not; exits 1 if any failed.
+Usage and targets: "Load test" in tools/README.md. Each client is a thread with its own keep-alive connection,
+one POST to `/gradio_api/run/<api_name>` at a time, as the card documents for any HTTP client; not gradio_client,
+whose own bookkeeping would load a shared machine's cores.
 """
 
 from __future__ import annotations
@@ -40,7 +30,7 @@ import httpx
 import numpy as np
 
 from examples import ONE_LINERS
-from tools.benchmark import rss_mb
+from tools.benchmark import MEMORY_BUDGET_MB, rss_mb
 
 DEFAULT_URL = "http://127.0.0.1:7860"
 DEFAULT_CLIENTS = [1, 50]
@@ -61,7 +51,6 @@ SEED = 6
 # The latency tail: p99 at most this many times p50; an idle server under this share of a core (percent).
 TARGET_TAIL = 3.0
 TARGET_IDLE_CPU = 3.0
-MEMORY_BUDGET_MIB = 1024  # the server's memory after a run
 IDLE_S = 10.0
 # --csv-flood: the upload is the bundled sample's reviews this many times over, sent by this many threads.
 FLOOD_COPIES = 20
@@ -167,11 +156,6 @@ def flood_csv(url: str, jobs: int, corpus: dict[str, list[str]]) -> Counter:
             return Counter(pool.map(job, range(jobs)))
 
 
-def pick(chooser: random.Random, corpus: dict[str, list[str]]) -> str:
-    """A text of a kind drawn with the MIX weights."""
-    return chooser.choice(corpus[chooser.choices(list(MIX), list(MIX.values()))[0]])
-
-
 def client_loop(url: str, number: int, corpus: dict[str, list[str]], deadline: float,
                 tickets: itertools.count, max_requests: int, results: Results) -> None:
     """One client: requests back to back until the deadline or the request budget is spent."""
@@ -180,7 +164,7 @@ def client_loop(url: str, number: int, corpus: dict[str, list[str]], deadline: f
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         # `next(tickets)` is atomic under the GIL, so the budget is shared without a lock.
         while time.monotonic() < deadline and next(tickets) < max_requests:
-            text = pick(chooser, corpus)
+            text = chooser.choice(corpus[chooser.choices(list(MIX), list(MIX.values()))[0]])  # a kind, then a text
             started = time.perf_counter()
             try:
                 why = call_run(client, next(endpoints), text)
@@ -205,12 +189,12 @@ def listening_pid(port: int) -> int | None:
 
 
 def memory_report(pid: int | None) -> str:
-    """The server's memory now and its peak, against MEMORY_BUDGET_MIB."""
+    """The server's memory now and its peak, against MEMORY_BUDGET_MB."""
     if pid is None:
         return "server memory: no process of ours on the port"
     now, peak = rss_mb(pid)
-    return (f"server memory at the end: {now:.0f} MiB, peak {peak:.0f} MiB (target under {MEMORY_BUDGET_MIB} MiB: "
-            f"{'met' if now < MEMORY_BUDGET_MIB else 'missed'})")
+    return (f"server memory at the end: {now:.0f} MiB, peak {peak:.0f} MiB (target under {MEMORY_BUDGET_MB} MiB: "
+            f"{'met' if now < MEMORY_BUDGET_MB else 'missed'})")
 
 
 def cpu_s(pid: int | None) -> float:

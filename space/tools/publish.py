@@ -1,12 +1,7 @@
-"""Publish space/ as a Gradio Space that serves a model repo from the Hub, or space/static/ as a static Space
-that runs the model in the visitor's browser. Run from space/:
+"""Publish space/ as a Gradio Space serving a model repo, or space/static/ as a static Space.
 
-    HF_TOKEN=... python -m tools.publish --space-id OWNER/NAME --model-repo OWNER/MODEL [--model-revision REV]
-    (the Space is pinned to the model's commit; --model-revision main moves the pin to main's commit now)
-    HF_TOKEN=... python -m tools.publish --static --space-id OWNER/NAME-static --model-repo OWNER/MODEL
-    python -m tools.publish --static --model-repo OWNER/MODEL --stage-only DIR    # the static Space's files, locally
-
-The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed.
+The static one runs the model in the visitor's browser; usage: "Publish" in tools/README.md. The token comes
+from HF_TOKEN or the saved `hf auth login`; it is never printed.
 """
 
 from __future__ import annotations

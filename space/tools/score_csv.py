@@ -1,10 +1,5 @@
-"""Score a CSV of reviews of any size with a model folder, in chunks, with flat memory (not uploaded).
-
-    cd space && python -m tools.score_csv --model-dir ../artifacts/full --data reviews.csv --out scored.csv
-
-The output has `predicted_probability` (of positive) and `predicted_label` first, then every column of the input
-(one of those two names in the input is refused), scored by the Space's own serving path and CSV rules
-(review_csv.py): a blank review gets neither, and a cell that a spreadsheet would run as a formula gets a leading `'`.
+"""Score a CSV of reviews of any size with a model folder, in chunks, with flat memory, by the Space's own
+serving path and CSV rules (review_csv.py); not uploaded with the Space (usage: tools/README.md).
 """
 
 from __future__ import annotations
