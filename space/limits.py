@@ -161,12 +161,12 @@ class QueueDoor:
         join = scope["type"] == "http" and scope["method"] == "POST" and self.JOIN.search(scope["path"])
         if not join or not self.by_name:
             return await self.app(scope, receive, send)
-        if join["api_name"] is not None:
-            fn = self.by_name.get(join["api_name"])
-        else:  # the page and the Python client name the event by its index, in the body
+        name = join["api_name"]
+        if name is None:  # the page and the Python client name the event by its index, in the body
             body, receive = await read_body(receive)
             fn = self.page.fns.get(fn_index(body))
-        if fn is not None and fn.api_name in self.lines and self.waiting(fn) >= self.lines[fn.api_name]:
+            name = fn.api_name if fn else None
+        if name in self.by_name and self.waiting(self.by_name[name]) >= self.lines[name]:
             return await JSONResponse({"detail": BUSY}, status_code=503)(scope, receive, send)
         await self.app(scope, receive, send)
 

@@ -220,12 +220,12 @@ def machine() -> str:
             f"load average {os.getloadavg()[0]:.2f} (other work slows every figure)")
 
 
-def run_load(url: str, clients: int, duration: float, max_requests: int, corpus: dict[str, list[str]],
-             results: Results | None = None) -> Results:
-    """Every client's requests added to `results` (new ones by default), with the server's CPU time meanwhile."""
+def run_load(url: str, pid: int | None, clients: int, duration: float, max_requests: int,
+             corpus: dict[str, list[str]], results: Results | None = None) -> Results:
+    """Every client's requests added to `results` (new ones by default), with the CPU time of the server (process
+    `pid`) meanwhile."""
     results = results or Results()
     tickets = itertools.count()
-    pid = listening_pid(urlsplit(url).port or 80)
     cpu_before = cpu_s(pid)
     started = time.monotonic()
     threads = [threading.Thread(target=client_loop, daemon=True,
@@ -284,30 +284,32 @@ def main() -> int:
 
     corpus = texts()
     print(machine())
-    for target in filter(None, (baseline, url)):
-        if (pid := listening_pid(urlsplit(target).port or 80)) is not None:
+    # The server process on each URL's port (Linux's /proc), looked up once: None if not of this machine.
+    pids = {target: listening_pid(urlsplit(target).port or 80) for target in filter(None, (baseline, url))}
+    for target, pid in pids.items():
+        if pid is not None:
             print(f"idle CPU of {target}: {idle_cpu(pid):.1f}% of a core over {IDLE_S:g} s (target < {TARGET_IDLE_CPU:g}%)")
         if args.warm_up:  # uncounted
-            run_load(target, max(args.clients), args.warm_up, args.max_requests, corpus)
+            run_load(target, pid, max(args.clients), args.warm_up, args.max_requests, corpus)
     failed = False
     for clients in args.clients:
         pooled, loads = {}, []
         for _ in range(args.rounds):
-            for target in filter(None, (baseline, url)):
+            for target, pid in pids.items():
                 loads.append(os.getloadavg()[0])
                 with ThreadPoolExecutor(1) as flooder:
                     flood = flooder.submit(flood_csv, target, args.csv_flood, corpus) if args.csv_flood else None
-                    pooled[target] = run_load(target, clients, args.duration, args.max_requests, corpus,
+                    pooled[target] = run_load(target, pid, clients, args.duration, args.max_requests, corpus,
                                               pooled.get(target))
                     if flood:
                         print(f"CSV flood of {target}: {args.csv_flood} jobs: " +
                               ", ".join(f"{why} {n}" for why, n in sorted(flood.result().items())))
         rates = {}
-        for target in filter(None, (baseline, url)):
+        for target, pid in pids.items():
             print(f"\n{clients} clients, {args.rounds} x {args.duration:g} s against {target} "
                   f"(load average {min(loads):.2f}-{max(loads):.2f})")
             rates[target] = report(pooled[target])
-            print(memory_report(listening_pid(urlsplit(target).port or 80)))
+            print(memory_report(pid))
             failed |= bool(pooled[target].errors)
         if baseline:
             print(f"{clients} clients: {rates[url] / rates[baseline]:.2f}x the baseline's rate")
