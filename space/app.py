@@ -10,6 +10,7 @@ import gc
 import logging
 import math
 import os
+import threading
 from pathlib import Path
 
 import lean_memory
@@ -79,6 +80,9 @@ try:  # the model named by the environment, or None and what is missing
 except inference.ModelUnavailable as problem:
     log.warning("no model: %s", problem)
     PREDICTOR, PROBLEM = None, str(problem)
+# The model's programs compile while the page is built and the server starts: the compiler runs outside Python.
+WARM_UP = threading.Thread(target=PREDICTOR.warm_up if PREDICTOR else None, name="warm-up")
+WARM_UP.start()
 
 
 def confidences(probability: float) -> dict[str, float]:
@@ -345,12 +349,14 @@ def body_cap(path: str) -> int:
 
 
 if __name__ == "__main__":
-    # Keep the objects of the loaded libraries and model out of the garbage collector's full
-    # collections: walking them all paused the server under load.
+    # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
+    demo.launch(max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY, mcp_server=True,
+                prevent_thread_lock=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap),
+                                                      Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES)]})
+    # The rest of the start-up runs while the Space already answers. Keep the objects of the loaded libraries and
+    # model out of the garbage collector's full collections: walking them all paused the server under load.
+    WARM_UP.join()
     gc.collect()
     gc.freeze()
     log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())
-    # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
-    demo.launch(max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY,
-                mcp_server=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap),
-                                            Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES)]})
+    demo.block_thread()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ class Predictor:
         self.windows = tuple(w for w in WINDOWS if masked and w < self.window_size) + (self.window_size,)
         # One trace for every shape (XLA still compiles one program per shape): traced per shape, each would keep
         # its own copy of the BiLSTM's graph in memory.
-        self._classify = tf.function(fast_bilstm.logits(classifier, self.pad_id), jit_compile=True,
+        self._classify = tf.function(fast_bilstm.logits(classifier, self.pad_id), jit_compile=True, autograph=False,
                                      input_signature=[tf.TensorSpec([None, None], tf.int64)])
         names = {layer.name for layer in model.layers}
         self.has_ngram_branch = NGRAM_TOKENIZER_LAYER in names
@@ -100,22 +99,21 @@ class Predictor:
         self._head = keras.Model([*logits, tokenizer_layer.output], model.output)
         strings = tf.TensorSpec([None], tf.string)
         # The API's call is a concrete function: called directly, it skips tf.function's argument matching, a large
-        # part of a one-liner. The highlights' call (a few per click) is traced by the windows' thread below.
+        # part of a one-liner. The highlights' call (a few per click) is traced by warm_up or the first click.
         self._score_texts = tf.function(lambda read, texts: self._score(tokenizer_layer(read), texts),
-                                        input_signature=[strings, strings]).get_concrete_function()
-        self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings])
+                                        input_signature=[strings, strings], autograph=False).get_concrete_function()
+        self._score_ids = tf.function(self._score, input_signature=[tf.TensorSpec([None, None], tf.int64), strings],
+                                      autograph=False)
         # The highlights tokenize a review's words alone: compiled too, as the layer is slow called eagerly.
-        self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings])
-        # A one-liner's program now; each window's single-review shape (a review as long as the window before it)
-        # in the background, one at a time, so that the Space answers while they compile and the compilers' memory
-        # never adds up. Not a daemon: a process that exits meanwhile waits for it (TensorFlow aborts otherwise).
-        self.probabilities(["warm up"])
-        threading.Thread(target=self._compile_windows, args=(oov_id,), name="compile-windows").start()
+        self._tokenizer = tf.function(tokenizer_layer, input_signature=[strings], autograph=False)
+        self.oov_id = oov_id
 
-    def _compile_windows(self, oov_id: int) -> None:
-        """Compile the single-review program of every window."""
+    def warm_up(self) -> None:
+        """Compile a one-liner's program, then each window's single-review one (a review as long as the window
+        before it), one at a time so that the compilers' memory never adds up; else each compiles on first use."""
+        self.probabilities(["warm up"])
         for length in (0, *self.windows[:-1]):
-            ids = [oov_id] * length + [self.pad_id] * (self.window_size - length)
+            ids = [self.oov_id] * length + [self.pad_id] * (self.window_size - length)
             self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
 
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

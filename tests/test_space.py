@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
-from conftest import run_python
 
 import gradio as gr  # noqa: E402  (after space_support set the telemetry variables)
 from gradio import route_utils  # noqa: E402
@@ -209,16 +208,6 @@ def test_long_text_the_lstm_reads_only_the_window(predictor, model, window: int)
     assert predictor.has_ngram_branch
     assert predictor.probabilities([text])[0] == pytest.approx(reference(model, [text])[0], abs=1e-5)
     assert ngrams(tf.constant([text])).indices.shape[0] > ngrams(tf.constant([read.read])).indices.shape[0]
-
-
-def test_a_process_that_exits_while_the_windows_compile_ends_cleanly(model_dir: Path) -> None:
-    """The windows compile in a background thread: a short script (a timing worker, a test) that loads the model
-    and exits at once must not take TensorFlow down mid-compile (it aborts with "exception not rethrown")."""
-    code = f"import inference, pathlib\nfor _ in range(3):\n    inference.load_predictor(pathlib.Path({str(model_dir)!r}))" \
-           ".probabilities(['A fine film.'])\n"
-    for _ in range(2):
-        result = run_python(code, cwd=space_support.SPACE_DIR)
-        assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_every_batch_and_window_shares_one_trace(predictor, window: int) -> None:

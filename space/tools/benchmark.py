@@ -48,6 +48,7 @@ def timing_worker() -> None:
 
     answers, sys.stdout = sys.stdout, sys.stderr  # whatever else prints cannot break the answers
     predictor = inference.load_from_environment()
+    predictor.warm_up()
     print(json.dumps({"ready": True}), file=answers, flush=True)
     for line in sys.stdin:
         texts = json.loads(line)
