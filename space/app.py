@@ -1,8 +1,5 @@
 """The Gradio Space: a movie review in, P(positive) and the words that moved it out; CSVs in bulk; an API.
-
-    MODEL_REPO=owner/name python space/app.py          # a model repo on the Hub (MODEL_REVISION pins it)
-    MODEL_REPO=artifacts/model python space/app.py     # a folder made by `python -m training.train`
-"""
+`MODEL_REPO=owner/name python app.py` (a Hub repo, or a folder made by `python -m training.train`)."""
 
 from __future__ import annotations
 
@@ -46,8 +43,8 @@ TAIL_CHARS = 200
 MORE = " [...]"
 # What a caller sent instead of a string, in the API's terms (JSON).
 JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
-# Each kind of work has its own bound: past it, a call is refused at once with "busy, try again".
-CLASSIFY_GATE = limits.Gate(running=1, waiting=16)
+# Each kind of work has its own bound: past it, a call is refused at once with "busy, try again". Classify runs
+# one at a time in Gradio's queue; the CSV tab and the API have a gate.
 CSV_GATE = limits.Gate(running=1, waiting=4, per_session=2)
 # The page's kinds wait in Gradio's queue, at most this many each; past them, refused at the door (limits.QueueDoor).
 QUEUE_LINES = {"classify": 16, "score_csv": 8}
@@ -152,11 +149,6 @@ def classify(review: str | None) -> tuple[dict[str, float] | None, float | None,
     explanation, cut = PREDICTOR.explain(review), len(review) > MAX_TEXT_CHARS
     return (confidences(explanation.probability), explanation.probability, highlights(explanation, cut),
             note(explanation, cut))
-
-
-async def classify_in_turn(review: str | None) -> tuple[dict[str, float] | None, float | None, list, str]:
-    """The page's Classify button: `classify`, through its gate."""
-    return await CLASSIFY_GATE.run(classify, review)
 
 
 def not_text(value: object) -> str | None:
@@ -267,8 +259,8 @@ def review_tab(labels: tuple[str, str]) -> None:
             color_map=word_classes(labels), show_legend=True, show_inline_category=False, elem_id="highlights",
         )
         gr.Examples(EXAMPLES, inputs=review, cache_examples=False)
-    button.click(classify_in_turn, review, [label, number, words, message], api_name="classify", api_visibility="private",
-                 concurrency_limit=CLASSIFY_GATE.capacity)
+    button.click(classify, review, [label, number, words, message], api_name="classify", api_visibility="private",
+                 concurrency_limit=1)
 
 
 def csv_tab(labels: tuple[str, str]) -> None:

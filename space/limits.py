@@ -1,7 +1,5 @@
-"""What keeps one caller from taking the Space from the others: a bound per kind of work, a door in front of
-Gradio's queue, a cap on request bodies, and file inputs that take uploads only (the settings and why:
-"Serving more traffic" in tools/README.md).
-"""
+"""What keeps one caller from taking the Space from the others: gates, a door in front of Gradio's queue, a cap
+on request bodies, file inputs that take uploads only ("Serving more traffic" in tools/README.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The model folder as the Space reads it: its file and layer names, finding it (a local folder or a Hub
-repo), and loading it safely. training/model_folder.py writes it; tests/test_model_folder.py checks that
-the two sides agree."""
+"""The model folder as the Space reads it: its file and layer names, finding it (a local folder or a Hub repo),
+loading it safely. training/model_folder.py writes it; tests/test_model_folder.py keeps the two sides equal."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""A CSV of reviews in, the same rows and columns with `predicted_probability` and `predicted_label` first out: the
-Space's CSV tab and `python -m tools.score_csv` share this one scorer, with one rule for blank reviews and one
-formula guard."""
+"""A CSV of reviews in, the same rows and columns with `predicted_probability` and `predicted_label` first out: one
+scorer for the Space's CSV tab and `python -m tools.score_csv`, with one rule for blank reviews and formulas."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """Train the `tutorial`, `bilstm` and default presets and the two bag-of-n-grams baselines on one split,
-and compare them (what it measures and how: "Benchmark" in training/README.md).
-
-Serving speeds are taken after all training, every model in turn on the same texts, as Keras loads each folder
-and through the Space's timing worker in its own process (the training side does not import the Space).
-"""
+and compare them (what it measures and how: "Benchmark" in training/README.md)."""
 
 from __future__ import annotations
 
@@ -303,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / model_folder.BENCHMARK).write_text(table)
     # The default preset's folder carries the table, so its model card can quote it.
     (args.out / "default" / model_folder.BENCHMARK).write_text(table)
-    from training.card import write_card
+    from training.card import render_card
 
-    write_card(args.out / "default")
+    render_card(args.out / "default").save(args.out / "default" / model_folder.CARD)
     if args.update_readme:
         update_readmes(table, headline(rows, header))
     print(table)

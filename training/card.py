@@ -126,6 +126,3 @@ def render_card(folder: Path, repo_id: str | None = None, space_id: str | None =
     )
 
 
-def write_card(folder: Path, repo_id: str | None = None, space_id: str | None = None) -> None:
-    """Render the card into `folder/README.md`."""
-    render_card(folder, repo_id, space_id).save(folder / model_folder.CARD)

@@ -30,8 +30,8 @@ class TrainConfig:
     ngram_vocab_size: int = 500_000
     ngram_max_n: int = 3
     ngram_c: float = 1.0
-    # A review's label says little about each of its phrases ("not bad" is in reviews that are 64% negative); its
-    # sentences, weighted down, teach the n-gram branch's second logit what a one-liner says.
+    # A review's label says little about each of its phrases: its sentences, weighted down, teach the n-gram
+    # branch's second logit what a one-liner says.
     sentence_weight: float = 0.3
     distill: bool = False
     calibrate: bool = True
@@ -45,11 +45,9 @@ class TrainConfig:
 
 
 PRESETS = {
-    # Our design: pre-trained embedding, masked padding, longer window, max over time, dropout,
-    # length-bucketed batches.
     "default": TrainConfig(),
-    # The default without its n-gram branch: nothing but embedding, BiLSTM and head; given --unlabeled, it also
-    # learns from those reviews, labelled by an n-gram model that the saved model does not hold.
+    # The default without its n-gram branch; given --unlabeled, it also learns from those reviews, labelled by an
+    # n-gram model that the saved model does not hold.
     "bilstm": TrainConfig(preset="bilstm", ngram_branch=False, sentence_weight=0.0, distill=True),
     # The original tutorial's network, exactly: post padding/truncation to 200 tokens, no masking.
     "tutorial": TrainConfig(

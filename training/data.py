@@ -229,9 +229,8 @@ def check_usable(data: pd.DataFrame, where: str) -> None:
 def load_splits(
     spec: str | Path, test_size: float, val_size: float, seed: int, max_rows: int = 0, revision: str | None = None
 ) -> Splits:
-    """Read, validate, clean and split the reviews `spec` names: a Hub dataset id (its own train and test
-    splits), or a local or Hub file (only its first `max_rows` rows if set), split here.
-    `revision` pins a Hub dataset or file to a branch, tag or commit."""
+    """Read, validate, clean and split the reviews `spec` names: a Hub dataset (its own splits) or a file (its first
+    `max_rows` rows if set), at `revision` if given ("Data" in training/README.md)."""
     if is_dataset_id(str(spec)):
         return load_dataset_splits(str(spec), revision, val_size, seed, max_rows)
     file = locate(str(spec), revision)
@@ -246,9 +245,8 @@ def load_splits(
 
 
 def load_dataset_splits(dataset: str, revision: str | None, val_size: float, seed: int, max_rows: int = 0) -> Splits:
-    """A Hub dataset's own splits (SPLIT_FILES): validation carved from train, the test split kept whole
-    (not de-duplicated, so its figures compare with published ones). Training reviews that are also in the
-    test split are dropped. `max_rows` samples that many training reviews (the file is sorted by label)."""
+    """A Hub dataset's own splits (SPLIT_FILES), as "Data" in training/README.md says; `max_rows` samples that many
+    training reviews (the file is sorted by label)."""
     files = {part: hub_file(dataset, SPLIT_FILES[part], revision) for part in ("train", "test")}
     frame = read_reviews(files["train"])
     if 0 < max_rows < len(frame):

@@ -22,7 +22,6 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
-    accuracy_score,
     confusion_matrix,
     f1_score,
     precision_score,
@@ -53,12 +52,11 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     """Accuracy, precision, recall, F1, ROC AUC and the confusion matrix ([[TN, FP], [FN, TP]])."""
     predicted = (probabilities >= THRESHOLD).astype(int)
     return {
-        "accuracy": float(accuracy_score(labels, predicted)),
+        **accuracy_and_ece(labels, probabilities),
         "precision": float(precision_score(labels, predicted, zero_division=0)),
         "recall": float(recall_score(labels, predicted, zero_division=0)),
         "f1": float(f1_score(labels, predicted, zero_division=0)),
         "roc_auc": float(roc_auc_score(labels, probabilities)),
-        "ece": expected_calibration_error(labels, probabilities),
         "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
         "examples": int(len(labels)),
     }

@@ -25,7 +25,7 @@ from training import card, evaluate, model_folder
 from training.config import TrainConfig
 from training.data import LABELS, Splits, Unlabeled
 from training.evaluate import PREDICT_BATCH
-from training.model import (EMBEDDING_LAYER, LOSS, TOKENIZE_CHUNK, accuracy, build_classifier, end_to_end,
+from training.model import (EMBEDDING_LAYER, TOKENIZE_CHUNK, accuracy, build_classifier, end_to_end,
                             make_ngram_tokenizer, make_tokenizer, ngram_weights, output_features, output_layer,
                             tokenize, tokenizer_json)
 from training.pretrain import word_vectors
@@ -81,12 +81,8 @@ class Encoded:
 def fit_keras(
     classifier: keras.Model, data: Encoded, config: TrainConfig, out: Path, resume: bool
 ) -> tuple[pd.DataFrame, list[float]]:
-    """Keras `fit` with early stopping, the best validation weights and resumable state.
-
-    Returns the per-epoch history and each epoch's duration; the classifier ends with the best weights.
-    With `resume`, a killed run goes on from its last completed epoch, and a run that died after its fit
-    (while scoring or saving) keeps that fit; without, a backup that a killed run left is not restored.
-    """
+    """Keras `fit` with early stopping, the best validation weights (the classifier ends with them) and resumable
+    state (`resume`: from the last completed epoch, or the finished fit); the per-epoch history and durations."""
     train_data = make_dataset(data.train_ids, data.train_labels, config, shuffle=True)
     val_data = make_dataset(data.val_ids, data.val_labels, config, shuffle=False)
     # Training state lives beside the output so that a killed run can go on with --resume.
@@ -135,7 +131,7 @@ def build_bilstm(config: TrainConfig, vocab_size: int, corpus: np.ndarray) -> ke
         classifier.get_layer(EMBEDDING_LAYER).set_weights([vectors])
     classifier.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=LOSS,
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")],
     )
     return classifier
@@ -332,11 +328,7 @@ def fit_and_save(
     resume: bool = False,
     baselines: dict | None = None,
 ) -> dict:
-    """Fit, score the test part once, train the baselines (unless given) and write the folder `out`; the metrics.
-
-    `unlabeled` texts feed the embedding's pre-training and the distillation; with `resume`, an interrupted run with the
-    same settings goes on from its last completed epoch.
-    """
+    """Fit, score the test part once, train the baselines (unless given) and write the folder `out`; the metrics."""
     fitted = fit_model(config, splits, out, unlabeled, resume)
     baselines = baselines if baselines is not None else evaluate.baseline_figures(evaluate.train_baselines(splits, config), splits.test)
     test, curves = evaluate.test_figures(fitted.model, splits.test)  # the only time the test part is scored
@@ -347,7 +339,7 @@ def fit_and_save(
         model_folder.write_folder(folder, fitted.model, tokenizer_json(fitted.tokenizer), fitted.history, metrics,
                                   training_config)
         evaluate.write_plots(folder, fitted.history, metrics["test"]["confusion_matrix"], curves)
-        card.write_card(folder)
+        card.render_card(folder).save(folder / model_folder.CARD)
         model_folder.check_folder(folder)
     shutil.rmtree(model_folder.training_state(out), ignore_errors=True)  # the run finished
     return metrics

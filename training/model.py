@@ -40,8 +40,6 @@ PAD_ID, OOV_ID = 0, 1  # TextVectorization's fixed ids in "int" mode
 FIRST_WORD_ID = 2  # the first id of a word of the vocabulary
 MAX_NGRAM_CHARS = 40  # longer n-grams (URLs, "blahblahblah...") are left out of the vocabulary: see storable_ngram
 TOKENIZE_CHUNK = 4096  # reviews tokenized at a time, to bound memory
-# The BiLSTM outputs a logit; Keras' fit trains with this.
-LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
 
 
 def make_tokenizer(texts: list[str], vocab_size: int, sequence_length: int) -> layers.TextVectorization:

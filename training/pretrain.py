@@ -1,8 +1,5 @@
-"""Word vectors without labels: positive PMI of word co-occurrences, reduced by truncated SVD.
-
-This is word2vec's objective solved in closed form (Levy & Goldberg, 2014): a minute on two cores
-for tens of thousands of reviews, and a better starting point for the embedding than random numbers.
-"""
+"""Word vectors without labels: positive PMI of word co-occurrences, reduced by truncated SVD (word2vec's
+objective solved in closed form, Levy & Goldberg, 2014)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Publish a model folder to the Hugging Face Hub.
-
-    HF_TOKEN=... python -m training.push --model-dir artifacts/full --repo-id OWNER/NAME
-
-The token comes from `HF_TOKEN` or the saved login (`hf auth login`), through `huggingface_hub` itself; this
-module never reads, prints or stores it.
-"""
+"""Publish a model folder to the Hugging Face Hub ("Publish to the Hub" in training/README.md). The token comes
+from `HF_TOKEN` or the saved login, through `huggingface_hub` itself: this module never reads, prints or stores it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""TensorFlow and Keras, imported without the C++ lines a machine without a GPU prints at start-up.
-
-    Use its keras and tf. training/ and space/ hold this same file: the Space is uploaded without training/.
-"""
+"""TensorFlow and Keras (use its keras and tf), imported without the C++ lines a machine without a GPU prints at
+start-up. training/ and space/ hold this same file: the Space is uploaded without training/."""
 
 import logging
 import os

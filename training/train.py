@@ -1,10 +1,5 @@
-"""Train the bidirectional LSTM on labelled reviews and write a complete, Hub-ready model folder.
-
-    python -m training.train                      # the bundled sample of real reviews
-    python -m training.train --data stanfordnlp/imdb --unlabeled stanfordnlp/imdb --out artifacts/full
-    python -m training.train --data "hf://datasets/scikit-learn/imdb/IMDB Dataset.csv" --out artifacts/csv
-    python -m training.train --preset tutorial    # the original tutorial's network
-"""
+"""Train the IMDB sentiment BiLSTM and write a Hub-ready model folder (Keras model, tokenizer, metrics, plots,
+model card); usage: training/README.md."""
 
 from __future__ import annotations
 
@@ -20,15 +15,9 @@ from training.push import add_push_flags, push
 
 log = logging.getLogger("training")
 
-DEFAULT_OUT = Path("artifacts/model")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.train",
-        description="Train the IMDB sentiment BiLSTM and write a model folder (Keras model, tokenizer, "
-        "metrics, plots, model card).",
-    )
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("; usage")[0])
     parser.add_argument("--data", default=str(SAMPLE_CSV), metavar="FILE_OR_DATASET",
                         help="labelled reviews: a CSV (.csv, .csv.gz) or parquet file with 'review' and 'sentiment' "
                         "(or 'text' and 'label') columns, local or hf://datasets/OWNER/NAME/PATH on the Hub, split "
@@ -36,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"({', '.join(SPLIT_FILES[p] for p in ('train', 'test'))}; default: the bundled sample)")
     parser.add_argument("--data-revision", metavar="REV",
                         help="branch, tag or commit of the Hub dataset(s) read (default: main; recorded as a commit)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to create (default: artifacts/model)")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/model"),
+                        help="model folder to create (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run with the same settings from its last completed epoch")
@@ -58,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         model_folder.check_destination(args.out, args.overwrite)
-        # Cleaned and de-duplicated before a deterministic, stratified split.
         splits = load_splits(args.data, config.test_size, config.val_size, config.seed, config.max_rows,
                              args.data_revision)
         unlabeled = read_unlabeled(args.unlabeled, args.data_revision) if args.unlabeled else None

@@ -24,7 +24,7 @@ import numpy as np
 from training import model_folder
 from training.quiet_tf import keras
 from training.model import CLASSIFIER_LAYER, NGRAM_TOKENIZER_LAYER, NGRAM_WEIGHTS_LAYER, OUTPUT_LAYER, \
-    STANDARDIZE, TOKENIZER_LAYER
+    STANDARDIZE, TOKENIZER_LAYER, tokenizer_json
 
 WEB_DIR = "web"
 MANIFEST = "model.json"
@@ -102,16 +102,14 @@ def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
     return out
 
 
-def _tokenizer_settings(folder: Path, model) -> tuple[dict, list[str]]:
-    """tokenizer.json's settings and vocabulary, checked against the model's own tokenizer."""
-    tokenizer = json.loads((folder / model_folder.TOKENIZER).read_text(encoding="utf-8"))
-    settings = {key: tokenizer[key] for key in TOKENIZER_KEYS}
+def _tokenizer_settings(model) -> tuple[dict, list[str]]:
+    """The BiLSTM tokenizer's settings and vocabulary, read from the layer as training writes tokenizer.json."""
     layer = model.get_layer(TOKENIZER_LAYER)
-    config = layer.get_config()
-    if (config["standardize"], config["output_sequence_length"]) != (STANDARDIZE, settings["sequence_length"]) \
-            or layer.get_vocabulary() != tokenizer["vocabulary"]:
-        raise ExportError("tokenizer.json does not describe the model's tokenizer; train the folder again")
-    return settings, tokenizer["vocabulary"]
+    if layer.get_config()["standardize"] != STANDARDIZE:
+        raise ExportError(f"the model's tokenizer standardizes texts as {layer.get_config()['standardize']!r}; "
+                          f"the page implements {STANDARDIZE!r} only")
+    tokenizer = tokenizer_json(layer)
+    return {key: tokenizer[key] for key in TOKENIZER_KEYS}, tokenizer["vocabulary"]
 
 
 def _ngram_branch(model, weights: _Weights) -> tuple[dict, list[str]] | None:
@@ -135,7 +133,7 @@ def build(folder: Path) -> tuple[dict, dict, bytes]:
     """The manifest, the vocabularies and the weights of the folder's model, loaded with Keras' safe mode on."""
     model = keras.saving.load_model(folder, safe_mode=True)
     labels = json.loads((folder / model_folder.TRAINING_CONFIG).read_text(encoding="utf-8")).get("labels")
-    tokenizer, words = _tokenizer_settings(folder, model)
+    tokenizer, words = _tokenizer_settings(model)
     weights = _Weights()
     classifier = _classifier_layers(model.get_layer(CLASSIFIER_LAYER), weights)
     ngram = _ngram_branch(model, weights)

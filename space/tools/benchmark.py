@@ -1,8 +1,5 @@
 """Measure the Space's start against a bare Gradio app that imports TensorFlow, and print the figures.
-
-Not a test; usage: "Benchmarks" in tools/README.md. With `--timing-worker` it only times the serving path for
-`training.benchmark`.
-"""
+Usage: "Benchmarks" in tools/README.md; `--timing-worker` times the serving path for `training.benchmark`."""
 
 from __future__ import annotations
 

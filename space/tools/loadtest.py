@@ -1,9 +1,6 @@
 """Drive the running Space's API with concurrent clients and print its throughput, latency, CPU and errors.
-
-Usage and targets: "Load test" in tools/README.md. Each client is a thread with its own keep-alive connection,
-one POST to `/gradio_api/run/<api_name>` at a time, as the card documents for any HTTP client; not gradio_client,
-whose own bookkeeping would load a shared machine's cores.
-"""
+"Load test" in tools/README.md. Each client is a thread with its own connection and plain POSTs, as the card
+documents: gradio_client's own bookkeeping would load a shared machine's cores."""
 
 from __future__ import annotations
 

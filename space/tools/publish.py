@@ -1,8 +1,5 @@
 """Publish space/ as a Gradio Space serving a model repo, or space/static/ as a static Space.
-
-The static one runs the model in the visitor's browser; usage: "Publish" in tools/README.md. The token comes
-from HF_TOKEN or the saved `hf auth login`; it is never printed.
-"""
+"Publish" in tools/README.md. The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Score a CSV of reviews of any size with a model folder, in chunks, with flat memory, by the Space's own
-serving path and CSV rules (review_csv.py); not uploaded with the Space (usage: tools/README.md).
-"""
+serving path and CSV rules (review_csv.py); usage: tools/README.md."""
 
 from __future__ import annotations
 
