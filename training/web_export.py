@@ -105,9 +105,9 @@ def _classifier_layers(classifier, weights: _Weights) -> list[dict]:
 def _tokenizer_settings(model) -> tuple[dict, list[str]]:
     """The BiLSTM tokenizer's settings and vocabulary, read from the layer as training writes tokenizer.json."""
     layer = model.get_layer(TOKENIZER_LAYER)
-    if layer.get_config()["standardize"] != STANDARDIZE:
-        raise ExportError(f"the model's tokenizer standardizes texts as {layer.get_config()['standardize']!r}; "
-                          f"the page implements {STANDARDIZE!r} only")
+    if (standardize := layer.get_config()["standardize"]) != STANDARDIZE:
+        raise ExportError(f"the model's tokenizer standardizes texts as {standardize!r}; the page implements "
+                          f"{STANDARDIZE!r} only")
     tokenizer = tokenizer_json(layer)
     return {key: tokenizer[key] for key in TOKENIZER_KEYS}, tokenizer["vocabulary"]
 
