@@ -82,6 +82,9 @@ def test_csv_tab_shows_what_came_out(browser, app_url: str, screenshots: Path, t
         # Nothing scored yet: no empty tables with made-up headers ("1 2 3").
         assert page.locator("#preview, #label-counts, #histogram").filter(visible=True).count() == 0
         page.locator("gradio-app input[type=file]").first.set_input_files(str(upload))
+        # A click before the upload ends is dropped by Gradio ("Waiting for file(s) to finish uploading"): the
+        # file's download link shows once the server has it.
+        sync_api.expect(page.locator("a[href*='reviews.csv']")).to_be_visible(timeout=BROWSER_TIMEOUT_MS)
         page.get_by_role("button", name="Score the file").click()
         sync_api.expect(page.locator("#batch-message")).to_contain_text("Scored 3 review(s)", timeout=BROWSER_TIMEOUT_MS)
         sync_api.expect(page.locator("#preview")).to_contain_text("Dull and far too long.", timeout=BROWSER_TIMEOUT_MS)
