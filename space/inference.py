@@ -109,12 +109,14 @@ class Predictor:
         self.oov_id = oov_id
 
     def warm_up(self) -> None:
-        """Compile a one-liner's program, then each window's single-review one (a review as long as the window
-        before it), one at a time so that the compilers' memory never adds up; else each compiles on first use."""
+        """Compile a one-liner's program, then every batch size's at each window (rows as long as the window before
+        it), one at a time so that the compilers' memory never adds up; else each compiles on first use, and its
+        caller, and every caller behind it, waits for it."""
         self.probabilities(["warm up"])
-        for length in (0, *self.windows[:-1]):
-            ids = [self.oov_id] * length + [self.pad_id] * (self.window_size - length)
-            self._score_ids(tf.constant([ids], tf.int64), tf.constant([""]))
+        for size in BATCHES:
+            for length in (0, *self.windows[:-1]):
+                ids = [self.oov_id] * length + [self.pad_id] * (self.window_size - length)
+                self._score_ids(tf.constant([ids] * size, tf.int64), tf.constant([""] * size))
 
     def _score(self, ids: tf.Tensor, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """P(positive) of each row (its token ids and its text), and the window the BiLSTM read: the shortest

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from unittest import mock
 
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
@@ -114,8 +115,14 @@ def load(folder: Path) -> Contents:
     labels = check_labels(read_json(folder, TRAINING_CONFIG).get("labels"))
     try:
         # Safe mode refuses to run code stored in the model (Lambda layers), so a model file cannot run code here.
-        # compile=False: serving needs no optimizer, loss or metrics.
-        model = keras.saving.load_model(folder, safe_mode=True, compile=False)
+        # compile=False: serving needs no optimizer, loss or metrics. Keras reads a TextVectorization's vocabulary
+        # twice, through the layer and through its lookup layer, which it visits on its own with a copy of the file
+        # beside it: the lookup's read is enough, and the n-gram vocabulary is most of the model's loading time.
+        with mock.patch.object(keras.layers.TextVectorization, "load_assets", lambda layer, path: None):
+            model = keras.saving.load_model(folder, safe_mode=True, compile=False)
+        for layer in model.layers:  # fails if a Keras upgrade no longer visits the lookup layers
+            if isinstance(layer, keras.layers.TextVectorization):
+                layer([""])
     except Exception as error:  # Keras raises many types for damaged files (even UnboundLocalError)
         raise ModelUnavailable(f"The model folder could not be loaded: {summary(error)}") from None
     return Contents(model, labels, tokenizer)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
+import pytest
 from conftest import run_python
 
 import space_support  # noqa: F401  (the quiet environment, before gradio is imported)
@@ -75,3 +78,19 @@ def test_a_folder_with_the_vocabulary_in_config_json_still_serves(tiny_model: Pa
     assert layer_config(folder, NGRAM_TOKENIZER_LAYER)["vocabulary"] == ngrams.get_vocabulary()[1:]
     np.testing.assert_allclose(inference.load_predictor(folder).probabilities(TEXTS),
                                model(tf.constant(TEXTS)).numpy()[:, 0], atol=1e-5)
+
+
+def test_the_space_reads_each_vocabulary_once_and_refuses_one_left_unread(tiny_model: Path) -> None:
+    """Plain Keras reads the n-gram vocabulary twice (the layer's read and its lookup layer's); the Space, once.
+    Were a Keras upgrade to stop reading it through the lookup layer, the Space would refuse the folder."""
+    def sizes_read(load) -> Counter:
+        read = keras.layers.StringLookup.set_vocabulary
+        with mock.patch.object(keras.layers.StringLookup, "set_vocabulary", autospec=True, side_effect=read) as spy:
+            load(tiny_model)
+        return Counter(len(call.args[1]) for call in spy.call_args_list)
+
+    assert max(sizes_read(lambda folder: keras.saving.load_model(folder, safe_mode=True)).values()) == 2
+    assert set(sizes_read(inference.model_folder.load).values()) == {1}
+    with mock.patch.object(keras.layers.StringLookup, "load_assets", lambda layer, path: None):
+        with pytest.raises(inference.ModelUnavailable, match="could not be loaded"):
+            inference.model_folder.load(tiny_model)

@@ -156,3 +156,26 @@ def test_refuses_anything_but_this_machine(url: str) -> None:
     result = run_load(url, "--duration", "1")
     assert result.returncode != 0 and "refusing" in result.stderr
     assert "requests per second" not in result.stdout
+
+
+def test_the_serving_table_compares_each_round_and_replaces_only_its_block(tmp_path) -> None:
+    """tools.benchmark: the start ratio is taken per round (both apps saw the same load), and --update-readme
+    rewrites what lies between the markers, nothing else, as often as it runs."""
+    import numpy as np
+    from tools import benchmark
+
+    # Per round 1.2x, 1.0x and 1.4x: the median is 1.2x, where the medians' ratio would be 1.4x.
+    starts = {benchmark.SPACE: np.array([[12.0, 900], [30.0, 910], [14.0, 905]]),
+              benchmark.BARE: np.array([[10.0, 700], [30.0, 710], [10.0, 705]])}
+    load = {"idle_cpu": 1.5, "rate_1": 40, "p50_1": 20, "p99_1": 50, "errors_1": 0,
+            "rate_50": 100, "p50_50": 400, "p99_50": 1000, "errors_50": 2}
+    table = benchmark.table(starts, {benchmark.SPACE: load, benchmark.BARE: {**load, "rate_50": 200}}, 7.3)
+    assert "| time to the first answer | 14.0 s | 10.0 s | 1.20× |" in table
+    assert "| calls a second, 50 clients | 100.0 | 200.0 | 0.50× |" in table
+    assert "| failed calls | 2 | 2 |" in table and "| static page download (`web/`) | 7.3 MB |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n{benchmark.TABLE_START}\nold\n{benchmark.TABLE_END}\nThe rest.\n", encoding="utf-8")
+    for _ in range(2):
+        benchmark.update_readme(table, readme)
+    assert readme.read_text(encoding="utf-8") == \
+        f"# Title\n{benchmark.TABLE_START}\n{table}{benchmark.TABLE_END}\nThe rest.\n"

@@ -1,9 +1,11 @@
-"""Measure the Space's start against a bare Gradio app that imports TensorFlow, and print the figures.
+"""Measure what serving costs, beside a bare Gradio app that imports TensorFlow: start, memory, throughput,
+latency and idle CPU, and the static page's download; print them, and with --update-readme write README.md's table.
 Usage: "Benchmarks" in tools/README.md; `--timing-worker` times the serving path for `training.benchmark`."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import socket
@@ -15,27 +17,36 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from tools.loadtest import (ENDPOINTS, IDLE_S, MEMORY_BUDGET_MB, TARGET_IDLE_CPU, TARGET_TAIL,
+                            idle_cpu, machine, rss_mb, run_load, texts)
+
 SPACE_DIR = Path(__file__).resolve().parent.parent
+README = SPACE_DIR.parent / "README.md"
+TABLE_START, TABLE_END = "<!-- serving:start -->", "<!-- serving:end -->"
 
 STARTUP_ROUNDS = 3
 STARTUP_TIMEOUT_S = 120
-MEMORY_BUDGET_MB = 1024
 STARTUP_BUDGET_RATIO = 1.3  # the Space's time to its first answer, against the bare app's
-# The baseline for the start-up: what any Gradio app that serves a TensorFlow model pays before its model.
+WEB_BUDGET_MB = 8
+LOAD_CLIENTS = (1, 50)
+LOAD_S = 20.0
+WARM_UP_S = 15.0  # of load first, uncounted, while the Space compiles its other programs (inference.warm_up)
+MAX_REQUESTS = 100_000
+# The baseline: what any Gradio app that serves a TensorFlow model pays before its model, and the most calls a
+# second that Gradio answers on this machine (a trivial function, queue-less as the Space's API).
 BARE_APP = ("import gradio as gr, tensorflow as tf\n"
-            "gr.Interface(lambda text: 0.5, 'text', 'number', api_name='probability').launch()")
+            "with gr.Blocks() as demo:\n"
+            "    text = gr.Textbox()\n"
+            "    text.submit(lambda text: 0.5, text, gr.Number(), api_name='probability', queue=False)\n"
+            "demo.launch()")
+SPACE, BARE = "the Space", "bare Gradio app"
+APPS = {SPACE: (None, ENDPOINTS), BARE: (["-c", BARE_APP], ("probability",))}  # argv, endpoints to load
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """Current and peak resident memory of a Linux process, in MiB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def timing_worker() -> None:
@@ -48,9 +59,9 @@ def timing_worker() -> None:
     predictor.warm_up()
     print(json.dumps({"ready": True}), file=answers, flush=True)
     for line in sys.stdin:
-        texts = json.loads(line)
+        batch = json.loads(line)
         start = time.perf_counter()
-        predictor.probabilities(texts)
+        predictor.probabilities(batch)
         print(json.dumps({"ms": (time.perf_counter() - start) * 1000}), file=answers, flush=True)
 
 
@@ -64,8 +75,11 @@ def start_server(port: int, argv: list[str] | None = None) -> tuple[subprocess.P
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         while True:
             try:
-                client.post("/gradio_api/run/probability", json={"data": ["A fine film."]}).raise_for_status()
-                return server, time.perf_counter() - started
+                answer = client.post("/gradio_api/run/probability", json={"data": ["A fine film."]})
+                if answer.is_success:
+                    return server, time.perf_counter() - started
+                server.kill()
+                raise SystemExit(f"the app answered HTTP {answer.status_code}; run it alone to see why")
             except httpx.TransportError:  # the port opens once the model is loaded
                 if server.poll() is not None or time.perf_counter() - started > STARTUP_TIMEOUT_S:
                     server.kill()
@@ -73,51 +87,102 @@ def start_server(port: int, argv: list[str] | None = None) -> tuple[subprocess.P
                 time.sleep(0.05)
 
 
-def startup(rounds: int) -> None:
-    """Start the bare app and the Space `rounds` times each, in turn: seconds to the first answer and memory peak."""
-    apps = {"bare Gradio app importing TensorFlow": ["-c", BARE_APP], "the Space (python app.py)": None}
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in apps}
+def startup(rounds: int) -> dict[str, np.ndarray]:
+    """Start each app `rounds` times, in turns: per app, the seconds to its first answer and its memory peak (MiB)."""
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in APPS}
     for _ in range(rounds):
-        for name, argv in apps.items():
+        for name, (argv, _) in APPS.items():
             server, seconds = start_server(free_port(), argv)
             figures[name].append((seconds, rss_mb(server.pid)[1]))
             server.terminate()
             server.wait(timeout=30)
-    for name, runs in figures.items():
-        seconds, peaks = np.array(runs).T
-        print(f"{name:<46} first answer after {np.median(seconds):6.1f} s (runs: "
-              f"{', '.join(f'{s:.1f}' for s in seconds)}), memory peak {np.median(peaks):6.0f} MiB")
-    bare, space = (np.array(runs)[:, 0] for runs in figures.values())
-    ratio = float(np.median(space / bare))
-    peak = float(np.median(np.array(figures["the Space (python app.py)"])[:, 1]))
-    print(f"{'start-up ratio, Space / bare app (per round)':<46} {ratio:6.2f}x  (budget <= {STARTUP_BUDGET_RATIO}x: "
-          f"{'ok' if ratio <= STARTUP_BUDGET_RATIO else 'OVER'}); memory peak {peak:.0f} MiB (budget < 1 GiB: "
-          f"{'ok' if peak < MEMORY_BUDGET_MB else 'OVER'})")
+    return {name: np.array(runs) for name, runs in figures.items()}
 
 
-def web_size() -> None:
+def under_load(argv: list[str] | None, names: tuple[str, ...], duration: float) -> dict[str, float]:
+    """One app's calls a second, p50 and p99 (ms) and errors per number of clients, then its CPU at rest (% of a
+    core) once the load is over."""
+    port = free_port()
+    server, _ = start_server(port, argv)
+    url, corpus, figures = f"http://127.0.0.1:{port}", texts(), {}
+    try:
+        run_load(url, server.pid, max(LOAD_CLIENTS), WARM_UP_S, MAX_REQUESTS, corpus, names=names)
+        for clients in LOAD_CLIENTS:
+            results = run_load(url, server.pid, clients, duration, MAX_REQUESTS, corpus, names=names)
+            p50, _, p99 = results.percentiles()
+            figures |= {f"rate_{clients}": len(results.latencies_ms) / results.seconds, f"p50_{clients}": p50,
+                        f"p99_{clients}": p99, f"errors_{clients}": sum(results.errors.values())}
+        return figures | {"idle_cpu": idle_cpu(server.pid)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def web_mb() -> float | None:
     """The size of the model folder's browser copy (web/), when MODEL_REPO is a local folder that has one."""
     web = Path(os.environ.get("MODEL_REPO", "")).expanduser() / "web"
-    if web.is_dir():
-        size = sum(path.stat().st_size for path in web.iterdir())
-        verdict = "ok" if size <= 8e6 else "OVER"
-        print(f"{'static page download (web/)':<46} {size / 1e6:8.2f} MB  (budget <= 8 MB: {verdict})")
+    return sum(path.stat().st_size for path in web.iterdir()) / 1e6 if web.is_dir() else None
+
+
+def table(starts: dict[str, np.ndarray], loads: dict[str, dict[str, float]], web: float | None) -> str:
+    """The figures as a Markdown table: each app's, their ratio and the target."""
+    space, bare = loads[SPACE], loads[BARE]
+    start_ratio = float(np.median(starts[SPACE][:, 0] / starts[BARE][:, 0]))  # per round: both saw the same load
+    median = {name: np.median(runs, axis=0) for name, runs in starts.items()}
+    top = max(LOAD_CLIENTS)
+    rows = [("time to the first answer", f"{median[SPACE][0]:.1f} s", f"{median[BARE][0]:.1f} s",
+             f"{start_ratio:.2f}×", f"≤ {STARTUP_BUDGET_RATIO}×"),
+            ("memory peak while starting", f"{median[SPACE][1]:.0f} MiB", f"{median[BARE][1]:.0f} MiB",
+             f"{median[SPACE][1] / median[BARE][1]:.2f}×", f"< {MEMORY_BUDGET_MB} MiB"),
+            *((f"calls a second, {n} client{'s' * (n > 1)}", f"{space[f'rate_{n}']:.1f}", f"{bare[f'rate_{n}']:.1f}",
+               f"{space[f'rate_{n}'] / bare[f'rate_{n}']:.2f}×", "") for n in LOAD_CLIENTS),
+            (f"p99 / p50 latency, {top} clients", f"{space[f'p99_{top}'] / space[f'p50_{top}']:.1f}",
+             f"{bare[f'p99_{top}'] / bare[f'p50_{top}']:.1f}", "", f"≤ {TARGET_TAIL:g}"),
+            (f"CPU at rest ({IDLE_S:g} s)", f"{space['idle_cpu']:.1f}% of a core", f"{bare['idle_cpu']:.1f}%", "",
+             f"< {TARGET_IDLE_CPU:g}%"),
+            ("failed calls", *(f"{sum(app[f'errors_{n}'] for n in LOAD_CLIENTS):.0f}" for app in (space, bare)),
+             "", "0")]
+    if web is not None:
+        rows.append(("static page download (`web/`)", f"{web:.1f} MB", "", "", f"≤ {WEB_BUDGET_MB} MB"))
+    lines = [f"| | {SPACE} | {BARE} | ratio | target |", "|---|---|---|---|---|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def update_readme(text: str, path: Path = README) -> None:
+    """Replace what lies between the serving table's markers in README.md."""
+    page = path.read_text(encoding="utf-8")
+    start, end = page.index(TABLE_START) + len(TABLE_START), page.index(TABLE_END)
+    path.write_text(page[:start] + "\n" + text + page[end:], encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--startup", type=int, default=STARTUP_ROUNDS, metavar="N",
-                        help="start the Space and the bare app N times each (default %(default)s)")
+                        help="start the Space and the bare app N times each, in turns (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=LOAD_S, metavar="S",
+                        help=f"seconds of load at {' and '.join(map(str, LOAD_CLIENTS))} clients (default %(default)s)")
+    parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     parser.add_argument("--timing-worker", action="store_true",
                         help="only time the serving path on texts sent as JSON lines (see training.benchmark)")
     args = parser.parse_args()
     if args.timing_worker:
         timing_worker()
         return
-    print(f"CPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
-    web_size()
-    startup(args.startup)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if not os.environ.get("MODEL_REPO"):
+        parser.error("set MODEL_REPO to the model the Space should serve (a Hub repo or a local folder)")
+    if args.update_readme and TABLE_START not in (README.read_text(encoding="utf-8") if README.exists() else ""):
+        parser.error(f"--update-readme: {README} has no {TABLE_START} marker")
+    before = machine()
+    starts = startup(args.startup)
+    loads = {name: under_load(argv, names, args.duration) for name, (argv, names) in APPS.items()}
+    text = (f"`python -m tools.benchmark` on {datetime.date.today()}, {before}; at the end: load average "
+            f"{os.getloadavg()[0]:.2f}. The Space serves the model in `MODEL_REPO`; the bare app a function "
+            "that returns 0.5. Each client calls `/probability` (and `/predict`, the Space) with one-liners, "
+            "reviews and 20,000-word texts.\n\n" + table(starts, loads, web_mb()))
+    print(text)
+    if args.update_readme:
+        update_readme(text)
+        print(f"wrote the table into {README}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,6 @@ import httpx
 import numpy as np
 
 from examples import ONE_LINERS
-from tools.benchmark import MEMORY_BUDGET_MB, rss_mb
 
 DEFAULT_URL = "http://127.0.0.1:7860"
 DEFAULT_CLIENTS = [1, 50]
@@ -38,6 +38,7 @@ MAX_CLIENTS = 500
 MAX_DURATION_S = 600.0
 REQUEST_TIMEOUT_S = 30.0
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+MEMORY_BUDGET_MB = 1024
 ENDPOINTS = ("probability", "predict")
 SAMPLE_CSV = Path(__file__).resolve().parents[2] / "training" / "data" / "imdb_sample.csv.gz"
 REAL_REVIEW_COUNT = 50
@@ -69,6 +70,10 @@ class Results:
             self.latencies_ms.append(ms)
             if why is not None:
                 self.errors[why] = self.errors.get(why, 0) + 1
+
+    def percentiles(self) -> np.ndarray:
+        """p50, p95 and p99 latency in ms, by nearest rank (a latency that was seen)."""
+        return np.percentile(self.latencies_ms, [50, 95, 99], method="inverted_cdf")
 
 
 def local_url(url: str) -> str:
@@ -153,11 +158,12 @@ def flood_csv(url: str, jobs: int, corpus: dict[str, list[str]]) -> Counter:
             return Counter(pool.map(job, range(jobs)))
 
 
-def client_loop(url: str, number: int, corpus: dict[str, list[str]], deadline: float,
-                tickets: itertools.count, max_requests: int, results: Results) -> None:
-    """One client: requests back to back until the deadline or the request budget is spent."""
+def client_loop(url: str, number: int, corpus: dict[str, list[str]], deadline: float, tickets: itertools.count,
+                max_requests: int, results: Results, names: Sequence[str] = ENDPOINTS) -> None:
+    """One client: requests back to back, to each endpoint of `names` in turn, until the deadline or the request
+    budget is spent."""
     chooser = random.Random(SEED + number)
-    endpoints = itertools.cycle(ENDPOINTS[number % 2 :] + ENDPOINTS[: number % 2])
+    endpoints = itertools.cycle(names[number % len(names) :] + names[: number % len(names)])
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
         # `next(tickets)` is atomic under the GIL, so the budget is shared without a lock.
         while time.monotonic() < deadline and next(tickets) < max_requests:
@@ -183,6 +189,12 @@ def listening_pid(port: int) -> int | None:
             if os.readlink(descriptor) in sockets:
                 return int(descriptor.parts[2])
     return None
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Current and peak resident memory of a Linux process, in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def memory_report(pid: int | None) -> str:
@@ -218,7 +230,7 @@ def machine() -> str:
 
 
 def run_load(url: str, pid: int | None, clients: int, duration: float, max_requests: int,
-             corpus: dict[str, list[str]], results: Results | None = None) -> Results:
+             corpus: dict[str, list[str]], results: Results | None = None, names: Sequence[str] = ENDPOINTS) -> Results:
     """Every client's requests added to `results` (new ones by default), with the CPU time of the server (process
     `pid`) meanwhile."""
     results = results or Results()
@@ -226,7 +238,7 @@ def run_load(url: str, pid: int | None, clients: int, duration: float, max_reque
     cpu_before = cpu_s(pid)
     started = time.monotonic()
     threads = [threading.Thread(target=client_loop, daemon=True,
-                                args=(url, n, corpus, started + duration, tickets, max_requests, results))
+                                args=(url, n, corpus, started + duration, tickets, max_requests, results, names))
                for n in range(clients)]
     for thread in threads:
         thread.start()
@@ -242,7 +254,7 @@ def report(results: Results) -> float:
     latencies = results.latencies_ms
     errors = sum(results.errors.values())
     rps = len(latencies) / results.seconds
-    p50, p95, p99 = np.percentile(latencies, [50, 95, 99], method="inverted_cdf")  # nearest rank: a latency seen
+    p50, p95, p99 = results.percentiles()
     print(f"requests: {len(latencies)} in {results.seconds:.1f} s")
     print(f"requests per second: {rps:.1f}")
     print(f"latency p50: {p50:.1f} ms")
@@ -269,7 +281,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="runs per server and number of clients, taking "
                         "turns with the baseline's (a shared machine's load changes); their figures are pooled")
     parser.add_argument("--warm-up", type=float, default=DEFAULT_WARM_UP_S, help="seconds of load on each server "
-                        "before the runs, not counted (the model compiles a program per new shape; default %(default)s)")
+                        "before the runs, not counted (a Space that just started still compiles its programs; "
+                        "default %(default)s)")
     parser.add_argument("--csv-flood", type=int, default=0, metavar="JOBS", help="meanwhile another caller sends "
                         "this many CSV jobs (one upload, then the jobs through the queue); how they ended is printed")
     args = parser.parse_args()
