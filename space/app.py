@@ -55,8 +55,11 @@ QUEUE_POLL_S = 0.02  # Gradio's queue polls every 1 ms while free: an idle Space
 BODY_CAP = 1024 * 1024
 FILE_BODY_CAP = 8 * 1024 * 1024
 FILE_ROUTES = ("/gradio_api/upload", "/gradio_api/mcp")
-# Each API call without a session is a new Gradio session, and the page keeps nothing between events.
+# Each call without a session is a new Gradio session, and the page keeps nothing between events.
 STATE_CAPACITY = 256
+# The API's queue-less routes, whose calls without a session share one (limits.SharedSession): they keep nothing.
+API_ROUTES = ("/gradio_api/run/predict", "/gradio_api/run/probability")
+API_SESSION = "api"
 # Word highlights: a diverging pair that colour-blind readers tell apart too (ColorBrewer's RdBu blues and
 # PuOr oranges): blue pushed towards the positive label, orange towards the negative one. A word's effect
 # is compared with the strongest word's: the darker shade from STRONG times it, no colour under FAINT times it.
@@ -343,8 +346,10 @@ def body_cap(path: str) -> int:
 if __name__ == "__main__":
     # mcp_server: the API endpoints are also MCP tools, at /gradio_api/mcp/ (see README.md).
     demo.launch(max_file_size=review_csv.MAX_BYTES, state_session_capacity=STATE_CAPACITY, mcp_server=True,
-                prevent_thread_lock=True, app_kwargs={"middleware": [Middleware(limits.BodyCap, cap_for=body_cap),
-                                                      Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES)]})
+                prevent_thread_lock=True, app_kwargs={"middleware": [
+                    Middleware(limits.BodyCap, cap_for=body_cap),
+                    Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES),
+                    Middleware(limits.SharedSession, paths=API_ROUTES, session=API_SESSION)]})
     # The rest of the start-up runs while the Space already answers. Keep the objects of the loaded libraries and
     # model out of the garbage collector's full collections: walking them all paused the server under load.
     WARM_UP.join()

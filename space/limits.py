@@ -1,5 +1,6 @@
 """What keeps one caller from taking the Space from the others: gates, a door in front of Gradio's queue, a cap
-on request bodies, file inputs that take uploads only ("Serving more traffic" in tools/README.md)."""
+on request bodies, one session for the API's session-less calls, file inputs that take uploads only ("Serving
+more traffic" in tools/README.md)."""
 
 from __future__ import annotations
 
@@ -174,8 +175,31 @@ class QueueDoor:
         return len(line.queue) if line else 0
 
 
-async def read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole request body (BodyCap bounds it), and a `receive` that hands it on to the app as one message."""
+class SharedSession:
+    """ASGI middleware: a POST to one of `paths` that names no Gradio session joins `session`. For such a call
+    Gradio builds a new session, a copy of the configuration of every block of the page, which costs more than
+    the model's answer to a short review. Only for events that keep nothing in a session."""
+
+    def __init__(self, app: ASGIApp, paths: Sequence[str], session: str) -> None:
+        self.app, self.paths, self.field = app, frozenset(paths), b'{"session_hash": %s' % json.dumps(session).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/") in self.paths:
+            _, receive = await read_body(receive, self.joined)
+        await self.app(scope, receive, send)
+
+    def joined(self, body: bytes) -> bytes:
+        """The JSON object `body` with the session first: a session of the caller's own, later, wins."""
+        rest = body.lstrip()
+        if not rest.startswith(b"{"):
+            return body  # not an object: Gradio answers it as before
+        rest = rest[1:]
+        return self.field + (b"" if rest.lstrip().startswith(b"}") else b", ") + rest
+
+
+async def read_body(receive: Receive, change: Callable[[bytes], bytes] = lambda body: body) -> tuple[bytes, Receive]:
+    """The whole request body (BodyCap bounds it), and a `receive` that hands it, after `change`, on to the app as
+    one message."""
     chunks, more = [], True
     while more:
         message = await receive()
@@ -183,7 +207,7 @@ async def read_body(receive: Receive) -> tuple[bytes, Receive]:
             return b"", receive
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
-    body, sent = b"".join(chunks), False
+    body, sent = change(b"".join(chunks)), False
 
     async def replay() -> Message:
         nonlocal sent

@@ -161,6 +161,31 @@ def test_a_call_that_would_join_a_full_line_is_refused_at_the_door(waiting: int,
     assert received[-3:] == [other, b'{"data": ["x"]}', b"not JSON"]
 
 
+def test_the_apis_calls_without_a_session_share_one_and_the_rest_pass_as_they_were() -> None:
+    async def scenario() -> list[bytes]:
+        received: list[bytes] = []
+
+        async def app(scope, receive, send) -> None:
+            received.append((await receive())["body"])
+            await JSONResponse({"ok": True})(scope, receive, send)
+
+        shared = limits.SharedSession(app, paths=["/gradio_api/run/probability"], session="api")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(shared), base_url="http://api") as client:
+            for path, body in (("/gradio_api/run/probability", b'{"data": ["x"]}'),
+                               ("/gradio_api/run/probability/", b' {"data": ["x"], "session_hash": "mine"}'),
+                               ("/gradio_api/run/probability", b"{ }"),
+                               ("/gradio_api/run/probability", b"not JSON"),
+                               ("/gradio_api/run/other", b'{"data": ["x"]}')):
+                assert (await client.post(path, content=body)).status_code == 200
+        return received
+
+    received = asyncio.run(scenario())
+    parsed = [json.loads(body) for body in received[:3]]
+    assert parsed == [{"session_hash": "api", "data": ["x"]}, {"session_hash": "mine", "data": ["x"]},
+                      {"session_hash": "api"}]  # a caller's own session wins
+    assert received[3:] == [b"not JSON", b'{"data": ["x"]}']
+
+
 def test_the_queue_rests_while_it_is_free() -> None:
     """The setting is not public: this fails when a Gradio upgrade renames or stops using it."""
     with gr.Blocks() as page:
