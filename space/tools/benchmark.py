@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tools.loadtest import (ENDPOINTS, IDLE_S, MEMORY_BUDGET_MB, TARGET_IDLE_CPU, TARGET_TAIL,
-                            idle_cpu, machine, rss_mb, run_load, texts)
+from tools.loadtest import (DEFAULT_CLIENTS, DEFAULT_MAX_REQUESTS, ENDPOINTS, IDLE_S, MEMORY_BUDGET_MB,
+                            TARGET_IDLE_CPU, TARGET_TAIL, idle_cpu, machine, rss_mb, run_load, texts)
 
 SPACE_DIR = Path(__file__).resolve().parent.parent
 README = SPACE_DIR.parent / "README.md"
@@ -28,10 +28,8 @@ STARTUP_ROUNDS = 3
 STARTUP_TIMEOUT_S = 120
 STARTUP_BUDGET_RATIO = 1.3  # the Space's time to its first answer, against the bare app's
 WEB_BUDGET_MB = 8
-LOAD_CLIENTS = (1, 50)
 LOAD_S = 20.0
 WARM_UP_S = 15.0  # of load first, uncounted, while the Space compiles its other programs (inference.warm_up)
-MAX_REQUESTS = 100_000
 # The baseline: what any Gradio app that serves a TensorFlow model pays before its model, and the most calls a
 # second that Gradio answers on this machine (a trivial function, queue-less as the Space's API).
 BARE_APP = ("import gradio as gr, tensorflow as tf\n"
@@ -106,11 +104,11 @@ def under_load(argv: list[str] | None, names: tuple[str, ...], duration: float) 
     server, _ = start_server(port, argv)
     url, corpus, figures = f"http://127.0.0.1:{port}", texts(), {}
     try:
-        run_load(url, server.pid, max(LOAD_CLIENTS), WARM_UP_S, MAX_REQUESTS, corpus, names=names)
-        for clients in LOAD_CLIENTS:
-            results = run_load(url, server.pid, clients, duration, MAX_REQUESTS, corpus, names=names)
+        run_load(url, server.pid, max(DEFAULT_CLIENTS), WARM_UP_S, DEFAULT_MAX_REQUESTS, corpus, names=names)
+        for clients in DEFAULT_CLIENTS:
+            results = run_load(url, server.pid, clients, duration, DEFAULT_MAX_REQUESTS, corpus, names=names)
             p50, _, p99 = results.percentiles()
-            figures |= {f"rate_{clients}": len(results.latencies_ms) / results.seconds, f"p50_{clients}": p50,
+            figures |= {f"rate_{clients}": results.rate(), f"p50_{clients}": p50,
                         f"p99_{clients}": p99, f"errors_{clients}": sum(results.errors.values())}
         return figures | {"idle_cpu": idle_cpu(server.pid)}
     finally:
@@ -129,18 +127,18 @@ def table(starts: dict[str, np.ndarray], loads: dict[str, dict[str, float]], web
     space, bare = loads[SPACE], loads[BARE]
     start_ratio = float(np.median(starts[SPACE][:, 0] / starts[BARE][:, 0]))  # per round: both saw the same load
     median = {name: np.median(runs, axis=0) for name, runs in starts.items()}
-    top = max(LOAD_CLIENTS)
+    top = max(DEFAULT_CLIENTS)
     rows = [("time to the first answer", f"{median[SPACE][0]:.1f} s", f"{median[BARE][0]:.1f} s",
              f"{start_ratio:.2f}×", f"≤ {STARTUP_BUDGET_RATIO}×"),
             ("memory peak while starting", f"{median[SPACE][1]:.0f} MiB", f"{median[BARE][1]:.0f} MiB",
              f"{median[SPACE][1] / median[BARE][1]:.2f}×", f"< {MEMORY_BUDGET_MB} MiB"),
             *((f"calls a second, {n} client{'s' * (n > 1)}", f"{space[f'rate_{n}']:.1f}", f"{bare[f'rate_{n}']:.1f}",
-               f"{space[f'rate_{n}'] / bare[f'rate_{n}']:.2f}×", "") for n in LOAD_CLIENTS),
+               f"{space[f'rate_{n}'] / bare[f'rate_{n}']:.2f}×", "") for n in DEFAULT_CLIENTS),
             (f"p99 / p50 latency, {top} clients", f"{space[f'p99_{top}'] / space[f'p50_{top}']:.1f}",
              f"{bare[f'p99_{top}'] / bare[f'p50_{top}']:.1f}", "", f"≤ {TARGET_TAIL:g}"),
             (f"CPU at rest ({IDLE_S:g} s)", f"{space['idle_cpu']:.1f}% of a core", f"{bare['idle_cpu']:.1f}%", "",
              f"< {TARGET_IDLE_CPU:g}%"),
-            ("failed calls", *(f"{sum(app[f'errors_{n}'] for n in LOAD_CLIENTS):.0f}" for app in (space, bare)),
+            ("failed calls", *(f"{sum(app[f'errors_{n}'] for n in DEFAULT_CLIENTS):.0f}" for app in (space, bare)),
              "", "0")]
     if web is not None:
         rows.append(("static page download (`web/`)", f"{web:.1f} MB", "", "", f"≤ {WEB_BUDGET_MB} MB"))
@@ -160,7 +158,8 @@ def main() -> None:
     parser.add_argument("--startup", type=int, default=STARTUP_ROUNDS, metavar="N",
                         help="start the Space and the bare app N times each, in turns (default %(default)s)")
     parser.add_argument("--duration", type=float, default=LOAD_S, metavar="S",
-                        help=f"seconds of load at {' and '.join(map(str, LOAD_CLIENTS))} clients (default %(default)s)")
+                        help=f"seconds of load at {' and '.join(map(str, DEFAULT_CLIENTS))} clients "
+                        "(default %(default)s)")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     parser.add_argument("--timing-worker", action="store_true",
                         help="only time the serving path on texts sent as JSON lines (see training.benchmark)")

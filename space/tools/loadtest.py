@@ -71,6 +71,10 @@ class Results:
             if why is not None:
                 self.errors[why] = self.errors.get(why, 0) + 1
 
+    def rate(self) -> float:
+        """Requests a second, over every round."""
+        return len(self.latencies_ms) / self.seconds
+
     def percentiles(self) -> np.ndarray:
         """p50, p95 and p99 latency in ms, by nearest rank (a latency that was seen)."""
         return np.percentile(self.latencies_ms, [50, 95, 99], method="inverted_cdf")
@@ -253,7 +257,7 @@ def report(results: Results) -> float:
     """Print one server's figures; its requests per second."""
     latencies = results.latencies_ms
     errors = sum(results.errors.values())
-    rps = len(latencies) / results.seconds
+    rps = results.rate()
     p50, p95, p99 = results.percentiles()
     print(f"requests: {len(latencies)} in {results.seconds:.1f} s")
     print(f"requests per second: {rps:.1f}")
