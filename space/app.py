@@ -355,5 +355,5 @@ if __name__ == "__main__":
     WARM_UP.join()
     gc.collect()
     gc.freeze()
-    log.info("pages of the libraries that only start-up read, handed back: %d MiB", lean_memory.page_out_libraries())
+    lean_memory.page_out_libraries()
     demo.block_thread()

@@ -36,26 +36,16 @@ def tame(trim_every_s: float = TRIM_EVERY_S) -> bool:
     return True
 
 
-def page_out_libraries() -> int:
+def page_out_libraries() -> None:
     """On Linux 5.4+: ask the kernel to take back the resident pages of every shared library mapped in this
-    process; those still needed come back on first use. Returns the MiB of library pages it took (0 elsewhere)."""
+    process; those still needed come back on first use. Nothing elsewhere."""
     if platform.system() != "Linux":
-        return 0
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    before = _resident_file_kib()
     with open("/proc/self/maps") as maps:
         for line in maps:
             address, _, _, _, _, *path = line.split(maxsplit=5)
             if path and SHARED_LIBRARY.search(path[0].strip()):
                 start, end = (int(bound, 16) for bound in address.split("-"))
                 libc.madvise(start, end - start, MADV_PAGEOUT)  # refused (EINVAL) before Linux 5.4: nothing to do
-    return max(0, before - _resident_file_kib()) // 1024
-
-
-def _resident_file_kib() -> int:
-    """Resident pages of this process that are copies of files (libraries, mapped files), in KiB (0 before
-    Linux 4.5, which does not count them apart)."""
-    with open("/proc/self/status") as status:
-        line = next((line for line in status if line.startswith("RssFile:")), "RssFile: 0 kB")
-    return int(line.split()[1])

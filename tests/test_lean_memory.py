@@ -88,10 +88,11 @@ for path in sys.argv[2:]:  # read through, as a library's pages are at import
         mapped.append(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
     assert sum(mapped[-1][i] for i in range(0, len(mapped[-1]), mmap.PAGESIZE)) == 0
 before = resident_file_mib()
-told = lean_memory.page_out_libraries() if sys.argv[1] == "tame" else 0
+if sys.argv[1] == "tame":
+    lean_memory.page_out_libraries()
 after = resident_file_mib()
 assert mapped[0][:4] == bytes(4)  # still readable: the pages come back on use
-print(before, after, told)
+print(before, after)
 """
 
 
@@ -131,7 +132,7 @@ def test_the_pages_of_libraries_go_back_to_the_system(tmp_path: Path) -> None:
         with path.open("wb") as file:
             file.write(bytes(LIBRARY_MIB * 2**20))
             os.fsync(file.fileno())  # clean pages, as a library's are: the kernel writes no dirty page out
-    before, after, told = map(int, run_for_output(PAGE_OUT, "untouched", str(library), str(other)).split())
-    assert before >= 2 * LIBRARY_MIB and after >= before - 2 and told == 0
-    before, after, told = map(int, run_for_output(PAGE_OUT, "tame", str(library), str(other)).split())
-    assert LIBRARY_MIB - 4 <= before - after <= LIBRARY_MIB + 4 and abs(told - (before - after)) <= 2
+    before, after = map(int, run_for_output(PAGE_OUT, "untouched", str(library), str(other)).split())
+    assert before >= 2 * LIBRARY_MIB and after >= before - 2
+    before, after = map(int, run_for_output(PAGE_OUT, "tame", str(library), str(other)).split())
+    assert LIBRARY_MIB - 4 <= before - after <= LIBRARY_MIB + 4

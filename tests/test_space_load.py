@@ -1,75 +1,37 @@
-"""The load script (tools/loadtest.py): a short run against the app, its bounds, and how it reports failures.
+"""The benchmark's load (tools/loadtest.py) against the app: it counts every call and each failure; and the API
+under concurrent callers, whose calls are batched together.
 
-Speed is not asserted here: the targets are printed by the script (see "Serving more traffic" in
-space/tools/README.md); these tests check that it runs, counts and reports correctly.
+Speed is not asserted here: `tools.benchmark` prints the figures and their targets (see "Benchmark" in
+space/tools/README.md).
 """
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from space_support import SPACE_DIR, clean_env, queued_call
+from space_support import queued_call
+from tools import loadtest
 
-FIGURES = ("requests per second", "latency p50", "latency p95", "latency p99", "errors")
 RUN_TIMEOUT_S = 120
 
 
-def run_load(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.loadtest", "--url", url, *args], cwd=SPACE_DIR,
-                          env=clean_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+def test_a_short_load_gets_valid_answers_only_and_counts_each_call(app_url: str) -> None:
+    results = loadtest.run_load(app_url, None, 8, 3.0, loadtest.texts())
+    assert results.errors == {} and len(results.latencies_ms) > 8
+    # Calls start until the duration is over, and each is timed from its POST to its answer.
+    assert results.seconds >= 3.0 and results.rate() == len(results.latencies_ms) / results.seconds
+    p50, p95, p99 = results.percentiles()
+    assert 0 < p50 <= p95 <= p99 <= max(results.latencies_ms)
 
 
-def figures(output: str) -> dict[str, float]:
-    """The figures the script prints, by name; all of them must be there and be numbers."""
-    found = dict(re.findall(rf"^({'|'.join(FIGURES)}): ([0-9.]+)", output, re.MULTILINE))
-    assert set(found) == set(FIGURES), output
-    return {name: float(value) for name, value in found.items()}
-
-
-def requests_made(output: str) -> tuple[int, float]:
-    """How many requests the run made, and in how many seconds."""
-    count, seconds = re.search(r"^requests: (\d+) in ([0-9.]+) s$", output, re.MULTILINE).groups()
-    return int(count), float(seconds)
-
-
-def test_short_run_has_no_errors_and_prints_its_figures(app_url: str) -> None:
-    result = run_load(app_url, "--clients", "8", "--duration", "5")
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = figures(result.stdout)
-    requests, seconds = requests_made(result.stdout)
-    assert found["errors"] == 0 and requests > 0
-    # The figures are this run's: requests start until --duration, and the rate is their count over the time.
-    assert seconds >= 5
-    assert found["requests per second"] == pytest.approx(requests / seconds, rel=0.02, abs=0.1)
-    assert re.search(r"^target \(.*\): (met|missed)$", result.stdout, re.MULTILINE)
-    # The server's memory at the end and its peak, in MiB, plausible for a Python process that loaded a model.
-    now, peak = map(int, re.search(r"^server memory at the end: (\d+) MiB, peak (\d+) MiB", result.stdout,
-                                   re.MULTILINE).groups())
-    assert 50 < now <= peak < 16_000
-
-
-def test_request_count_is_bounded(app_url: str) -> None:
-    result = run_load(app_url, "--clients", "4", "--duration", "60", "--max-requests", "12")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert requests_made(result.stdout)[0] == 12
-
-
-def test_a_csv_flood_reports_how_each_job_ended(app_url: str) -> None:
-    """--csv-flood: every job is counted once, as scored or refused at the CSV tab's door, beside the run."""
-    result = run_load(app_url, "--clients", "1", "--duration", "3", "--warm-up", "0", "--csv-flood", "40")
-    assert result.returncode == 0, result.stdout + result.stderr
-    counts = re.search(r"^CSV flood of .*: 40 jobs: (.*)$", result.stdout, re.MULTILINE).group(1)
-    ended = {why: int(n) for why, n in re.findall(r"([^,]+) (\d+)(?:, |$)", counts)}
-    assert sum(ended.values()) == 40 and ended["scored"] > 0 and set(ended) <= {"scored", "POST HTTP 503"}
-    assert figures(result.stdout)["errors"] == 0
+def test_the_calls_of_a_load_are_bounded(app_url: str) -> None:
+    results = loadtest.run_load(app_url, None, 4, 60.0, loadtest.texts(), max_requests=12)
+    assert len(results.latencies_ms) == 12 and results.seconds < 60
 
 
 def two_step_call(url: str, endpoint: str, text: str) -> tuple[str, object]:
@@ -137,25 +99,15 @@ class Unavailable(BaseHTTPRequestHandler):
         pass
 
 
-def test_failed_requests_are_counted_and_exit_non_zero() -> None:
+def test_failed_calls_are_counted_by_their_reason() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        result = run_load(f"http://127.0.0.1:{server.server_port}", "--clients", "2", "--duration", "1")
+        results = loadtest.run_load(f"http://127.0.0.1:{server.server_port}", None, 2, 1.0, loadtest.texts())
     finally:
         server.shutdown()
         server.server_close()
-    assert result.returncode == 1, result.stdout + result.stderr
-    errors = figures(result.stdout)["errors"]
-    assert errors == requests_made(result.stdout)[0] > 0
-    assert f"POST HTTP 503: {int(errors)}" in result.stdout
-
-
-@pytest.mark.parametrize("url", ["http://example.com:7860", "http://10.0.0.1:7860", "ftp://127.0.0.1:7860"])
-def test_refuses_anything_but_this_machine(url: str) -> None:
-    result = run_load(url, "--duration", "1")
-    assert result.returncode != 0 and "refusing" in result.stderr
-    assert "requests per second" not in result.stdout
+    assert results.errors == {"POST HTTP 503": len(results.latencies_ms)} and results.latencies_ms
 
 
 def test_the_serving_table_compares_each_round_and_replaces_only_its_block(tmp_path) -> None:
@@ -167,11 +119,13 @@ def test_the_serving_table_compares_each_round_and_replaces_only_its_block(tmp_p
     # Per round 1.2x, 1.0x and 1.4x: the median is 1.2x, where the medians' ratio would be 1.4x.
     starts = {benchmark.SPACE: np.array([[12.0, 900], [30.0, 910], [14.0, 905]]),
               benchmark.BARE: np.array([[10.0, 700], [30.0, 710], [10.0, 705]])}
-    load = {"idle_cpu": 1.5, "rate_1": 40, "p50_1": 20, "p99_1": 50, "errors_1": 0,
-            "rate_50": 100, "p50_50": 400, "p99_50": 1000, "errors_50": 2}
-    table = benchmark.table(starts, {benchmark.SPACE: load, benchmark.BARE: {**load, "rate_50": 200}}, 7.3)
+    load = {"idle_cpu": 1.5, "rate_1": 40, "p50_1": 20, "p99_1": 50, "errors_1": 0, "cpu_ms_1": 3.0,
+            "rate_50": 100, "p50_50": 400, "p99_50": 1000, "errors_50": 2, "cpu_ms_50": 4.0}
+    table = benchmark.table(starts, {benchmark.SPACE: load, benchmark.BARE: {**load, "rate_50": 200, "cpu_ms_50": 2.0}},
+                            7.3)
     assert "| time to the first answer | 14.0 s | 10.0 s | 1.20× |" in table
     assert "| calls a second, 50 clients | 100.0 | 200.0 | 0.50× |" in table
+    assert "| server CPU a call, 50 clients | 4.0 ms | 2.0 ms | 2.00× |" in table
     assert "| failed calls | 2 | 2 |" in table and "| static page download (`web/`) | 7.3 MB |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n{benchmark.TABLE_START}\nold\n{benchmark.TABLE_END}\nThe rest.\n", encoding="utf-8")

@@ -1,6 +1,6 @@
 """Measure what serving costs, beside a bare Gradio app that imports TensorFlow: start, memory, throughput,
 latency and idle CPU, and the static page's download; print them, and with --update-readme write README.md's table.
-Usage: "Benchmarks" in tools/README.md; `--timing-worker` times the serving path for `training.benchmark`."""
+Usage: "Benchmark" in tools/README.md; `--timing-worker` times the serving path for `training.benchmark`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tools.loadtest import (DEFAULT_CLIENTS, DEFAULT_MAX_REQUESTS, ENDPOINTS, IDLE_S, MEMORY_BUDGET_MB,
-                            TARGET_IDLE_CPU, TARGET_TAIL, idle_cpu, machine, rss_mb, run_load, texts)
+from tools.loadtest import CLIENTS, ENDPOINTS, idle_cpu, machine, rss_mb, run_load, texts
 
 SPACE_DIR = Path(__file__).resolve().parent.parent
 README = SPACE_DIR.parent / "README.md"
@@ -27,9 +26,13 @@ TABLE_START, TABLE_END = "<!-- serving:start -->", "<!-- serving:end -->"
 STARTUP_ROUNDS = 3
 STARTUP_TIMEOUT_S = 120
 STARTUP_BUDGET_RATIO = 1.3  # the Space's time to its first answer, against the bare app's
+MEMORY_BUDGET_MB = 1024  # the peak while the Space loads
 WEB_BUDGET_MB = 8
 LOAD_S = 20.0
 WARM_UP_S = 15.0  # of load first, uncounted, while the Space compiles its other programs (inference.warm_up)
+TARGET_TAIL = 3.0  # p99 at most this many times p50
+IDLE_S = 10.0
+TARGET_IDLE_CPU = 3.0  # percent of a core
 # The baseline: what any Gradio app that serves a TensorFlow model pays before its model, and the most calls a
 # second that Gradio answers on this machine (a trivial function, queue-less as the Space's API).
 BARE_APP = ("import gradio as gr, tensorflow as tf\n"
@@ -104,13 +107,14 @@ def under_load(argv: list[str] | None, names: tuple[str, ...], duration: float) 
     server, _ = start_server(port, argv)
     url, corpus, figures = f"http://127.0.0.1:{port}", texts(), {}
     try:
-        run_load(url, server.pid, max(DEFAULT_CLIENTS), WARM_UP_S, DEFAULT_MAX_REQUESTS, corpus, names=names)
-        for clients in DEFAULT_CLIENTS:
-            results = run_load(url, server.pid, clients, duration, DEFAULT_MAX_REQUESTS, corpus, names=names)
+        run_load(url, server.pid, max(CLIENTS), WARM_UP_S, corpus, names)
+        for clients in CLIENTS:
+            results = run_load(url, server.pid, clients, duration, corpus, names)
             p50, _, p99 = results.percentiles()
-            figures |= {f"rate_{clients}": results.rate(), f"p50_{clients}": p50,
-                        f"p99_{clients}": p99, f"errors_{clients}": sum(results.errors.values())}
-        return figures | {"idle_cpu": idle_cpu(server.pid)}
+            figures |= {f"rate_{clients}": results.rate(), f"p50_{clients}": p50, f"p99_{clients}": p99,
+                        f"errors_{clients}": sum(results.errors.values()),
+                        f"cpu_ms_{clients}": 1000 * results.server_cpu_s / len(results.latencies_ms)}
+        return figures | {"idle_cpu": idle_cpu(server.pid, IDLE_S)}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -127,18 +131,20 @@ def table(starts: dict[str, np.ndarray], loads: dict[str, dict[str, float]], web
     space, bare = loads[SPACE], loads[BARE]
     start_ratio = float(np.median(starts[SPACE][:, 0] / starts[BARE][:, 0]))  # per round: both saw the same load
     median = {name: np.median(runs, axis=0) for name, runs in starts.items()}
-    top = max(DEFAULT_CLIENTS)
+    top = max(CLIENTS)
     rows = [("time to the first answer", f"{median[SPACE][0]:.1f} s", f"{median[BARE][0]:.1f} s",
              f"{start_ratio:.2f}×", f"≤ {STARTUP_BUDGET_RATIO}×"),
             ("memory peak while starting", f"{median[SPACE][1]:.0f} MiB", f"{median[BARE][1]:.0f} MiB",
              f"{median[SPACE][1] / median[BARE][1]:.2f}×", f"< {MEMORY_BUDGET_MB} MiB"),
             *((f"calls a second, {n} client{'s' * (n > 1)}", f"{space[f'rate_{n}']:.1f}", f"{bare[f'rate_{n}']:.1f}",
-               f"{space[f'rate_{n}'] / bare[f'rate_{n}']:.2f}×", "") for n in DEFAULT_CLIENTS),
+               f"{space[f'rate_{n}'] / bare[f'rate_{n}']:.2f}×", "") for n in CLIENTS),
             (f"p99 / p50 latency, {top} clients", f"{space[f'p99_{top}'] / space[f'p50_{top}']:.1f}",
              f"{bare[f'p99_{top}'] / bare[f'p50_{top}']:.1f}", "", f"≤ {TARGET_TAIL:g}"),
+            (f"server CPU a call, {top} clients", f"{space[f'cpu_ms_{top}']:.1f} ms", f"{bare[f'cpu_ms_{top}']:.1f} ms",
+             f"{space[f'cpu_ms_{top}'] / bare[f'cpu_ms_{top}']:.2f}×", ""),
             (f"CPU at rest ({IDLE_S:g} s)", f"{space['idle_cpu']:.1f}% of a core", f"{bare['idle_cpu']:.1f}%", "",
              f"< {TARGET_IDLE_CPU:g}%"),
-            ("failed calls", *(f"{sum(app[f'errors_{n}'] for n in DEFAULT_CLIENTS):.0f}" for app in (space, bare)),
+            ("failed calls", *(f"{sum(app[f'errors_{n}'] for n in CLIENTS):.0f}" for app in (space, bare)),
              "", "0")]
     if web is not None:
         rows.append(("static page download (`web/`)", f"{web:.1f} MB", "", "", f"≤ {WEB_BUDGET_MB} MB"))
@@ -158,7 +164,7 @@ def main() -> None:
     parser.add_argument("--startup", type=int, default=STARTUP_ROUNDS, metavar="N",
                         help="start the Space and the bare app N times each, in turns (default %(default)s)")
     parser.add_argument("--duration", type=float, default=LOAD_S, metavar="S",
-                        help=f"seconds of load at {' and '.join(map(str, DEFAULT_CLIENTS))} clients "
+                        help=f"seconds of load at {' and '.join(map(str, CLIENTS))} clients "
                         "(default %(default)s)")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     parser.add_argument("--timing-worker", action="store_true",
