@@ -1,5 +1,5 @@
 """lean_memory: at most two glibc malloc arenas, freed heap memory handed back to the system, and the pages of
-the shared libraries too.
+the shared libraries too; and the garbage collector's rest while the Space starts.
 
 Each case runs in a fresh Python process (arenas, once made, last as long as the process), once as the
 Space runs it and once untouched, so that the untouched run shows the case would fail without the fix.
@@ -136,3 +136,32 @@ def test_the_pages_of_libraries_go_back_to_the_system(tmp_path: Path) -> None:
     assert before >= 2 * LIBRARY_MIB and after >= before - 2
     before, after = map(int, run_for_output(PAGE_OUT, "tame", str(library), str(other)).split())
     assert LIBRARY_MIB - 4 <= before - after <= LIBRARY_MIB + 4
+
+
+START_UP = """
+import gc, sys
+def collections():
+    return sum(generation["collections"] for generation in gc.get_stats())
+before = collections()
+if sys.argv[1] == "tame":
+    import app
+    app.WARM_UP.join()
+else:
+    import gradio, tensorflow
+print(collections() - before, gc.isenabled(), gc.get_freeze_count())
+"""
+
+
+def test_the_garbage_collector_rests_while_the_space_starts_and_then_skips_what_the_start_made() -> None:
+    """Importing Gradio and TensorFlow runs the collector a thousand times or more; the Space's start runs it a
+    few times before it pauses it, then once at its end, then freezes what the start made and turns it back on."""
+    def run_start(mode: str) -> tuple[int, bool, int]:
+        result = subprocess.run([sys.executable, "-c", START_UP, mode], cwd=SPACE_DIR, env=clean_env(),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        collections, enabled, frozen = result.stdout.split()
+        return int(collections), enabled == "True", int(frozen)
+
+    untouched, space = run_start("untouched"), run_start("tame")
+    assert untouched[0] > 1000 and untouched[1:] == (True, 0)
+    assert space[0] < untouched[0] / 10 and space[1] and space[2] > 100_000
