@@ -15,7 +15,7 @@ import lean_memory
 # Each setting here is explained under "Serving more traffic" and "Memory" in tools/README.md.
 lean_memory.tame()  # before Gradio and TensorFlow start their threads
 # The start makes millions of objects that live as long as the server; the garbage collector would walk them
-# again at every collection. It rests until they are frozen (start_up).
+# again at every collection. It rests until they are frozen, once the page is built.
 gc.disable()
 # More threads than calls run at once: a CSV's long op never holds up a one-line API call's.
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "16")
@@ -83,20 +83,8 @@ try:  # the model named by the environment, or None and what is missing
 except inference.ModelUnavailable as problem:
     log.warning("no model: %s", problem)
     PREDICTOR, PROBLEM = None, str(problem)
-
-
-def start_up() -> None:
-    """Compile the model's programs, then keep the objects of the loaded libraries and model out of the garbage
-    collector's work from now on: walking them all at each full collection paused the server under load."""
-    if PREDICTOR:
-        PREDICTOR.warm_up()
-    gc.collect()
-    gc.freeze()
-    gc.enable()
-
-
 # The model's programs compile while the page is built and the server starts: the compiler runs outside Python.
-WARM_UP = threading.Thread(target=start_up, name="warm-up")
+WARM_UP = threading.Thread(target=PREDICTOR.warm_up if PREDICTOR else None, name="warm-up")
 WARM_UP.start()
 
 
@@ -351,6 +339,11 @@ def build() -> gr.Blocks:
 
 
 demo = build()
+# The start's objects (the libraries, the model, the page) leave the collector's work for good: walking them all at
+# each full collection paused the server under load. Frozen as they are: a collection first would hold up the first
+# answer, and the start leaves little garbage.
+gc.freeze()
+gc.enable()
 
 
 def body_cap(path: str) -> int:
@@ -365,6 +358,9 @@ if __name__ == "__main__":
                     Middleware(limits.BodyCap, cap_for=body_cap),
                     Middleware(limits.QueueDoor, page=demo, lines=QUEUE_LINES),
                     Middleware(limits.SharedSession, paths=API_ROUTES, session=API_SESSION)]})
-    WARM_UP.join()  # the rest of the start-up runs while the Space already answers
+    # The rest of the start-up runs while the Space already answers; what compiling made is frozen too.
+    WARM_UP.join()
+    gc.collect()
+    gc.freeze()
     lean_memory.page_out_libraries()
     demo.block_thread()

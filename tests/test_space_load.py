@@ -8,6 +8,7 @@ space/tools/README.md).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,15 +24,10 @@ RUN_TIMEOUT_S = 120
 def test_a_short_load_gets_valid_answers_only_and_counts_each_call(app_url: str) -> None:
     results = loadtest.run_load(app_url, None, 8, 3.0, loadtest.texts())
     assert results.errors == {} and len(results.latencies_ms) > 8
-    # Calls start until the duration is over, and each is timed from its POST to its answer.
-    assert results.seconds >= 3.0 and results.rate() == len(results.latencies_ms) / results.seconds
+    # Calls start until the duration is over; the last one ends within its timeout.
+    assert 3.0 <= results.seconds < 3.0 + loadtest.REQUEST_TIMEOUT_S
     p50, p95, p99 = results.percentiles()
-    assert 0 < p50 <= p95 <= p99 <= max(results.latencies_ms)
-
-
-def test_the_calls_of_a_load_are_bounded(app_url: str) -> None:
-    results = loadtest.run_load(app_url, None, 4, 60.0, loadtest.texts(), max_requests=12)
-    assert len(results.latencies_ms) == 12 and results.seconds < 60
+    assert 0 < p50 <= p95 <= p99
 
 
 def two_step_call(url: str, endpoint: str, text: str) -> tuple[str, object]:
@@ -99,15 +95,19 @@ class Unavailable(BaseHTTPRequestHandler):
         pass
 
 
-def test_failed_calls_are_counted_by_their_reason() -> None:
+def test_failed_calls_are_counted_by_their_reason_and_the_servers_cost_is_read() -> None:
+    """The server runs in this process, so its CPU time and memory are this process's."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        results = loadtest.run_load(f"http://127.0.0.1:{server.server_port}", None, 2, 1.0, loadtest.texts())
+        results = loadtest.run_load(f"http://127.0.0.1:{server.server_port}", os.getpid(), 2, 1.0, loadtest.texts())
     finally:
         server.shutdown()
         server.server_close()
     assert results.errors == {"POST HTTP 503": len(results.latencies_ms)} and results.latencies_ms
+    assert 0 < results.server_cpu_s <= os.cpu_count() * results.seconds
+    now, peak = loadtest.rss_mb(os.getpid())
+    assert 10 < now <= peak
 
 
 def test_the_serving_table_compares_each_round_and_replaces_only_its_block(tmp_path) -> None:

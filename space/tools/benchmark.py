@@ -1,5 +1,6 @@
 """Measure what serving costs, beside a bare Gradio app that imports TensorFlow: start, memory, throughput,
-latency and idle CPU, and the static page's download; print them, and with --update-readme write README.md's table.
+latency, the server's CPU time a call and at rest, and the static page's download; print them, and with
+--update-readme write README.md's table.
 Usage: "Benchmark" in tools/README.md; `--timing-worker` times the serving path for `training.benchmark`."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tools.loadtest import CLIENTS, ENDPOINTS, idle_cpu, machine, rss_mb, run_load, texts
+from tools.loadtest import ENDPOINTS, idle_cpu, machine, rss_mb, run_load, texts
 
 SPACE_DIR = Path(__file__).resolve().parent.parent
 README = SPACE_DIR.parent / "README.md"
@@ -28,7 +29,8 @@ STARTUP_TIMEOUT_S = 120
 STARTUP_BUDGET_RATIO = 1.3  # the Space's time to its first answer, against the bare app's
 MEMORY_BUDGET_MB = 1024  # the peak while the Space loads
 WEB_BUDGET_MB = 8
-LOAD_S = 20.0
+CLIENTS = (1, 50)
+LOAD_S = 20.0  # of load at each number of clients
 WARM_UP_S = 15.0  # of load first, uncounted, while the Space compiles its other programs (inference.warm_up)
 TARGET_TAIL = 3.0  # p99 at most this many times p50
 IDLE_S = 10.0
@@ -101,8 +103,8 @@ def startup(rounds: int) -> dict[str, np.ndarray]:
 
 
 def under_load(argv: list[str] | None, names: tuple[str, ...], duration: float) -> dict[str, float]:
-    """One app's calls a second, p50 and p99 (ms) and errors per number of clients, then its CPU at rest (% of a
-    core) once the load is over."""
+    """One app's calls a second, p50 and p99 (ms), errors and server CPU time a call (ms) per number of clients, then
+    its CPU at rest (% of a core) once the load is over."""
     port = free_port()
     server, _ = start_server(port, argv)
     url, corpus, figures = f"http://127.0.0.1:{port}", texts(), {}
