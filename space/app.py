@@ -14,7 +14,7 @@ import lean_memory
 
 # Each setting here is explained under "Serving more traffic" and "Memory" in tools/README.md.
 lean_memory.tame()  # before Gradio and TensorFlow start their threads
-# The start makes millions of objects that live as long as the server; the garbage collector would walk them
+# The start makes close to a million objects that live as long as the server; the garbage collector would walk them
 # again at every collection. It rests until they are frozen, once the page is built.
 gc.disable()
 # More threads than calls run at once: a CSV's long op never holds up a one-line API call's.
