@@ -40,7 +40,7 @@ class Results:
     errors: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     seconds: float = 0.0  # of load
-    server_cpu_s: float = math.nan  # the server's CPU time meanwhile (nan: not a process of this machine)
+    server_cpu_s: float = math.nan  # the server's CPU time meanwhile (nan: its process was not given)
 
     def add(self, ms: float, why: str | None) -> None:
         with self.lock:
